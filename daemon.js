@@ -1,0 +1,19 @@
+'use strict'
+// The pmr daemon: a Node process that only hosts the addon. The supervisor,
+// the control socket and every policy run in Rust on their own threads; this
+// file forwards the signals Node receives (libuv owns signal handling here).
+const { startDaemon, daemonSignal } = require('./index.js')
+
+const home = process.env.PMR_HOME
+if (!home) {
+  process.stdout.write('error PMR_HOME is not set\n')
+  process.exit(1)
+}
+
+startDaemon(home, null, (err) => {
+  process.exit(err ? 1 : 0)
+})
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2']) {
+  process.on(sig, () => daemonSignal(sig))
+}

@@ -1,0 +1,246 @@
+//! Command-line syntax. Flag names follow PM2's spelling so a PM2 user's
+//! muscle memory works.
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  pmr start server.js --name api -i max   one worker per CPU, all on one port
+  pmr reload api                          zero-downtime: replace workers one by one
+  pmr start npm --name next -- start      any command, with its arguments after --
+  pmr logs api --lines 50                 last 50 lines, then follow
+  pmr list                                what runs, with CPU and memory
+
+Environment:
+  PMR_HOME   where the daemon keeps its socket, pid file and logs (default ~/.pmr)
+  NO_COLOR   disable colors (they are only used on a terminal anyway)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pmr",
+    version,
+    about = "A production process manager for Node.js: keeps apps alive, runs them on every core, reloads them without dropping a request.",
+    after_help = AFTER_HELP,
+    disable_help_subcommand = true,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start an app (a script or any command), or start stopped apps by name
+    #[command(
+        after_help = "Examples:\n  pmr start server.js --name api\n  pmr start server.js -i max              cluster mode, one worker per CPU\n  pmr start app.py --name worker\n  pmr start npm --name next -- start\n  pmr start api                            start the stopped app 'api' again"
+    )]
+    Start(Box<StartArgs>),
+    /// Stop apps (they stay in the list; `pmr start <name>` brings them back)
+    #[command(
+        after_help = "Examples:\n  pmr stop api\n  pmr stop 3          only the instance with id 3\n  pmr stop all"
+    )]
+    Stop(TargetArgs),
+    /// Stop then start apps, all instances at once (brief downtime; see reload)
+    #[command(
+        after_help = "restart stops every instance and starts it again, so there is a gap in service.\nFor a deploy use `pmr reload`, which replaces instances one by one without\ndropping a request.\n\nExamples:\n  pmr restart api\n  pmr restart api --update-env    take the current shell's environment"
+    )]
+    Restart(RestartArgs),
+    /// Zero-downtime reload: replace instances one by one, each once its replacement is ready
+    #[command(
+        after_help = "Each instance gets a replacement; the old one is stopped only once the\nreplacement listens (or sends 'ready' with --wait-ready). If a replacement\ncrashes or is not ready within listen_timeout, the reload stops, the old\ninstance keeps serving and pmr exits non-zero. Fork-mode apps are restarted\ninstead (start them with -i 1 to make them reloadable).\n\nExamples:\n  pmr reload api\n  pmr reload all --update-env"
+    )]
+    Reload(RestartArgs),
+    /// Stop apps and remove them from the list
+    #[command(
+        visible_alias = "del",
+        after_help = "Examples:\n  pmr delete api\n  pmr delete all"
+    )]
+    Delete(TargetArgs),
+    /// Show every app: id, name, mode, pid, status, restarts, uptime, cpu, memory
+    #[command(visible_aliases = ["ls", "status"], alias = "l")]
+    List,
+    /// Print the process list as JSON (one object per instance)
+    Jlist,
+    /// Show everything about an app: config, pids, restarts, last exit, log paths
+    #[command(visible_aliases = ["desc", "show", "info"], after_help = "Examples:\n  pmr describe api\n  pmr describe 0")]
+    Describe(TargetArgs),
+    /// Show the last lines of app logs, then follow new lines
+    #[command(
+        after_help = "Examples:\n  pmr logs                 every app\n  pmr logs api --lines 100\n  pmr logs api --nostream  print and exit"
+    )]
+    Logs(LogsArgs),
+    /// Add or remove instances of an app without touching the others
+    #[command(
+        after_help = "Examples:\n  pmr scale api 4     exactly 4 instances\n  pmr scale api +2    two more\n  pmr scale api -1    one fewer"
+    )]
+    Scale(ScaleArgs),
+    /// Send a signal to the processes of apps
+    #[command(
+        name = "sendSignal",
+        visible_alias = "signal",
+        after_help = "Examples:\n  pmr sendSignal SIGUSR2 api"
+    )]
+    SendSignal(SignalArgs),
+    /// Reopen every log file (after an external tool moved them)
+    #[command(name = "reloadLogs")]
+    ReloadLogs,
+    /// Start the daemon if needed and check that it answers
+    Ping,
+    /// Stop every app gracefully, then the daemon
+    Kill,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// App name, id, namespace, or `all` (several allowed)
+    #[arg(required = true, value_name = "name|id|all")]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// App name, id, namespace, or `all` (several allowed)
+    #[arg(required = true, value_name = "name|id|all")]
+    pub targets: Vec<String>,
+    /// Give the apps the environment of this shell instead of the one they were started with
+    #[arg(long)]
+    pub update_env: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// App name, id or `all` (default: all)
+    #[arg(value_name = "name|id|all")]
+    pub target: Option<String>,
+    /// How many past lines to show per file
+    #[arg(long, default_value_t = 15, value_name = "N")]
+    pub lines: usize,
+    /// Print the past lines and exit, without following
+    #[arg(long)]
+    pub nostream: bool,
+    /// Only the error stream
+    #[arg(long)]
+    pub err: bool,
+    /// Only the output stream
+    #[arg(long)]
+    pub out: bool,
+    /// Lines without the `id|name |` prefix
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// App name
+    pub name: String,
+    /// Instance count: N, +N or -N
+    #[arg(allow_hyphen_values = true)]
+    pub count: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// Signal name or number, e.g. SIGUSR2
+    pub signal: String,
+    /// App name, id, namespace, or `all`
+    #[arg(required = true, value_name = "name|id|all")]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// A script (.js, .cjs, .mjs run with node; .sh with bash; .py with python3),
+    /// any command in PATH, or the name/id of a stopped app
+    #[arg(value_name = "script|command|name")]
+    pub script: Option<String>,
+
+    /// Arguments for the app, after --
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+
+    /// App name (default: the script's file name without extension)
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Working directory of the app
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Interpreter to run the script with (`none`: execute it directly)
+    #[arg(long)]
+    pub interpreter: Option<String>,
+    /// Options for the interpreter, e.g. "--max-old-space-size=4096"
+    #[arg(
+        long = "node-args",
+        visible_alias = "interpreter-args",
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub node_args: Option<String>,
+    /// Instances: a number, `max` or 0 (one per CPU), or -N (CPUs minus N).
+    /// More than one instance of a Node.js app runs in cluster mode.
+    #[arg(short = 'i', long, allow_hyphen_values = true, value_name = "N|max")]
+    pub instances: Option<String>,
+    /// Namespace the app belongs to (a target for commands)
+    #[arg(long)]
+    pub namespace: Option<String>,
+
+    /// Restart an instance whose memory passes this size (e.g. 300M, 1G)
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory_restart: Option<String>,
+    /// Consecutive unstable restarts before the app is marked errored [default: 16]
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// An exit sooner than this after start counts as unstable (e.g. 10s) [default: 1000ms]
+    #[arg(long, value_name = "TIME")]
+    pub min_uptime: Option<String>,
+    /// Wait this long before restarting a crashed app (e.g. 500ms)
+    #[arg(long, value_name = "TIME")]
+    pub restart_delay: Option<String>,
+    /// Restart delay that grows ×1.5 per consecutive crash, up to 15 s
+    #[arg(long, value_name = "TIME")]
+    pub exp_backoff_restart_delay: Option<String>,
+    /// Do not restart the app when it exits
+    #[arg(long)]
+    pub no_autorestart: bool,
+    /// Exit codes after which the app is not restarted, e.g. 0,3
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "CODES", allow_hyphen_values = true)]
+    pub stop_exit_codes: Vec<i32>,
+
+    /// Time between the stop signal and SIGKILL (e.g. 5s) [default: 1600ms]
+    #[arg(long, value_name = "TIME")]
+    pub kill_timeout: Option<String>,
+    /// Signal that asks the app to stop [default: SIGINT]
+    #[arg(long, value_name = "SIGNAL")]
+    pub kill_signal: Option<String>,
+    /// Ask the app to stop with process.send('shutdown') instead of a signal
+    #[arg(long)]
+    pub shutdown_with_message: bool,
+    /// The app is ready when it calls process.send('ready'), not when it listens
+    #[arg(long)]
+    pub wait_ready: bool,
+    /// How long a new instance may take to become ready [default: 3000ms]
+    #[arg(long, value_name = "TIME")]
+    pub listen_timeout: Option<String>,
+    /// Environment variable holding the instance number [default: NODE_APP_INSTANCE]
+    #[arg(long, value_name = "NAME")]
+    pub instance_var: Option<String>,
+
+    /// File for the app's stdout
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub out_file: Option<String>,
+    /// File for the app's stderr
+    #[arg(short = 'e', long = "error", value_name = "PATH")]
+    pub error_file: Option<String>,
+    /// Also write stdout and stderr together to this file
+    #[arg(short = 'l', long = "log", value_name = "PATH")]
+    pub log_file: Option<String>,
+    /// One log file for all instances instead of one per instance
+    #[arg(long)]
+    pub merge_logs: bool,
+    /// Prefix every log line with a timestamp
+    #[arg(long)]
+    pub time: bool,
+    /// Timestamp format (strftime, e.g. "%Y-%m-%d %H:%M:%S"); implies --time
+    #[arg(long, value_name = "FORMAT")]
+    pub log_date_format: Option<String>,
+}

@@ -1,0 +1,218 @@
+//! The `pmr` command line. Runs inside the Node process that `bin/pmr.js`
+//! starts; talks to the daemon over its socket with a blocking client.
+
+mod args;
+mod logs;
+mod show;
+mod start;
+mod style;
+mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::client::{connect_or_start, Client, Launcher};
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use crate::protocol::{Pong, Request};
+use crate::supervisor::{InstanceInfo, Report, ScaleTo};
+use args::{Cli, Command};
+use style::Style;
+
+/// What the JS host lends the CLI.
+pub trait Host {
+    /// The `node` binary running pmr: apps run with the same one.
+    fn node(&self) -> PathBuf;
+    /// The daemon's entry script.
+    fn daemon_script(&self) -> PathBuf;
+}
+
+pub(crate) struct Ctx<'a> {
+    pub home: Home,
+    pub style: Style,
+    pub host: &'a dyn Host,
+}
+
+impl Ctx<'_> {
+    fn launcher(&self) -> Launcher {
+        Launcher {
+            node: self.host.node(),
+            daemon_script: self.host.daemon_script(),
+        }
+    }
+
+    /// A client of the running daemon, starting one if needed.
+    pub fn daemon(&self) -> Result<Client> {
+        let (client, started) = connect_or_start(&self.home, &self.launcher())?;
+        if started {
+            info(&format!(
+                "started the daemon for {}",
+                self.home.root().display()
+            ));
+        }
+        Ok(client)
+    }
+
+    /// A client of the running daemon; an error when none runs.
+    pub fn running_daemon(&self) -> Result<Client> {
+        Client::connect(&self.home)?.ok_or_else(|| {
+            Error::Daemon(format!(
+                "no daemon is running for {} (so no app is either); start an app with pmr start",
+                self.home.root().display()
+            ))
+        })
+    }
+}
+
+/// Writes to stdout; false once stdout is gone (a closed pipe).
+pub(crate) fn out(s: &str) -> bool {
+    let mut o = std::io::stdout().lock();
+    o.write_all(s.as_bytes()).and_then(|_| o.flush()).is_ok()
+}
+
+pub(crate) fn outln(s: &str) -> bool {
+    out(&format!("{s}\n"))
+}
+
+pub(crate) fn info(s: &str) {
+    outln(&format!("[pmr] {s}"));
+}
+
+fn err_line(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "[pmr] error: {s}");
+}
+
+/// Runs one command line; returns the process exit code.
+pub fn run(argv: &[String], host: &dyn Host) -> i32 {
+    let cli =
+        match Cli::try_parse_from(std::iter::once("pmr".to_string()).chain(argv.iter().cloned())) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 2 } else { 0 };
+            }
+        };
+    let home = match Home::from_env() {
+        Ok(h) => h,
+        Err(e) => {
+            err_line(&e.to_string());
+            return 1;
+        }
+    };
+    let ctx = Ctx {
+        home,
+        style: Style::detect(),
+        host,
+    };
+    match execute(cli.command, &ctx) {
+        Ok(()) => 0,
+        Err(e) => {
+            err_line(&e.to_string());
+            1
+        }
+    }
+}
+
+fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
+    match cmd {
+        Command::Start(a) => start::run(ctx, *a),
+        Command::Stop(a) => act(ctx, Request::Stop { target: a.targets }, "stopped"),
+        Command::Restart(a) => act(
+            ctx,
+            Request::Restart {
+                target: a.targets,
+                env: a.update_env.then(caller_env),
+            },
+            "restarted",
+        ),
+        Command::Reload(a) => act(
+            ctx,
+            Request::Reload {
+                target: a.targets,
+                env: a.update_env.then(caller_env),
+            },
+            "reloaded",
+        ),
+        Command::Delete(a) => act(ctx, Request::Delete { target: a.targets }, "deleted"),
+        Command::List => show::list(ctx),
+        Command::Jlist => show::jlist(ctx),
+        Command::Describe(a) => show::describe(ctx, a.targets),
+        Command::Logs(a) => logs::run(ctx, a),
+        Command::Scale(a) => {
+            let to = ScaleTo::parse(&a.count).map_err(Error::Config)?;
+            act(ctx, Request::Scale { name: a.name, to }, "scaled")
+        }
+        Command::SendSignal(a) => {
+            crate::process::signal::parse_signal(&a.signal).map_err(Error::Config)?;
+            let report: Report = ctx.running_daemon()?.request_as(Request::Signal {
+                target: a.targets,
+                signal: a.signal.clone(),
+            })?;
+            for i in report.instances.iter().filter(|i| i.pid.is_some()) {
+                info(&format!(
+                    "sent {} to {} (id {}, pid {})",
+                    a.signal,
+                    i.name,
+                    i.id,
+                    i.pid.unwrap_or(0)
+                ));
+            }
+            Ok(())
+        }
+        Command::ReloadLogs => {
+            ctx.running_daemon()?.request(Request::ReloadLogs)?;
+            info("log files reopened");
+            Ok(())
+        }
+        Command::Ping => {
+            let pong: Pong = ctx.daemon()?.request_as(Request::Ping)?;
+            info(&format!(
+                "pong: daemon pid {} (pmr {}) serves {}",
+                pong.pid, pong.version, pong.home
+            ));
+            Ok(())
+        }
+        Command::Kill => {
+            let Some(mut c) = Client::connect(&ctx.home)? else {
+                info(&format!(
+                    "no daemon is running for {}",
+                    ctx.home.root().display()
+                ));
+                return Ok(());
+            };
+            c.request(Request::Kill)?;
+            c.wait_closed();
+            info("stopped every app and the daemon");
+            Ok(())
+        }
+    }
+}
+
+/// The environment of this CLI call, which apps inherit.
+pub(crate) fn caller_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Runs a request that returns a report, prints its notices and the list.
+fn act(ctx: &Ctx<'_>, req: Request, verb: &str) -> Result<()> {
+    let mut c = ctx.running_daemon()?;
+    let report: Report = c.request_as(req)?;
+    for n in &report.notices {
+        info(n);
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for i in &report.instances {
+        if !names.contains(&i.name.as_str()) {
+            names.push(&i.name);
+        }
+    }
+    if !names.is_empty() {
+        info(&format!("{verb} {}", names.join(", ")));
+    }
+    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+    Ok(())
+}

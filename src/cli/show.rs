@@ -1,0 +1,250 @@
+//! `list`, `jlist` and `describe`.
+
+use super::table::Table;
+use super::{outln, Ctx};
+use crate::error::Result;
+use crate::protocol::Request;
+use crate::spec::looks_secret;
+use crate::spec::units::{format_bytes, format_uptime};
+use crate::supervisor::{Description, InstanceInfo, Status};
+
+pub(super) fn list(ctx: &Ctx<'_>) -> Result<()> {
+    let rows: Vec<InstanceInfo> = match crate::client::Client::connect(&ctx.home)? {
+        Some(mut c) => c.request_as(Request::List)?,
+        None => Vec::new(),
+    };
+    print_table(ctx, &rows);
+    Ok(())
+}
+
+pub(super) fn print_table(ctx: &Ctx<'_>, rows: &[InstanceInfo]) {
+    let s = &ctx.style;
+    if rows.is_empty() {
+        outln("[pmr] no apps; start one with: pmr start app.js --name api");
+        return;
+    }
+    let mut t = Table::new(&[
+        "id", "name", "mode", "pid", "status", "restarts", "uptime", "cpu", "memory",
+    ]);
+    for r in rows {
+        let running = r.pid.is_some();
+        t.row(vec![
+            r.id.to_string(),
+            s.bold(&s.cyan(&r.name)),
+            r.mode.as_str().to_string(),
+            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            s.status(r.status),
+            r.restarts.to_string(),
+            if running {
+                format_uptime(r.uptime_ms)
+            } else {
+                "-".into()
+            },
+            if running {
+                format!("{:.0}%", r.cpu)
+            } else {
+                "-".into()
+            },
+            if running {
+                format_bytes(r.memory)
+            } else {
+                "-".into()
+            },
+        ]);
+    }
+    super::out(&t.render());
+    for r in rows.iter().filter(|r| r.status == Status::Errored) {
+        if let Some(why) = &r.errored_reason {
+            outln(&format!("[pmr] {} (id {}) is errored: {why}", r.name, r.id));
+        }
+    }
+}
+
+pub(super) fn jlist(ctx: &Ctx<'_>) -> Result<()> {
+    let rows: serde_json::Value = match crate::client::Client::connect(&ctx.home)? {
+        Some(mut c) => c.request(Request::List)?,
+        None => serde_json::Value::Array(Vec::new()),
+    };
+    outln(&rows.to_string());
+    Ok(())
+}
+
+fn time_of(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S%.3f")
+                .to_string()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
+    let s = &ctx.style;
+    let descs: Vec<Description> = ctx
+        .running_daemon()?
+        .request_as(Request::Describe { target: targets })?;
+    for d in descs {
+        let i = &d.info;
+        let sp = &d.spec;
+        let mut t = Table::new(&["", ""]);
+        let mut kv = |k: &str, v: String| t.row(vec![s.bold(k), v]);
+        kv("status", s.status(i.status));
+        kv("name", i.name.clone());
+        kv("namespace", i.namespace.clone());
+        kv("id / instance", format!("{} / {}", i.id, i.instance));
+        kv(
+            "pid",
+            i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+        );
+        kv(
+            "mode",
+            format!(
+                "{} ({} instance{})",
+                i.mode.as_str(),
+                sp.instances,
+                if sp.instances == 1 { "" } else { "s" }
+            ),
+        );
+        kv("script", sp.script.display().to_string());
+        if !sp.args.is_empty() {
+            kv("args", shell_words::join(&sp.args));
+        }
+        kv(
+            "interpreter",
+            sp.interpreter
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none (executed directly)".into()),
+        );
+        if !sp.interpreter_args.is_empty() {
+            kv("interpreter args", shell_words::join(&sp.interpreter_args));
+        }
+        kv("cwd", sp.cwd.display().to_string());
+        let r = &i.restart_reasons;
+        kv(
+            "restarts",
+            format!(
+                "{} (crash {}, memory {}, watch {}, cron {}, user {})",
+                i.restarts, r.crash, r.memory, r.watch, r.cron, r.user
+            ),
+        );
+        kv(
+            "unstable restarts",
+            format!("{} of max {}", i.unstable_restarts, sp.max_restarts),
+        );
+        if i.pid.is_some() {
+            kv("uptime", format_uptime(i.uptime_ms));
+        }
+        if let Some(at) = i.started_at {
+            kv("started at", time_of(at));
+        }
+        kv("created at", time_of(i.created_at));
+        if let Some(e) = &i.last_exit {
+            kv(
+                "last exit",
+                format!(
+                    "{} at {} after {} ms{}",
+                    e.describe(),
+                    time_of(e.at),
+                    e.uptime_ms,
+                    if e.expected {
+                        " (asked by pmr)"
+                    } else {
+                        " (crash)"
+                    }
+                ),
+            );
+        }
+        if let Some(why) = &i.errored_reason {
+            kv("errored because", s.red(why));
+        }
+        if let Some(err) = &i.last_error {
+            kv("last error", s.red(err));
+        }
+        if !i.listening.is_empty() {
+            kv("listening", i.listening.join(", "));
+        }
+        if !d.sockets.is_empty() {
+            kv("sockets held by pmr", d.sockets.join(", "));
+        }
+        kv("out log", i.logs.out.display().to_string());
+        kv("error log", i.logs.err.display().to_string());
+        if let Some(c) = &i.logs.combined {
+            kv("combined log", c.display().to_string());
+        }
+        if i.log_dropped_bytes > 0 {
+            kv("log bytes dropped", s.red(&i.log_dropped_bytes.to_string()));
+        }
+        kv(
+            "restart policy",
+            format!(
+                "autorestart {}, min_uptime {} ms, max_restarts {}, restart_delay {} ms{}{}",
+                sp.autorestart,
+                sp.min_uptime_ms,
+                sp.max_restarts,
+                sp.restart_delay_ms,
+                sp.exp_backoff_restart_delay_ms
+                    .map(|d| format!(", exp_backoff_restart_delay {d} ms"))
+                    .unwrap_or_default(),
+                if sp.stop_exit_codes.is_empty() {
+                    String::new()
+                } else {
+                    format!(", stop_exit_codes {:?}", sp.stop_exit_codes)
+                }
+            ),
+        );
+        kv(
+            "stopping",
+            format!(
+                "{} then SIGKILL after kill_timeout {} ms",
+                if sp.shutdown_with_message {
+                    "'shutdown' message".to_string()
+                } else {
+                    sp.kill_signal.clone()
+                },
+                sp.kill_timeout_ms
+            ),
+        );
+        kv(
+            "readiness",
+            format!(
+                "{}, listen_timeout {} ms",
+                if sp.wait_ready {
+                    "process.send('ready')"
+                } else {
+                    "listening"
+                },
+                sp.listen_timeout_ms
+            ),
+        );
+        if let Some(m) = sp.max_memory_restart {
+            kv("max memory", format_bytes(m));
+        }
+        let mut env: Vec<String> = sp
+            .app_env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", if looks_secret(k) { "****" } else { v }))
+            .collect();
+        env.push(format!(
+            "(+{} variables inherited from the shell that started it)",
+            sp.env.len().saturating_sub(sp.app_env.len())
+        ));
+        kv("env", env.join("\n"));
+        outln(&format!(
+            "{} {} (id {})",
+            s.bold("Describing"),
+            s.cyan(&i.name),
+            i.id
+        ));
+        super::out(&t.render());
+        if !d.history.is_empty() {
+            outln(&s.bold("Recent events"));
+            for e in &d.history {
+                outln(&format!("  {}  {}", time_of(e.time), e.describe()));
+            }
+        }
+        outln("");
+    }
+    Ok(())
+}

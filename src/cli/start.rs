@@ -1,0 +1,140 @@
+//! `pmr start`: from flags to a resolved app, sent to the daemon.
+
+use std::path::Path;
+
+use super::args::StartArgs;
+use super::{caller_env, info, show, Ctx};
+use crate::error::{Error, Result};
+use crate::protocol::Request;
+use crate::spec::units::{parse_duration_ms, parse_size};
+use crate::spec::{AppConfig, Instances, ResolveContext};
+use crate::supervisor::{InstanceInfo, Report};
+
+fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
+    v.as_deref()
+        .map(|s| parse_duration_ms(s).map_err(|e| Error::Config(format!("--{flag}: {e}"))))
+        .transpose()
+}
+
+pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
+    let node_args = a
+        .node_args
+        .as_deref()
+        .map(|s| shell_words::split(s).map_err(|e| Error::Config(format!("--node-args: {e}"))))
+        .transpose()?;
+    Ok(AppConfig {
+        name: a.name.clone(),
+        script: a.script.clone(),
+        args: (!a.args.is_empty()).then(|| a.args.clone()),
+        interpreter: a.interpreter.clone(),
+        interpreter_args: node_args,
+        cwd: a.cwd.clone(),
+        instances: a
+            .instances
+            .as_deref()
+            .map(|s| Instances::parse(s).map_err(|e| Error::Config(format!("-i: {e}"))))
+            .transpose()?,
+        max_memory_restart: a
+            .max_memory_restart
+            .as_deref()
+            .map(|s| parse_size(s).map_err(|e| Error::Config(format!("--max-memory-restart: {e}"))))
+            .transpose()?,
+        max_restarts: a.max_restarts,
+        min_uptime: duration("min-uptime", &a.min_uptime)?,
+        restart_delay: duration("restart-delay", &a.restart_delay)?,
+        exp_backoff_restart_delay: duration(
+            "exp-backoff-restart-delay",
+            &a.exp_backoff_restart_delay,
+        )?,
+        autorestart: a.no_autorestart.then_some(false),
+        stop_exit_codes: (!a.stop_exit_codes.is_empty()).then(|| a.stop_exit_codes.clone()),
+        kill_timeout: duration("kill-timeout", &a.kill_timeout)?,
+        kill_signal: a.kill_signal.clone(),
+        listen_timeout: duration("listen-timeout", &a.listen_timeout)?,
+        wait_ready: a.wait_ready.then_some(true),
+        shutdown_with_message: a.shutdown_with_message.then_some(true),
+        out_file: a.out_file.clone(),
+        error_file: a.error_file.clone(),
+        log_file: a.log_file.clone(),
+        merge_logs: a.merge_logs.then_some(true),
+        time: (a.time || a.log_date_format.is_some()).then_some(true),
+        log_date_format: a.log_date_format.clone(),
+        instance_var: a.instance_var.clone(),
+        namespace: a.namespace.clone(),
+        ..Default::default()
+    })
+}
+
+/// `pmr start api`, `pmr start 3`, `pmr start all`: something that is not a
+/// file but may name apps the daemon knows.
+fn may_be_target(s: &str) -> bool {
+    !s.contains('/') && !Path::new(s).exists()
+}
+
+pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
+    let Some(script) = a.script.clone() else {
+        return Err(Error::Config(
+            "no script given: pmr start <script|command|name> (see pmr start --help)".into(),
+        ));
+    };
+    let cfg = config_from_flags(&a)?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    let env = caller_env();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let node = ctx.host.node();
+    let resolved = cfg.resolve(&ResolveContext {
+        base_dir: &cwd,
+        caller_env: &env,
+        node: &node,
+        cpus,
+    });
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(e) if may_be_target(&script) => {
+            if let Some(mut c) = crate::client::Client::connect(&ctx.home)? {
+                match c.request_as::<Report>(Request::StartExisting {
+                    target: vec![script.clone()],
+                }) {
+                    Ok(report) => {
+                        info(&format!("started {script}"));
+                        summarize(&report.instances);
+                        show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+                        return Ok(());
+                    }
+                    Err(Error::NotFound(_)) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    for n in &resolved.notices {
+        info(n);
+    }
+    let spec = resolved.spec;
+    info(&format!(
+        "starting {} as {} ({} mode, {} instance{})",
+        spec.script.display(),
+        spec.name,
+        spec.exec_mode.as_str(),
+        spec.instances,
+        if spec.instances == 1 { "" } else { "s" }
+    ));
+    let mut c = ctx.daemon()?;
+    let report: Report = c.request_as(Request::Start { apps: vec![spec] })?;
+    summarize(&report.instances);
+    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+    Ok(())
+}
+
+fn summarize(instances: &[InstanceInfo]) {
+    for i in instances {
+        if let Some(e) = &i.last_error {
+            info(&format!("{} (id {}): {e}", i.name, i.id));
+        }
+    }
+}

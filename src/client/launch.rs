@@ -1,0 +1,131 @@
+//! Starting the daemon on first use: `node <pkg>/daemon.js` in a session of
+//! its own, which reports "ready" (or why it could not start) on a pipe.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::Client;
+use crate::error::{Error, Result};
+use crate::paths::Home;
+
+/// How to run a daemon.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    pub node: PathBuf,
+    pub daemon_script: PathBuf,
+}
+
+/// What a daemon that lost the race for the home's lock says.
+pub const ALREADY_RUNNING: &str = "already-running";
+
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the home's daemon, starting one if none runs. The flag says
+/// whether a daemon was started.
+pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, bool)> {
+    if let Some(c) = Client::connect(home)? {
+        return Ok((c, false));
+    }
+    home.ensure()?;
+    match launch(home, launcher) {
+        Ok(()) => {}
+        // Another client started one at the same moment: use it.
+        Err(Error::Daemon(m)) if m == ALREADY_RUNNING => {}
+        Err(e) => return Err(e),
+    }
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(c) = Client::connect(home)? {
+            return Ok((c, true));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Daemon(format!(
+                "the daemon did not open {} in time; see {}",
+                home.socket().display(),
+                home.daemon_log().display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn launch(home: &Home, l: &Launcher) -> Result<()> {
+    let mut cmd = Command::new(&l.node);
+    cmd.arg(&l.daemon_script)
+        .env("PMR_HOME", home.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; nothing else runs after fork.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::Daemon(format!(
+            "cannot start the daemon ({} {}): {e}",
+            l.node.display(),
+            l.daemon_script.display()
+        ))
+    })?;
+    let mut out = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Daemon("the daemon's status pipe is missing".into()))?;
+    // The daemon is our child until we exit; reap it if it ends first so a
+    // long-lived caller (a deploy script) keeps no zombie.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut said = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Daemon(format!(
+                "the daemon did not start within {} s; see {}",
+                START_TIMEOUT.as_secs(),
+                home.daemon_log().display()
+            )));
+        }
+        let mut fds = [PollFd::new(out.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, ms) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::Daemon(format!("waiting for the daemon failed: {e}"))),
+        }
+        let n = out.read(&mut buf).unwrap_or(0);
+        if n > 0 {
+            said.extend_from_slice(&buf[..n]);
+            if said.contains(&b'\n') {
+                break;
+            }
+            continue;
+        }
+        break;
+    }
+    let text = String::from_utf8_lossy(&said);
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.starts_with("ready") {
+        return Ok(());
+    }
+    if let Some(msg) = line.strip_prefix("error ") {
+        return Err(Error::Daemon(msg.to_string()));
+    }
+    Err(Error::Daemon(format!(
+        "the daemon exited during start-up; see {}",
+        home.daemon_log().display()
+    )))
+}

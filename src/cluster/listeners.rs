@@ -1,0 +1,232 @@
+//! The listening sockets of one cluster app, bound by the supervisor and kept
+//! open while any instance of the app is running or about to restart.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::message::ServerQuery;
+
+enum Listener {
+    Tcp(Socket),
+    Unix(Socket, PathBuf),
+}
+
+impl Listener {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(s) | Listener::Unix(s, _) => s.as_fd(),
+        }
+    }
+
+    fn local(&self) -> String {
+        match self {
+            Listener::Tcp(s) => s
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            Listener::Unix(_, p) => p.display().to_string(),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            // Node's own primary (libuv) unlinks a pipe path when it closes it.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    sockets: HashMap<String, Listener>,
+    active: usize,
+}
+
+#[derive(Default)]
+pub struct ListenerPool {
+    inner: Mutex<Inner>,
+}
+
+/// Held by each instance while it runs or waits to restart; the sockets
+/// close when the last guard goes.
+pub struct ActiveGuard {
+    pool: Arc<ListenerPool>,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let mut inner = self.pool.lock();
+        inner.active = inner.active.saturating_sub(1);
+        if inner.active == 0 {
+            inner.sockets.clear();
+        }
+    }
+}
+
+impl ListenerPool {
+    pub fn new() -> Arc<Self> {
+        Arc::new(ListenerPool::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn acquire(self: &Arc<Self>) -> ActiveGuard {
+        self.lock().active += 1;
+        ActiveGuard { pool: self.clone() }
+    }
+
+    /// A duplicate of the socket for `query`, binding it on first use.
+    /// The error is the OS errno, which the worker will see as its own.
+    pub fn get_or_bind(&self, query: &ServerQuery) -> Result<OwnedFd, i32> {
+        let key = query.key();
+        let mut inner = self.lock();
+        if let Some(l) = inner.sockets.get(&key) {
+            return l.fd().try_clone_to_owned().map_err(errno);
+        }
+        let l = bind(query).map_err(errno)?;
+        let fd = l.fd().try_clone_to_owned().map_err(errno)?;
+        inner.sockets.insert(key, l);
+        Ok(fd)
+    }
+
+    /// The addresses currently bound, for `describe`.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().sockets.values().map(Listener::local).collect();
+        v.sort();
+        v
+    }
+}
+
+fn errno(e: io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(EINVAL)
+}
+
+const EINVAL: i32 = nix::errno::Errno::EINVAL as i32;
+
+fn bind(q: &ServerQuery) -> io::Result<Listener> {
+    if q.is_path() {
+        let path = PathBuf::from(q.address.clone().unwrap_or_default());
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        s.bind(&SockAddr::unix(&path)?)?;
+        s.listen(q.backlog)?;
+        return Ok(Listener::Unix(s, path));
+    }
+    let port = u16::try_from(q.port).map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
+    match &q.address {
+        // Like Node's primary: dual-stack on "::", falling back to IPv4.
+        None => bind_tcp(
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            false,
+        )
+        .or_else(|_| {
+            bind_tcp(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                false,
+            )
+        }),
+        Some(a) => {
+            let ip: IpAddr = a
+                .parse()
+                .map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
+            bind_tcp(SocketAddr::new(ip, port), q.ipv6_only)
+        }
+    }
+    .and_then(|s| {
+        s.listen(q.backlog)?;
+        Ok(Listener::Tcp(s))
+    })
+}
+
+fn bind_tcp(addr: SocketAddr, v6_only: bool) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(v6_only)?;
+    }
+    s.bind(&addr.into())?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(address: Option<&str>, port: i64, index: i64) -> ServerQuery {
+        ServerQuery {
+            seq: 1,
+            address: address.map(str::to_owned),
+            port,
+            address_type: if port < 0 { -1 } else { 4 },
+            fd: None,
+            index,
+            ipv6_only: false,
+            backlog: 511,
+        }
+    }
+
+    #[test]
+    fn same_key_shares_one_socket_and_port_zero_is_stable() {
+        let pool = ListenerPool::new();
+        let _g = pool.acquire();
+        let q = query(Some("127.0.0.1"), 0, 0);
+        let a = pool.get_or_bind(&q).unwrap();
+        let b = pool.get_or_bind(&q).unwrap();
+        let addr = |fd: &OwnedFd| {
+            socket2::SockRef::from(fd)
+                .local_addr()
+                .unwrap()
+                .as_socket()
+                .unwrap()
+        };
+        assert_eq!(addr(&a), addr(&b));
+        assert_ne!(addr(&a).port(), 0);
+        let other = pool.get_or_bind(&query(Some("127.0.0.1"), 0, 1)).unwrap();
+        assert_ne!(addr(&a).port(), addr(&other).port());
+        std::net::TcpStream::connect(addr(&a)).unwrap();
+    }
+
+    #[test]
+    fn port_in_use_gives_eaddrinuse() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port() as i64;
+        let pool = ListenerPool::new();
+        let _g = pool.acquire();
+        assert_eq!(
+            pool.get_or_bind(&query(Some("127.0.0.1"), port, 0))
+                .unwrap_err(),
+            nix::errno::Errno::EADDRINUSE as i32
+        );
+    }
+
+    #[test]
+    fn sockets_close_with_the_last_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let pool = ListenerPool::new();
+        let g1 = pool.acquire();
+        let g2 = pool.acquire();
+        let fd = pool
+            .get_or_bind(&query(Some(path.to_str().unwrap()), -1, 0))
+            .unwrap();
+        drop(fd);
+        assert!(path.exists());
+        drop(g1);
+        assert_eq!(pool.addresses().len(), 1);
+        drop(g2);
+        assert!(pool.addresses().is_empty());
+        assert!(!path.exists());
+    }
+}

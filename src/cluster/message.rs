@@ -1,0 +1,243 @@
+//! The messages of Node's IPC channel in JSON serialization mode (one JSON
+//! value per line), as a Node 20 cluster worker sends and expects them.
+
+use serde_json::{json, Value};
+
+/// What a worker's message means to the primary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerMessage {
+    /// `cluster` set up in the worker.
+    Online,
+    /// `server.listen()` wants a listening socket.
+    QueryServer(ServerQuery),
+    /// A server of the worker is listening (the readiness signal).
+    Listening { address: String },
+    /// A server of the worker was closed.
+    Close { key: String },
+    /// The worker disconnected on its own (`worker.disconnect()`).
+    ExitedAfterDisconnect,
+    /// Acknowledges a handle we sent.
+    HandleAck,
+    /// The worker could not take a handle we sent.
+    HandleNack,
+    /// Another internal message we have no use for.
+    OtherInternal,
+    /// The app's own `process.send()` payload.
+    App(Value),
+}
+
+/// The fields of a `queryServer` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerQuery {
+    pub seq: u64,
+    /// Host or path; None means "any address" (dual-stack like Node's own primary).
+    pub address: Option<String>,
+    /// -1 for a Unix socket path.
+    pub port: i64,
+    /// 4, 6, or -1 for a path.
+    pub address_type: i64,
+    /// Set when the app listens on an inherited fd.
+    pub fd: Option<i64>,
+    pub index: i64,
+    pub ipv6_only: bool,
+    pub backlog: i32,
+}
+
+impl ServerQuery {
+    /// The key Node's own primary uses, so that workers asking for the same
+    /// address share one socket while several `listen(0)` in one worker do not.
+    pub fn key(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.address.as_deref().unwrap_or("null"),
+            self.port,
+            self.address_type,
+            self.fd
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "undefined".into()),
+            self.index
+        )
+    }
+
+    pub fn is_path(&self) -> bool {
+        self.address_type == -1 || self.port < 0
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.address, self.is_path()) {
+            (Some(p), true) => p.clone(),
+            (Some(a), false) if a.contains(':') => format!("[{a}]:{}", self.port),
+            (Some(a), false) => format!("{a}:{}", self.port),
+            (None, _) => format!("*:{}", self.port),
+        }
+    }
+}
+
+pub fn parse(line: &[u8]) -> Result<WorkerMessage, String> {
+    let v: Value = serde_json::from_slice(line)
+        .map_err(|e| format!("invalid JSON on the IPC channel: {e}"))?;
+    Ok(classify(v))
+}
+
+fn classify(v: Value) -> WorkerMessage {
+    let cmd = v.get("cmd").and_then(Value::as_str).unwrap_or("");
+    if !cmd.starts_with("NODE_") {
+        return WorkerMessage::App(v);
+    }
+    match cmd {
+        "NODE_HANDLE_ACK" => return WorkerMessage::HandleAck,
+        "NODE_HANDLE_NACK" => return WorkerMessage::HandleNack,
+        "NODE_CLUSTER" => {}
+        _ => return WorkerMessage::OtherInternal,
+    }
+    let str_field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let int_field = |k: &str| v.get(k).and_then(Value::as_i64);
+    match v.get("act").and_then(Value::as_str).unwrap_or("") {
+        "online" => WorkerMessage::Online,
+        "queryServer" => WorkerMessage::QueryServer(ServerQuery {
+            seq: v.get("seq").and_then(Value::as_u64).unwrap_or(0),
+            address: str_field("address"),
+            port: int_field("port").unwrap_or(0),
+            address_type: int_field("addressType").unwrap_or(4),
+            fd: int_field("fd"),
+            index: int_field("index").unwrap_or(0),
+            ipv6_only: v
+                .get("flags")
+                .and_then(Value::as_i64)
+                .is_some_and(|f| f & 1 != 0),
+            backlog: int_field("backlog")
+                .filter(|b| *b > 0)
+                .map(|b| b.min(i32::MAX as i64) as i32)
+                .unwrap_or(511),
+        }),
+        "listening" => {
+            let port = int_field("port").unwrap_or(0);
+            let address = match (str_field("address"), port) {
+                (Some(a), p) if p < 0 => a,
+                (Some(a), p) if a.contains(':') => format!("[{a}]:{p}"),
+                (Some(a), p) => format!("{a}:{p}"),
+                (None, p) => format!("*:{p}"),
+            };
+            WorkerMessage::Listening { address }
+        }
+        "close" => WorkerMessage::Close {
+            key: str_field("key").unwrap_or_default(),
+        },
+        "exitedAfterDisconnect" => WorkerMessage::ExitedAfterDisconnect,
+        _ => WorkerMessage::OtherInternal,
+    }
+}
+
+/// The answer to a `queryServer` that succeeded; the socket travels with it.
+pub fn handle_reply(query: &ServerQuery, seq: u64) -> Value {
+    json!({
+        "cmd": "NODE_HANDLE",
+        "type": "net.Native",
+        "msg": {
+            "cmd": "NODE_CLUSTER",
+            "errno": 0,
+            "key": query.key(),
+            "ack": query.seq,
+            "data": null,
+            "seq": seq,
+        }
+    })
+}
+
+/// The answer to a `queryServer` that failed: `errno` is a negative libuv
+/// code (-EADDRINUSE ...), which the worker turns into the usual error event.
+pub fn error_reply(query: &ServerQuery, errno: i32, seq: u64) -> Value {
+    json!({
+        "cmd": "NODE_CLUSTER",
+        "errno": -errno.abs(),
+        "key": query.key(),
+        "ack": query.seq,
+        "data": null,
+        "seq": seq,
+    })
+}
+
+/// Asks a worker to close its servers and disconnect, as `worker.disconnect()` does.
+pub fn disconnect(seq: u64) -> Value {
+    json!({ "cmd": "NODE_CLUSTER", "act": "disconnect", "seq": seq })
+}
+
+/// Serializes a message as the JSON channel expects it: one line.
+pub fn encode(v: &Value) -> Vec<u8> {
+    let mut out = serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec());
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_server_as_node_20_sends_it() {
+        let m = parse(br#"{"cmd":"NODE_CLUSTER","act":"queryServer","index":0,"data":null,"address":null,"port":3999,"addressType":4,"backlog":511,"seq":1}"#).unwrap();
+        let WorkerMessage::QueryServer(q) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(q.seq, 1);
+        assert_eq!(q.port, 3999);
+        assert_eq!(q.address, None);
+        assert_eq!(q.key(), "null:3999:4:undefined:0");
+        assert_eq!(q.describe(), "*:3999");
+        assert_eq!(q.backlog, 511);
+
+        let reply = handle_reply(&q, 5);
+        assert_eq!(reply["msg"]["ack"], 1);
+        assert_eq!(reply["msg"]["key"], "null:3999:4:undefined:0");
+        assert_eq!(reply["type"], "net.Native");
+        let err = error_reply(&q, 98, 6);
+        assert_eq!(err["errno"], -98);
+        assert_eq!(err["ack"], 1);
+    }
+
+    #[test]
+    fn unix_socket_query() {
+        let m = parse(br#"{"cmd":"NODE_CLUSTER","act":"queryServer","index":0,"address":"/tmp/x.sock","port":-1,"addressType":-1,"seq":3}"#).unwrap();
+        let WorkerMessage::QueryServer(q) = m else {
+            panic!()
+        };
+        assert!(q.is_path());
+        assert_eq!(q.describe(), "/tmp/x.sock");
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(
+            parse(br#""ready""#).unwrap(),
+            WorkerMessage::App(json!("ready"))
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"hello","x":1}"#).unwrap(),
+            WorkerMessage::App(json!({"cmd":"hello","x":1}))
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_CLUSTER","act":"online","seq":0}"#).unwrap(),
+            WorkerMessage::Online
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_HANDLE_ACK"}"#).unwrap(),
+            WorkerMessage::HandleAck
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_CLUSTER","act":"listening","address":"::","port":80,"addressType":6,"seq":2}"#).unwrap(),
+            WorkerMessage::Listening { address: "[::]:80".into() }
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_CLUSTER","act":"exitedAfterDisconnect","seq":4}"#).unwrap(),
+            WorkerMessage::ExitedAfterDisconnect
+        );
+        assert!(parse(b"{nope").is_err());
+    }
+
+    #[test]
+    fn encoding_is_one_line() {
+        let line = encode(&json!({"a":"x\ny"}));
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(*line.last().unwrap(), b'\n');
+    }
+}

@@ -1,0 +1,276 @@
+//! One client connection: peer check, framing, dispatch of each request in
+//! its own task (a long reload does not hold up a `list`), and streaming for
+//! subscribers. Nothing a client sends can take the daemon down: bad input
+//! gets an error reply.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use crate::process::signal::parse_signal;
+use crate::protocol::{
+    Envelope, Frame, LineFramer, Pong, Reply, Request, StreamItem, MAX_REQUEST_BYTES,
+    PROTOCOL_VERSION,
+};
+use crate::spec::check_runnable;
+use crate::supervisor::Supervisor;
+
+pub(super) struct Context {
+    pub sup: Supervisor,
+    pub kill: Arc<Notify>,
+    pub home: Home,
+    pub uid: u32,
+}
+
+/// Bytes for the writer task, with an optional "written" acknowledgement.
+type Outbound = (Vec<u8>, Option<oneshot::Sender<()>>);
+
+/// Stream items a subscriber may have queued before it counts as stalled.
+const STREAM_QUEUE: usize = 1024;
+
+pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == ctx.uid || cred.uid() == 0 => {}
+        Ok(cred) => {
+            tracing::warn!(
+                uid = cred.uid(),
+                "refused a control connection from another user"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("cannot identify a control client: {e}");
+            return;
+        }
+    }
+    let (mut rd, mut wr) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(STREAM_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some((bytes, ack)) = out_rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                return;
+            }
+            if let Some(a) = ack {
+                let _ = wr.flush().await;
+                let _ = a.send(());
+            }
+        }
+    });
+
+    let mut framer = LineFramer::new(MAX_REQUEST_BYTES);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut frames = Vec::new();
+    let mut subscribed = false;
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(&buf[..n], &mut frames);
+        for f in frames.drain(..) {
+            let line = match f {
+                Frame::Line(l) => l,
+                Frame::Oversized(len) => {
+                    let e = Error::Protocol(format!(
+                        "request of {len} bytes refused: the limit is {} bytes",
+                        MAX_REQUEST_BYTES
+                    ));
+                    send(&out_tx, &reply(0, Err(e))).await;
+                    continue;
+                }
+            };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let env = match parse(&line) {
+                Ok(env) => env,
+                Err((id, e)) => {
+                    send(&out_tx, &reply(id, Err(e))).await;
+                    continue;
+                }
+            };
+            match env.req {
+                Request::Subscribe { events, logs } => {
+                    if !subscribed {
+                        subscribed = true;
+                        spawn_stream(&ctx.sup, events, logs, out_tx.clone());
+                    }
+                    send(&out_tx, &reply(env.id, Ok(json!({"subscribed": true})))).await;
+                }
+                Request::Kill => {
+                    super::wind_down(&ctx).await;
+                    let (ack, done) = oneshot::channel();
+                    let bytes = line_of(&reply(env.id, Ok(json!({"killed": true}))));
+                    if out_tx.send((bytes, Some(ack))).await.is_ok() {
+                        let _ = done.await;
+                    }
+                    ctx.kill.notify_one();
+                }
+                req => {
+                    let ctx = ctx.clone();
+                    let out = out_tx.clone();
+                    tokio::spawn(async move {
+                        let result = dispatch(&ctx, req).await;
+                        send(&out, &reply(env.id, result)).await;
+                    });
+                }
+            }
+        }
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+/// Parses a request line; on failure returns the id to answer (0 if unknown).
+fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> {
+    let v: Value = serde_json::from_slice(line)
+        .map_err(|e| (0, Error::Protocol(format!("malformed JSON: {e}"))))?;
+    let id = v.get("id").and_then(Value::as_u64).unwrap_or(0);
+    match v.get("v").and_then(Value::as_u64) {
+        Some(ver) if ver == PROTOCOL_VERSION as u64 => {}
+        Some(ver) => {
+            return Err((
+                id,
+                Error::Protocol(format!(
+                    "protocol version {ver} is not supported (this daemon speaks {PROTOCOL_VERSION}); run pmr update or use a matching client"
+                )),
+            ))
+        }
+        None => return Err((id, Error::Protocol("missing protocol version field 'v'".into()))),
+    }
+    if v.get("cmd").and_then(Value::as_str).is_none() {
+        return Err((id, Error::Protocol("missing field 'cmd'".into())));
+    }
+    serde_json::from_value::<Envelope>(v.clone()).map_err(|e| {
+        let cmd = v.get("cmd").and_then(Value::as_str).unwrap_or("");
+        let msg = if e.to_string().contains("unknown variant") {
+            format!("unknown command '{cmd}'")
+        } else {
+            format!("bad '{cmd}' request: {e}")
+        };
+        (id, Error::Protocol(msg))
+    })
+}
+
+async fn dispatch(ctx: &Context, req: Request) -> Result<Value> {
+    let sup = &ctx.sup;
+    let report = match req {
+        Request::Ping => {
+            return to_value(&Pong {
+                pid: std::process::id(),
+                version: crate::VERSION.to_string(),
+                protocol: PROTOCOL_VERSION,
+                home: ctx.home.root().display().to_string(),
+            })
+        }
+        Request::List => return to_value(&sup.list()),
+        Request::Describe { target } => return to_value(&sup.describe(&target)?),
+        Request::Start { apps } => {
+            for a in &apps {
+                check_runnable(a)?;
+            }
+            sup.start(apps).await?
+        }
+        Request::StartExisting { target } => sup.start_existing(&target).await?,
+        Request::Stop { target } => sup.stop(&target).await?,
+        Request::Restart { target, env } => sup.restart(&target, env).await?,
+        Request::Reload { target, env } => sup.reload(&target, env).await?,
+        Request::Delete { target } => sup.delete(&target).await?,
+        Request::Scale { name, to } => sup.scale(&name, to).await?,
+        Request::Signal { target, signal } => {
+            let sig = parse_signal(&signal).map_err(Error::Config)?;
+            sup.signal(&target, sig).await?
+        }
+        Request::ReloadLogs => {
+            sup.reopen_logs();
+            return Ok(json!({"reopened": true}));
+        }
+        Request::Subscribe { .. } | Request::Kill => {
+            return Err(Error::Protocol("handled by the connection".into()))
+        }
+    };
+    to_value(&report)
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Protocol(format!("cannot encode the reply: {e}")))
+}
+
+fn reply(id: u64, r: Result<Value>) -> Reply {
+    match r {
+        Ok(v) => Reply {
+            v: PROTOCOL_VERSION,
+            id,
+            ok: true,
+            result: Some(v),
+            error: None,
+        },
+        Err(e) => Reply {
+            v: PROTOCOL_VERSION,
+            id,
+            ok: false,
+            result: None,
+            error: Some(e.to_wire()),
+        },
+    }
+}
+
+fn line_of<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut b = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    b.push(b'\n');
+    b
+}
+
+async fn send(out: &mpsc::Sender<Outbound>, r: &Reply) {
+    let _ = out.send((line_of(r), None)).await;
+}
+
+/// Forwards events and log lines to a subscriber. A subscriber that cannot
+/// keep up loses items (and is told how many), never slows the apps.
+fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Outbound>) {
+    let mut ev = events.then(|| sup.subscribe_events());
+    let mut lg = logs.then(|| sup.subscribe_logs());
+    tokio::spawn(async move {
+        let mut dropped: u64 = 0;
+        loop {
+            let item = tokio::select! {
+                r = recv_opt(&mut ev) => match r {
+                    Ok(e) => StreamItem::Event(e),
+                    Err(broadcast::error::RecvError::Lagged(n)) => StreamItem::Lagged(n),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                r = recv_opt(&mut lg) => match r {
+                    Ok(l) => StreamItem::Log(l),
+                    Err(broadcast::error::RecvError::Lagged(n)) => StreamItem::Lagged(n),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            };
+            if dropped > 0
+                && out
+                    .try_send((line_of(&StreamItem::Lagged(dropped)), None))
+                    .is_ok()
+            {
+                dropped = 0;
+            }
+            match out.try_send((line_of(&item), None)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    });
+}
+
+async fn recv_opt<T: Clone>(
+    rx: &mut Option<broadcast::Receiver<T>>,
+) -> std::result::Result<T, broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}

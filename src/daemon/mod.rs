@@ -1,0 +1,136 @@
+//! The daemon: one per pmr home. Holds the home's lock, serves the control
+//! socket, and runs the supervisor until `pmr kill` or a termination signal.
+
+mod conn;
+mod files;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, Notify};
+
+use crate::client::ALREADY_RUNNING;
+use crate::error::{Error, Result};
+use crate::paths::Home;
+use crate::supervisor::{Supervisor, SupervisorConfig};
+
+/// What the host process (Node) forwards to the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGINT/SIGTERM: stop every app gracefully, then exit.
+    Shutdown,
+    /// SIGHUP/SIGUSR2: reopen log files.
+    ReopenLogs,
+}
+
+/// Where the host sends `Control` messages.
+pub type ControlSender = mpsc::UnboundedSender<Control>;
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub home: Home,
+    /// Loaded first by every Node app (`--require`).
+    pub node_preload: Option<PathBuf>,
+    /// fd 1 is the launcher's status pipe: say "ready" there, then let go of it.
+    pub report_to_stdout: bool,
+}
+
+/// Runs a daemon on a thread of its own with its own runtime, so the host's
+/// event loop stays free to receive signals. `on_exit` runs when it ends.
+pub fn spawn(
+    opts: DaemonOptions,
+    on_exit: impl FnOnce(Result<()>) + Send + 'static,
+) -> Result<ControlSender> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("pmr-daemon".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("pmr-worker")
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("cannot start the daemon's runtime", e))
+                .and_then(|rt| rt.block_on(run(opts.clone(), rx)));
+            if let Err(e) = &result {
+                tracing::error!("daemon stopped: {e}");
+                if opts.report_to_stdout {
+                    files::report(&format!("error {e}"));
+                }
+            }
+            on_exit(result);
+        })
+        .map_err(|e| Error::io("cannot start the daemon thread", e))?;
+    Ok(tx)
+}
+
+async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>) -> Result<()> {
+    let home = opts.home.clone();
+    home.ensure()?;
+    files::init_logging(&home)?;
+    let lock = match files::lock_home(&home)? {
+        Some(l) => l,
+        None => {
+            if opts.report_to_stdout {
+                files::report(&format!("error {ALREADY_RUNNING}"));
+            }
+            return Ok(());
+        }
+    };
+    let listener = files::bind_socket(&home)?;
+    let listener = UnixListener::from_std(listener)
+        .map_err(|e| Error::io("cannot serve the control socket", e))?;
+    files::write_pid(&home)?;
+    tracing::info!(pid = std::process::id(), home = %home.root().display(), version = crate::VERSION, "daemon ready");
+    if opts.report_to_stdout {
+        files::report(&format!("ready {}", std::process::id()));
+        files::release_stdout();
+    }
+
+    let sup = Supervisor::new(SupervisorConfig {
+        log_dir: home.log_dir(),
+        metrics_interval: Duration::from_secs(1),
+        node_preload: opts.node_preload.clone(),
+    });
+    let kill = Arc::new(Notify::new());
+    let ctx = Arc::new(conn::Context {
+        sup: sup.clone(),
+        kill: kill.clone(),
+        home: home.clone(),
+        uid: nix::unistd::geteuid().as_raw(),
+    });
+
+    let _lock = lock;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => { tokio::spawn(conn::serve(ctx.clone(), stream)); }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    // EMFILE and friends: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            c = control.recv() => match c {
+                Some(Control::ReopenLogs) => sup.reopen_logs(),
+                Some(Control::Shutdown) | None => break,
+            },
+            _ = kill.notified() => break,
+        }
+    }
+    drop(listener);
+    wind_down(&ctx).await;
+    tracing::info!("daemon exits");
+    Ok(())
+}
+
+/// Stops taking connections, stops every app, removes the pid file.
+/// Idempotent: `pmr kill` runs it before replying, the main loop after.
+async fn wind_down(ctx: &conn::Context) {
+    let _ = std::fs::remove_file(ctx.home.socket());
+    tracing::info!("stopping every app");
+    ctx.sup.shutdown().await;
+    let _ = std::fs::remove_file(ctx.home.pid_file());
+}

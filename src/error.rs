@@ -1,0 +1,136 @@
+//! Typed errors. Every error has a stable `code` that survives the control
+//! socket and the Node-API boundary, so scripts can branch on it.
+
+use serde::{Deserialize, Serialize};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No app or instance matches the target.
+    #[error("{0}")]
+    NotFound(String),
+    /// An app option or config file is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The daemon cannot be reached or started.
+    #[error("{0}")]
+    Daemon(String),
+    /// Something did not happen within its time limit.
+    #[error("{0}")]
+    Timeout(String),
+    /// An app with that name is already running.
+    #[error("{0}")]
+    AlreadyRunning(String),
+    /// A malformed or unknown control message.
+    #[error("{0}")]
+    Protocol(String),
+    /// A process could not be started.
+    #[error("{0}")]
+    Spawn(String),
+    /// Another operation on the same app is in progress.
+    #[error("{0}")]
+    Busy(String),
+    /// A reload could not replace an instance; the old one keeps serving.
+    #[error("{0}")]
+    Reload(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotFound(_) => "PMR_NOT_FOUND",
+            Error::Config(_) => "PMR_CONFIG",
+            Error::Daemon(_) => "PMR_DAEMON",
+            Error::Timeout(_) => "PMR_TIMEOUT",
+            Error::AlreadyRunning(_) => "PMR_ALREADY_RUNNING",
+            Error::Protocol(_) => "PMR_PROTOCOL",
+            Error::Spawn(_) => "PMR_SPAWN",
+            Error::Busy(_) => "PMR_BUSY",
+            Error::Reload(_) => "PMR_RELOAD",
+            Error::Io { .. } => "PMR_IO",
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Rebuilds an error received over the control socket.
+    pub fn from_wire(body: ErrorBody) -> Self {
+        let m = body.message;
+        match body.code.as_str() {
+            "PMR_NOT_FOUND" => Error::NotFound(m),
+            "PMR_CONFIG" => Error::Config(m),
+            "PMR_TIMEOUT" => Error::Timeout(m),
+            "PMR_ALREADY_RUNNING" => Error::AlreadyRunning(m),
+            "PMR_PROTOCOL" => Error::Protocol(m),
+            "PMR_SPAWN" => Error::Spawn(m),
+            "PMR_BUSY" => Error::Busy(m),
+            "PMR_RELOAD" => Error::Reload(m),
+            "PMR_IO" => Error::io(m, std::io::Error::other("reported by the daemon")),
+            _ => Error::Daemon(m),
+        }
+    }
+
+    pub fn to_wire(&self) -> ErrorBody {
+        let message = match self {
+            // The context already says what failed; the daemon-side io error
+            // text is appended once, not twice, when it travels back.
+            Error::Io { context, source } if source.to_string() == "reported by the daemon" => {
+                context.clone()
+            }
+            other => other.to_string(),
+        };
+        ErrorBody {
+            code: self.code().to_string(),
+            message,
+        }
+    }
+}
+
+/// The error as it travels in a control reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_round_trip_keeps_code_and_message() {
+        let errors = [
+            Error::NotFound("no app named api".into()),
+            Error::Config("bad".into()),
+            Error::AlreadyRunning("api is running".into()),
+            Error::io("cannot open log", std::io::Error::other("disk full")),
+        ];
+        for e in errors {
+            let wire = e.to_wire();
+            let back = Error::from_wire(wire.clone());
+            assert_eq!(back.code(), e.code());
+            assert_eq!(back.to_wire(), wire);
+        }
+    }
+
+    #[test]
+    fn unknown_code_becomes_daemon_error() {
+        let e = Error::from_wire(ErrorBody {
+            code: "WHAT".into(),
+            message: "x".into(),
+        });
+        assert_eq!(e.code(), "PMR_DAEMON");
+    }
+}

@@ -1,0 +1,22 @@
+//! pmr core: everything a Node.js process manager needs except the Node-API
+//! glue. The binding crate (`binding/`) converts types and errors; the daemon,
+//! the CLI and the in-process supervisor all live here and are tested with
+//! `cargo test` alone.
+
+pub mod cli;
+pub mod client;
+pub mod cluster;
+pub mod daemon;
+pub mod error;
+pub mod logs;
+pub mod paths;
+pub mod policy;
+pub mod process;
+pub mod protocol;
+pub mod spec;
+pub mod supervisor;
+
+pub use error::{Error, Result};
+
+/// Version of the package; the CLI and the daemon compare theirs.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

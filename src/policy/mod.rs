@@ -1,0 +1,3 @@
+//! Pure decisions, free of processes and clocks: tested as state machines.
+
+pub mod restart;

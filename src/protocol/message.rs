@@ -1,0 +1,103 @@
+//! Control requests, replies and stream messages.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ErrorBody;
+use crate::logs::LogLine;
+use crate::spec::AppSpec;
+use crate::supervisor::{Event, ScaleTo};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Ping,
+    Start {
+        apps: Vec<AppSpec>,
+    },
+    /// Start the stopped instances of existing apps.
+    StartExisting {
+        target: Vec<String>,
+    },
+    Stop {
+        target: Vec<String>,
+    },
+    Restart {
+        target: Vec<String>,
+        /// The caller's environment, for `--update-env`.
+        #[serde(default)]
+        env: Option<BTreeMap<String, String>>,
+    },
+    Reload {
+        target: Vec<String>,
+        #[serde(default)]
+        env: Option<BTreeMap<String, String>>,
+    },
+    Delete {
+        target: Vec<String>,
+    },
+    List,
+    Describe {
+        target: Vec<String>,
+    },
+    Scale {
+        name: String,
+        to: ScaleTo,
+    },
+    Signal {
+        target: Vec<String>,
+        signal: String,
+    },
+    /// Turns the connection into a stream of events and/or log lines.
+    Subscribe {
+        #[serde(default)]
+        events: bool,
+        #[serde(default)]
+        logs: bool,
+    },
+    ReloadLogs,
+    /// Stop every app, then the daemon.
+    Kill,
+}
+
+/// What a client writes: a request with its id and the protocol version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    pub id: u64,
+    #[serde(flatten)]
+    pub req: Request,
+}
+
+/// What the daemon writes back for a request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    pub v: u32,
+    pub id: u64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// What a subscribed connection receives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamItem {
+    Event(Event),
+    Log(LogLine),
+    /// The subscriber fell behind and this many items were skipped for it.
+    Lagged(u64),
+}
+
+/// What the daemon says about itself in reply to `ping`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pong {
+    pub pid: u32,
+    pub version: String,
+    pub protocol: u32,
+    pub home: String,
+}

@@ -1,0 +1,781 @@
+//! The supervisor: the registry of apps and their instance slots, and the
+//! operations on them (start, stop, restart, reload, delete, scale, signal,
+//! list, describe). The daemon serves it over the control socket; the JS API
+//! can also run it in-process.
+
+mod metrics;
+mod process;
+mod slot;
+pub mod state;
+mod target;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::cluster::listeners::ListenerPool;
+use crate::error::{Error, Result};
+use crate::logs::file::LogFiles;
+use crate::logs::{paths_for, LogLine, LogPaths};
+use crate::process::group::signal_group;
+use crate::spec::{AppSpec, ExecMode};
+use slot::{Slot, SlotCommand};
+use state::InstanceState;
+pub use state::{Description, Event, EventKind, InstanceInfo, RestartReason, Status};
+use target::{select, Candidate, Selected};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Where default log files go.
+    pub log_dir: PathBuf,
+    /// How often CPU and memory are sampled.
+    pub metrics_interval: Duration,
+    /// A script every Node app loads first (`--require`), if any.
+    pub node_preload: Option<PathBuf>,
+}
+
+/// What is shared by every slot.
+pub(crate) struct Shared {
+    pub events: broadcast::Sender<Event>,
+    pub logs: broadcast::Sender<LogLine>,
+    pub files: LogFiles,
+    pub node_preload: Option<PathBuf>,
+    worker_ids: AtomicU64,
+}
+
+impl Shared {
+    pub fn next_worker_id(&self) -> u64 {
+        self.worker_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+struct SlotHandle {
+    id: u32,
+    instance: u32,
+    state: Arc<Mutex<InstanceState>>,
+    tx: mpsc::UnboundedSender<SlotCommand>,
+    paths: LogPaths,
+}
+
+impl SlotHandle {
+    fn st(&self) -> MutexGuard<'_, InstanceState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> SlotCommand) -> oneshot::Receiver<T> {
+        ask(&self.tx, make)
+    }
+}
+
+/// Sends a command to a slot and returns the receiver of its reply. A slot
+/// whose task ended drops the reply sender, which the caller sees.
+fn ask<T>(
+    tx: &mpsc::UnboundedSender<SlotCommand>,
+    make: impl FnOnce(oneshot::Sender<T>) -> SlotCommand,
+) -> oneshot::Receiver<T> {
+    let (reply, rx) = oneshot::channel();
+    let _ = tx.send(make(reply));
+    rx
+}
+
+struct App {
+    spec: Arc<AppSpec>,
+    pool: Option<Arc<ListenerPool>>,
+    slots: Vec<SlotHandle>,
+    /// Serializes multi-step operations (restart, reload, scale, delete) on the app.
+    op: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    apps: Vec<App>,
+    next_id: u32,
+}
+
+impl Registry {
+    fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.spec.name == name)
+    }
+
+    fn app_mut(&mut self, name: &str) -> Option<&mut App> {
+        self.apps.iter_mut().find(|a| a.spec.name == name)
+    }
+
+    fn select(&self, targets: &[String]) -> Result<Vec<Selected>> {
+        let cands: Vec<Candidate<'_>> = self
+            .apps
+            .iter()
+            .map(|a| Candidate {
+                name: &a.spec.name,
+                namespace: &a.spec.namespace,
+                ids: a.slots.iter().map(|s| s.id).collect(),
+            })
+            .collect();
+        select(&cands, targets)
+    }
+}
+
+/// Scale to a number of instances, or by a difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleTo {
+    Exactly(u32),
+    By(i64),
+}
+
+impl ScaleTo {
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let bad = || format!("'{s}' is not an instance count: use 4, +2 or -1");
+        if t.starts_with('+') || t.starts_with('-') {
+            t.parse::<i64>().map(ScaleTo::By).map_err(|_| bad())
+        } else {
+            t.parse::<u32>().map(ScaleTo::Exactly).map_err(|_| bad())
+        }
+    }
+
+    pub fn apply(self, current: u32) -> u32 {
+        match self {
+            ScaleTo::Exactly(n) => n,
+            ScaleTo::By(d) => (current as i64 + d).clamp(0, u32::MAX as i64) as u32,
+        }
+    }
+}
+
+/// The result of an operation: the instances it touched, and anything the
+/// user should be told about how it went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub instances: Vec<InstanceInfo>,
+    pub notices: Vec<String>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    shared: Arc<Shared>,
+    cfg: SupervisorConfig,
+}
+
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+impl Supervisor {
+    /// Must be called inside a tokio runtime: slots and sampling are tasks.
+    pub fn new(cfg: SupervisorConfig) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let (logs, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            events,
+            logs,
+            files: LogFiles::default(),
+            node_preload: cfg.node_preload.clone(),
+            worker_ids: AtomicU64::new(0),
+        });
+        let inner = Arc::new(Inner {
+            registry: Mutex::new(Registry::default()),
+            shared,
+            cfg,
+        });
+        metrics::spawn_sampler(Arc::downgrade(&inner));
+        Supervisor { inner }
+    }
+
+    fn reg(&self) -> MutexGuard<'_, Registry> {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.inner.shared.events.subscribe()
+    }
+
+    pub fn subscribe_logs(&self) -> broadcast::Receiver<LogLine> {
+        self.inner.shared.logs.subscribe()
+    }
+
+    fn new_slot(
+        &self,
+        reg: &mut Registry,
+        spec: &Arc<AppSpec>,
+        pool: &Option<Arc<ListenerPool>>,
+        instance: u32,
+    ) -> SlotHandle {
+        let id = reg.next_id;
+        reg.next_id += 1;
+        let paths = paths_for(spec, id, &self.inner.cfg.log_dir);
+        let slot = Slot::new(
+            id,
+            instance,
+            spec.clone(),
+            self.inner.shared.clone(),
+            pool.clone(),
+            paths.clone(),
+        );
+        let state = slot.state.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(slot.run(rx));
+        SlotHandle {
+            id,
+            instance,
+            state,
+            tx,
+            paths,
+        }
+    }
+
+    fn info(&self, app: &App, s: &SlotHandle) -> InstanceInfo {
+        let files = &self.inner.shared.files;
+        let st = s.st();
+        InstanceInfo {
+            name: app.spec.name.clone(),
+            namespace: app.spec.namespace.clone(),
+            id: s.id,
+            instance: s.instance,
+            pid: st.pid,
+            status: st.status,
+            restarts: st.restarts,
+            restart_reasons: st.reasons.clone(),
+            unstable_restarts: st.unstable_restarts,
+            uptime_ms: st.uptime_ms(),
+            memory: st.memory,
+            cpu: st.cpu,
+            mode: app.spec.exec_mode,
+            started_at: st.started_at,
+            created_at: st.created_at,
+            last_exit: st.last_exit.clone(),
+            errored_reason: st.errored_reason.clone(),
+            last_error: st.last_error.clone(),
+            listening: st.listening.clone(),
+            logs: s.paths.clone(),
+            log_dropped_bytes: files.dropped_bytes(&s.paths.out)
+                + files.dropped_bytes(&s.paths.err),
+        }
+    }
+
+    fn infos_of(&self, name: &str, ids: Option<&[u32]>) -> Vec<InstanceInfo> {
+        let reg = self.reg();
+        let Some(app) = reg.app(name) else {
+            return Vec::new();
+        };
+        app.slots
+            .iter()
+            .filter(|s| ids.is_none_or(|ids| ids.contains(&s.id)))
+            .map(|s| self.info(app, s))
+            .collect()
+    }
+
+    /// Every instance, in the order apps were started.
+    pub fn list(&self) -> Vec<InstanceInfo> {
+        let reg = self.reg();
+        reg.apps
+            .iter()
+            .flat_map(|a| a.slots.iter().map(move |s| (a, s)))
+            .map(|(a, s)| self.info(a, s))
+            .collect()
+    }
+
+    pub fn describe(&self, targets: &[String]) -> Result<Vec<Description>> {
+        let reg = self.reg();
+        let sel = reg.select(targets)?;
+        let mut out = Vec::new();
+        for s in sel {
+            let Some(app) = reg.app(&s.app) else { continue };
+            for slot in app
+                .slots
+                .iter()
+                .filter(|x| s.ids.as_ref().is_none_or(|ids| ids.contains(&x.id)))
+            {
+                out.push(Description {
+                    info: self.info(app, slot),
+                    spec: (*app.spec).clone(),
+                    history: slot.st().history.iter().cloned().collect(),
+                    sockets: app.pool.as_ref().map(|p| p.addresses()).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts new apps. An app that exists and is stopped or errored is
+    /// started again with the new spec; one that runs is an error.
+    pub async fn start(&self, specs: Vec<AppSpec>) -> Result<Report> {
+        let mut report = Report::default();
+        for spec in specs {
+            let name = spec.name.clone();
+            self.start_one(spec).await?;
+            report.instances.extend(self.infos_of(&name, None));
+        }
+        Ok(report)
+    }
+
+    async fn start_one(&self, spec: AppSpec) -> Result<()> {
+        let spec = Arc::new(spec);
+        let name = spec.name.clone();
+        let stale = {
+            let mut reg = self.reg();
+            match reg.app(&name) {
+                Some(app) => {
+                    let running: Vec<String> = app
+                        .slots
+                        .iter()
+                        .filter(|s| s.st().status.is_active())
+                        .map(|s| s.id.to_string())
+                        .collect();
+                    if !running.is_empty() {
+                        return Err(Error::AlreadyRunning(format!(
+                            "{name} is already running (id {}); use pmr restart {name} or pmr reload {name}",
+                            running.join(", ")
+                        )));
+                    }
+                    let idx = reg.apps.iter().position(|a| a.spec.name == name);
+                    idx.map(|i| reg.apps.remove(i))
+                }
+                None => None,
+            }
+        };
+        if let Some(old) = stale {
+            self.shutdown_slots(&old.slots).await;
+            self.forget_logs(&old.slots);
+        }
+        let handles = {
+            let mut reg = self.reg();
+            if reg.app(&name).is_some() {
+                return Err(Error::AlreadyRunning(format!(
+                    "{name} was started meanwhile by another request"
+                )));
+            }
+            let pool = (spec.exec_mode == ExecMode::Cluster).then(ListenerPool::new);
+            let slots: Vec<SlotHandle> = (0..spec.instances)
+                .map(|i| self.new_slot(&mut reg, &spec, &pool, i))
+                .collect();
+            let replies: Vec<_> = slots
+                .iter()
+                .map(|s| s.ask(|reply| SlotCommand::Start { spec: None, reply }))
+                .collect();
+            reg.apps.push(App {
+                spec: spec.clone(),
+                pool,
+                slots,
+                op: Arc::new(tokio::sync::Mutex::new(())),
+            });
+            replies
+        };
+        let mut first_err = None;
+        for r in handles {
+            if let Err(e) = flatten(r.await) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            // Nothing half-started stays registered.
+            let removed = {
+                let mut reg = self.reg();
+                let idx = reg.apps.iter().position(|a| a.spec.name == name);
+                idx.map(|i| reg.apps.remove(i))
+            };
+            if let Some(app) = removed {
+                self.shutdown_slots(&app.slots).await;
+                self.forget_logs(&app.slots);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `pmr start <name|id>`: starts the stopped or errored instances of existing apps.
+    pub async fn start_existing(&self, targets: &[String]) -> Result<Report> {
+        self.each_selected(targets, |_, slots| async move {
+            let mut pending = Vec::new();
+            for s in &slots {
+                if !s.1.is_active() {
+                    pending.push(s.0.ask(|reply| SlotCommand::Start { spec: None, reply }));
+                }
+            }
+            let mut res = Ok(());
+            for p in pending {
+                if let Err(e) = flatten(p.await) {
+                    res = Err(e);
+                }
+            }
+            res
+        })
+        .await
+    }
+
+    pub async fn stop(&self, targets: &[String]) -> Result<Report> {
+        self.each_selected(targets, |_, slots| async move {
+            let pending: Vec<_> = slots
+                .iter()
+                .map(|s| s.0.ask(|reply| SlotCommand::Stop { reply }))
+                .collect();
+            for p in pending {
+                let _ = p.await;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stops and starts again (all instances at once). With `caller_env`, the
+    /// apps take that environment (`--update-env`).
+    pub async fn restart(
+        &self,
+        targets: &[String],
+        caller_env: Option<BTreeMap<String, String>>,
+    ) -> Result<Report> {
+        let sup = self.clone();
+        self.each_selected(targets, move |app, slots| {
+            let sup = sup.clone();
+            let env = caller_env.clone();
+            async move {
+                let spec = sup.updated_spec(&app, env.as_ref());
+                let pending: Vec<_> = slots
+                    .iter()
+                    .map(|s| {
+                        s.0.ask(|reply| SlotCommand::Restart {
+                            spec: spec.clone(),
+                            reason: RestartReason::User,
+                            reply,
+                        })
+                    })
+                    .collect();
+                let mut res = Ok(());
+                for p in pending {
+                    if let Err(e) = flatten(p.await) {
+                        res = Err(e);
+                    }
+                }
+                res
+            }
+        })
+        .await
+    }
+
+    /// Replaces instances one at a time, each only once its replacement is
+    /// ready. Fork-mode apps are restarted instead (and the report says so).
+    pub async fn reload(
+        &self,
+        targets: &[String],
+        caller_env: Option<BTreeMap<String, String>>,
+    ) -> Result<Report> {
+        let sel = self.reg().select(targets)?;
+        let mut report = Report::default();
+        for s in sel {
+            let (op, spec) = {
+                let reg = self.reg();
+                let Some(app) = reg.app(&s.app) else { continue };
+                (app.op.clone(), app.spec.clone())
+            };
+            let _guard = op.try_lock().map_err(|_| {
+                Error::Busy(format!(
+                    "a reload or restart of {} is in progress; try again when it ends",
+                    s.app
+                ))
+            })?;
+            let new_spec = self.updated_spec(&s.app, caller_env.as_ref());
+            let slots = self.slot_refs(&s);
+            if spec.exec_mode == ExecMode::Fork {
+                report.notices.push(format!(
+                    "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime). Start it with -i 1 for zero-downtime reloads.",
+                    s.app
+                ));
+                let pending: Vec<_> = slots
+                    .iter()
+                    .map(|sl| {
+                        sl.0.ask(|reply| SlotCommand::Restart {
+                            spec: new_spec.clone(),
+                            reason: RestartReason::User,
+                            reply,
+                        })
+                    })
+                    .collect();
+                for p in pending {
+                    flatten(p.await)?;
+                }
+            } else {
+                for sl in &slots {
+                    let r = sl.0.ask(|reply| SlotCommand::Reload {
+                        spec: new_spec.clone(),
+                        reason: RestartReason::User,
+                        reply,
+                    });
+                    flatten(r.await)?;
+                }
+            }
+            if let Some(ns) = new_spec {
+                if let Some(app) = self.reg().app_mut(&s.app) {
+                    app.spec = ns;
+                }
+            }
+            report
+                .instances
+                .extend(self.infos_of(&s.app, s.ids.as_deref()));
+        }
+        Ok(report)
+    }
+
+    pub async fn delete(&self, targets: &[String]) -> Result<Report> {
+        let sel = self.reg().select(targets)?;
+        let mut report = Report::default();
+        for s in sel {
+            let Some(op) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
+                continue;
+            };
+            let _guard = op.lock().await;
+            report
+                .instances
+                .extend(self.infos_of(&s.app, s.ids.as_deref()));
+            let removed: Vec<SlotHandle> = {
+                let mut reg = self.reg();
+                let Some(app) = reg.app_mut(&s.app) else {
+                    continue;
+                };
+                let (gone, keep): (Vec<SlotHandle>, Vec<SlotHandle>) =
+                    std::mem::take(&mut app.slots)
+                        .into_iter()
+                        .partition(|sl| s.ids.as_ref().is_none_or(|ids| ids.contains(&sl.id)));
+                app.slots = keep;
+                if app.slots.is_empty() {
+                    reg.apps.retain(|a| a.spec.name != s.app);
+                }
+                gone
+            };
+            self.shutdown_slots(&removed).await;
+            self.forget_logs(&removed);
+        }
+        for i in &mut report.instances {
+            i.status = Status::Stopped;
+            i.pid = None;
+        }
+        Ok(report)
+    }
+
+    pub async fn scale(&self, name: &str, to: ScaleTo) -> Result<Report> {
+        let op = self
+            .reg()
+            .app(name)
+            .map(|a| a.op.clone())
+            .ok_or_else(|| Error::NotFound(format!("no app named '{name}' (see pmr list)")))?;
+        let _guard = op.lock().await;
+        let mut report = Report::default();
+        let (started, removed) = {
+            let mut reg = self.reg();
+            let Some(app) = reg.app(name) else {
+                return Err(Error::NotFound(format!("no app named '{name}'")));
+            };
+            let current = app.slots.len() as u32;
+            let wanted = to.apply(current);
+            if wanted == 0 {
+                return Err(Error::Config(format!(
+                    "cannot scale {name} to 0 instances; use pmr stop {name} or pmr delete {name}"
+                )));
+            }
+            let spec = Arc::new(AppSpec {
+                instances: wanted,
+                ..(*app.spec).clone()
+            });
+            let pool = app.pool.clone();
+            let mut used: Vec<u32> = app.slots.iter().map(|s| s.instance).collect();
+            let mut new_slots = Vec::new();
+            let mut next_instance = 0;
+            for _ in current..wanted {
+                while used.contains(&next_instance) {
+                    next_instance += 1;
+                }
+                used.push(next_instance);
+                new_slots.push(self.new_slot(&mut reg, &spec, &pool, next_instance));
+            }
+            let app = reg
+                .app_mut(name)
+                .ok_or_else(|| Error::NotFound(name.to_string()))?;
+            app.spec = spec;
+            let mut removed = Vec::new();
+            if wanted < current {
+                app.slots.sort_by_key(|s| s.instance);
+                removed = app.slots.split_off(wanted as usize);
+            }
+            let started: Vec<_> = new_slots
+                .iter()
+                .map(|s| s.ask(|reply| SlotCommand::Start { spec: None, reply }))
+                .collect();
+            app.slots.extend(new_slots);
+            (started, removed)
+        };
+        for r in started {
+            flatten(r.await)?;
+        }
+        self.shutdown_slots(&removed).await;
+        self.forget_logs(&removed);
+        report.instances = self.infos_of(name, None);
+        Ok(report)
+    }
+
+    pub async fn signal(&self, targets: &[String], signal: Signal) -> Result<Report> {
+        self.each_selected(targets, move |_, slots| async move {
+            let pending: Vec<_> = slots
+                .iter()
+                .map(|s| s.0.ask(|reply| SlotCommand::Signal { signal, reply }))
+                .collect();
+            let mut res = Ok(());
+            for p in pending {
+                if let Err(e) = flatten(p.await) {
+                    res = Err(e);
+                }
+            }
+            res
+        })
+        .await
+    }
+
+    /// Stops every app gracefully and forgets them (daemon shutdown).
+    pub async fn shutdown(&self) {
+        let apps: Vec<App> = std::mem::take(&mut self.reg().apps);
+        let all: Vec<SlotHandle> = apps.into_iter().flat_map(|a| a.slots).collect();
+        self.shutdown_slots(&all).await;
+    }
+
+    /// Kills every app's process group at once, synchronously: for an
+    /// in-process supervisor whose host process is exiting.
+    pub fn kill_all_now(&self) {
+        let reg = self.reg();
+        for s in reg.apps.iter().flat_map(|a| a.slots.iter()) {
+            if let Some(pid) = s.st().pid {
+                let _ = signal_group(pid, Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// Asks every log file to reopen its path (after external rotation).
+    pub fn reopen_logs(&self) {
+        for f in self.inner.shared.files.all() {
+            f.reopen();
+        }
+    }
+
+    fn updated_spec(
+        &self,
+        app: &str,
+        caller_env: Option<&BTreeMap<String, String>>,
+    ) -> Option<Arc<AppSpec>> {
+        let env = caller_env?;
+        let reg = self.reg();
+        reg.app(app).map(|a| Arc::new(a.spec.with_caller_env(env)))
+    }
+
+    fn slot_refs(&self, s: &Selected) -> Vec<(SlotRef, Status)> {
+        let reg = self.reg();
+        let Some(app) = reg.app(&s.app) else {
+            return Vec::new();
+        };
+        let mut v: Vec<_> = app
+            .slots
+            .iter()
+            .filter(|x| s.ids.as_ref().is_none_or(|ids| ids.contains(&x.id)))
+            .map(|x| {
+                (
+                    SlotRef {
+                        tx: x.tx.clone(),
+                        instance: x.instance,
+                    },
+                    x.st().status,
+                )
+            })
+            .collect();
+        v.sort_by_key(|(r, _)| r.instance);
+        v
+    }
+
+    /// Runs `op` on each selected app under the app's operation lock, and
+    /// reports the touched instances afterwards.
+    async fn each_selected<F, Fut>(&self, targets: &[String], op: F) -> Result<Report>
+    where
+        F: Fn(String, Vec<(SlotRef, Status)>) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let sel = self.reg().select(targets)?;
+        let mut report = Report::default();
+        let mut first_err = None;
+        for s in sel {
+            let Some(lock) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
+                continue;
+            };
+            let _guard = lock.lock().await;
+            let slots = self.slot_refs(&s);
+            if let Err(e) = op(s.app.clone(), slots).await {
+                first_err.get_or_insert(e);
+            }
+            report
+                .instances
+                .extend(self.infos_of(&s.app, s.ids.as_deref()));
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    async fn shutdown_slots(&self, slots: &[SlotHandle]) {
+        let pending: Vec<_> = slots
+            .iter()
+            .map(|s| s.ask(|reply| SlotCommand::Shutdown { reply }))
+            .collect();
+        for p in pending {
+            let _ = p.await;
+        }
+    }
+
+    fn forget_logs(&self, slots: &[SlotHandle]) {
+        let still_used: Vec<PathBuf> = {
+            let reg = self.reg();
+            reg.apps
+                .iter()
+                .flat_map(|a| a.slots.iter())
+                .flat_map(|s| [s.paths.out.clone(), s.paths.err.clone()])
+                .collect()
+        };
+        for s in slots {
+            for p in [&s.paths.out, &s.paths.err]
+                .into_iter()
+                .chain(s.paths.combined.as_ref())
+            {
+                if !still_used.contains(p) {
+                    self.inner.shared.files.forget(p);
+                }
+            }
+        }
+    }
+}
+
+/// A slot's command channel, detached from the registry lock.
+pub(crate) struct SlotRef {
+    tx: mpsc::UnboundedSender<SlotCommand>,
+    instance: u32,
+}
+
+impl SlotRef {
+    fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> SlotCommand) -> oneshot::Receiver<T> {
+        ask(&self.tx, make)
+    }
+}
+
+fn flatten(r: std::result::Result<Result<()>, oneshot::error::RecvError>) -> Result<()> {
+    r.map_err(|_| Error::Daemon("an instance task ended unexpectedly".into()))?
+}

@@ -1,0 +1,265 @@
+//! One running OS process of an instance: spawned with its pipes and IPC
+//! channel wired up, watched for exit, and stopped as a whole process group.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::Shared;
+use crate::cluster::channel::{self, Channel, ChannelEvent, Outgoing};
+use crate::cluster::listeners::ListenerPool;
+use crate::logs::capture::{capture, Target, Timestamper};
+use crate::logs::{LogPaths, Stream};
+use crate::process::group::{group_alive, signal_group};
+use crate::process::signal::parse_signal;
+use crate::process::spawn::{spawn, SpawnArgs, IPC_FD};
+use crate::spec::{AppSpec, ExecMode};
+
+/// How often a stop looks for processes left in the group after the main one exited.
+const GROUP_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcessExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ProcessExit {
+    pub fn signal_name(&self) -> Option<String> {
+        self.signal.map(|s| {
+            Signal::try_from(s)
+                .map(|sig| sig.as_str().to_string())
+                .unwrap_or_else(|_| format!("signal {s}"))
+        })
+    }
+}
+
+pub(crate) type ExitWatch = watch::Receiver<Option<ProcessExit>>;
+
+/// Waits until the watched process has exited. Cancel-safe.
+pub(crate) async fn wait_for_exit(w: &mut ExitWatch) -> ProcessExit {
+    loop {
+        if let Some(e) = *w.borrow_and_update() {
+            return e;
+        }
+        if w.changed().await.is_err() {
+            return w.borrow().unwrap_or(ProcessExit {
+                code: None,
+                signal: None,
+            });
+        }
+    }
+}
+
+pub(crate) struct Launch<'a> {
+    pub spec: &'a AppSpec,
+    pub id: u32,
+    pub instance: u32,
+    pub shared: &'a Arc<Shared>,
+    pub pool: Option<&'a Arc<ListenerPool>>,
+    pub paths: &'a LogPaths,
+}
+
+pub(crate) struct RunningProcess {
+    pub pid: u32,
+    pub started: Instant,
+    pub started_at: u64,
+    exit: ExitWatch,
+    pub events: mpsc::UnboundedReceiver<ChannelEvent>,
+    outgoing: Option<mpsc::UnboundedSender<Outgoing>>,
+    channel_task: Option<JoinHandle<()>>,
+    /// The worker left through `disconnect` on its own: not a crash.
+    pub exited_after_disconnect: bool,
+    pub listened: bool,
+}
+
+impl Drop for RunningProcess {
+    fn drop(&mut self) {
+        if let Some(t) = self.channel_task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// The environment one instance's process gets: the app's, plus its
+/// identity (PM2's names included, for apps that read them).
+fn instance_env(l: &Launch<'_>) -> BTreeMap<String, String> {
+    let mut env = l.spec.env.clone();
+    env.insert(l.spec.instance_var.clone(), l.instance.to_string());
+    if let Some(var) = &l.spec.increment_var {
+        let base: i64 = env
+            .get(var)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        env.insert(var.clone(), (base + l.instance as i64).to_string());
+    }
+    env.insert("pm_id".into(), l.id.to_string());
+    env.insert("PMR_ID".into(), l.id.to_string());
+    env.insert("PMR_APP_NAME".into(), l.spec.name.clone());
+    env
+}
+
+impl RunningProcess {
+    pub fn launch(l: Launch<'_>) -> io::Result<Self> {
+        let spec = l.spec;
+        let (program, mut args) = spec.command_line();
+        let mut env = instance_env(&l);
+        let mut ipc = None;
+        if spec.node {
+            if let Some(preload) = &l.shared.node_preload {
+                args.insert(0, preload.to_string_lossy().into_owned());
+                args.insert(0, "--require".into());
+            }
+            let (ours, theirs) = channel::pair()?;
+            env.insert("NODE_CHANNEL_FD".into(), IPC_FD.to_string());
+            env.insert("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into());
+            if spec.exec_mode == ExecMode::Cluster {
+                env.insert(
+                    "NODE_UNIQUE_ID".into(),
+                    l.shared.next_worker_id().to_string(),
+                );
+            }
+            ipc = Some((ours, theirs));
+        }
+        let (ours, theirs) = match ipc {
+            Some((o, t)) => (Some(o), Some(t)),
+            None => (None, None),
+        };
+        let spawned = spawn(SpawnArgs {
+            program: &program,
+            args: &args,
+            cwd: &spec.cwd,
+            env: &env,
+            ipc: theirs,
+        })?;
+        let started = Instant::now();
+
+        let timestamps = spec
+            .logs
+            .time
+            .then(|| Timestamper::new(spec.logs.log_date_format.clone()));
+        let combined = l.paths.combined.as_ref().map(|p| l.shared.files.get(p));
+        let target = |stream: Stream, path: &std::path::Path| Target {
+            app: spec.name.clone(),
+            id: l.id,
+            stream,
+            file: l.shared.files.get(path),
+            combined: combined.clone(),
+            timestamps: timestamps.clone(),
+            tap: l.shared.logs.clone(),
+        };
+        tokio::spawn(capture(spawned.stdout, target(Stream::Out, &l.paths.out)));
+        tokio::spawn(capture(spawned.stderr, target(Stream::Err, &l.paths.err)));
+
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let mut child = spawned.child;
+        tokio::spawn(async move {
+            let exit = match child.wait().await {
+                Ok(st) => ProcessExit {
+                    code: st.code(),
+                    signal: st.signal(),
+                },
+                Err(e) => {
+                    tracing::error!("waiting for a child failed: {e}");
+                    ProcessExit {
+                        code: None,
+                        signal: None,
+                    }
+                }
+            };
+            let _ = exit_tx.send(Some(exit));
+        });
+
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (outgoing, channel_task) = match ours {
+            Some(fd) => {
+                let ch = Channel::new(fd, l.pool.cloned(), ev_tx)?;
+                let (out_tx, out_rx) = mpsc::unbounded_channel();
+                (Some(out_tx), Some(tokio::spawn(ch.run(out_rx))))
+            }
+            None => (None, None),
+        };
+
+        Ok(RunningProcess {
+            pid: spawned.pid,
+            started,
+            started_at: super::now_ms(),
+            exit: exit_rx,
+            events: ev_rx,
+            outgoing,
+            channel_task,
+            exited_after_disconnect: false,
+            listened: false,
+        })
+    }
+
+    pub fn has_channel(&self) -> bool {
+        self.outgoing.is_some()
+    }
+
+    /// Waits for the process to exit. Cancel-safe.
+    pub async fn wait_exit(&mut self) -> ProcessExit {
+        wait_for_exit(&mut self.exit).await
+    }
+
+    /// A separate handle on the exit, so a caller can wait for it while
+    /// also reading `events`.
+    pub fn exit_watch(&self) -> ExitWatch {
+        self.exit.clone()
+    }
+
+    pub fn send(&self, msg: Value) -> bool {
+        self.outgoing
+            .as_ref()
+            .is_some_and(|o| o.send(Outgoing::Message(msg)).is_ok())
+    }
+
+    pub fn signal(&self, sig: Signal) -> nix::Result<()> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), sig)
+    }
+
+    /// Kills what is left of the group after the main process died on its own.
+    pub fn kill_orphans(&self) {
+        let _ = signal_group(self.pid, Signal::SIGKILL);
+    }
+
+    /// Graceful stop: the kill signal (or the 'shutdown' message) to the
+    /// group, up to `kill_timeout` for the whole group to go, then SIGKILL.
+    pub async fn stop(&mut self, spec: &AppSpec) -> ProcessExit {
+        let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
+        let by_message = spec.shutdown_with_message && self.send(Value::String("shutdown".into()));
+        if !by_message {
+            let sig = parse_signal(&spec.kill_signal).unwrap_or(Signal::SIGINT);
+            let _ = signal_group(self.pid, sig);
+        }
+        let exited = tokio::time::timeout_at(deadline, self.wait_exit())
+            .await
+            .ok();
+        if exited.is_some() {
+            while group_alive(self.pid) && Instant::now() < deadline {
+                tokio::time::sleep(GROUP_POLL).await;
+            }
+        }
+        if exited.is_none() || group_alive(self.pid) {
+            let _ = signal_group(self.pid, Signal::SIGKILL);
+        }
+        match exited {
+            Some(e) => e,
+            None => self.wait_exit().await,
+        }
+    }
+
+    /// Immediate end of the whole group, for a replacement that failed.
+    pub async fn kill(&mut self) -> ProcessExit {
+        let _ = signal_group(self.pid, Signal::SIGKILL);
+        self.wait_exit().await
+    }
+}

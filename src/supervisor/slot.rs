@@ -1,0 +1,658 @@
+//! One instance slot of an app (`pmr list` shows one row per slot): a task
+//! that owns the slot's process, applies the restart policy when it exits,
+//! and carries out start, stop, restart and reload. The slot is the only
+//! writer of its `InstanceState`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::process::{wait_for_exit, Launch, ProcessExit, RunningProcess};
+use super::state::{
+    Event, EventKind, ExitRecord, InstanceState, ReloadStep, RestartReason, Status,
+};
+use super::{now_ms, Shared};
+use crate::cluster::channel::ChannelEvent;
+use crate::cluster::listeners::{ActiveGuard, ListenerPool};
+use crate::error::{Error, Result};
+use crate::logs::LogPaths;
+use crate::policy::restart::{Decision, Exit, RestartState};
+use crate::spec::{AppSpec, ExecMode};
+
+pub(crate) enum SlotCommand {
+    Start {
+        spec: Option<Arc<AppSpec>>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Stop {
+        reply: oneshot::Sender<()>,
+    },
+    Restart {
+        spec: Option<Arc<AppSpec>>,
+        reason: RestartReason,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Reload {
+        spec: Option<Arc<AppSpec>>,
+        reason: RestartReason,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Signal {
+        signal: Signal,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Stop and end the slot (delete, scale down).
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+enum Phase {
+    Idle,
+    Running(Box<RunningProcess>),
+    Waiting(Instant),
+}
+
+/// What makes a replacement process count as ready during a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// `process.send('ready')` (wait_ready).
+    ReadyMessage,
+    /// A server is listening.
+    Listening,
+    /// The cluster worker is up (apps that never listen).
+    Online,
+}
+
+pub(crate) struct Slot {
+    pub id: u32,
+    pub instance: u32,
+    pub state: Arc<Mutex<InstanceState>>,
+    pub spec: Arc<AppSpec>,
+    pub shared: Arc<Shared>,
+    pub pool: Option<Arc<ListenerPool>>,
+    pub paths: LogPaths,
+    pub policy: RestartState,
+    /// Keeps the app's listening sockets open while this slot is active.
+    pub guard: Option<ActiveGuard>,
+    /// The last process of this slot listened; replacements must too.
+    pub listens: bool,
+    /// While a wait_ready process has not said ready: when to give up waiting.
+    launch_deadline: Option<Instant>,
+}
+
+impl Slot {
+    pub fn new(
+        id: u32,
+        instance: u32,
+        spec: Arc<AppSpec>,
+        shared: Arc<Shared>,
+        pool: Option<Arc<ListenerPool>>,
+        paths: LogPaths,
+    ) -> Self {
+        Slot {
+            id,
+            instance,
+            state: Arc::new(Mutex::new(InstanceState::new(now_ms()))),
+            spec,
+            shared,
+            pool,
+            paths,
+            policy: RestartState::default(),
+            guard: None,
+            listens: false,
+            launch_deadline: None,
+        }
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, InstanceState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, kind: EventKind) {
+        let mut st = self.st();
+        let ev = Event {
+            app: self.spec.name.clone(),
+            id: self.id,
+            instance: self.instance,
+            pid: st.pid,
+            time: now_ms(),
+            kind,
+        };
+        if !matches!(ev.kind, EventKind::Message { .. }) {
+            tracing::info!(app = %ev.app, id = ev.id, "{}", ev.describe());
+        }
+        st.remember(&ev);
+        drop(st);
+        let _ = self.shared.events.send(ev);
+    }
+
+    fn set_status(&self, s: Status) {
+        self.st().status = s;
+    }
+
+    fn activate(&mut self) {
+        if self.guard.is_none() {
+            self.guard = self.pool.as_ref().map(|p| p.acquire());
+        }
+    }
+
+    fn deactivate(&mut self) {
+        self.guard = None;
+    }
+
+    fn readiness(&self) -> Readiness {
+        if self.spec.wait_ready {
+            Readiness::ReadyMessage
+        } else if self.listens {
+            Readiness::Listening
+        } else {
+            Readiness::Online
+        }
+    }
+
+    fn launch(&mut self, spec: &AppSpec) -> Result<RunningProcess> {
+        let p = RunningProcess::launch(Launch {
+            spec,
+            id: self.id,
+            instance: self.instance,
+            shared: &self.shared,
+            pool: self.pool.as_ref(),
+            paths: &self.paths,
+        })
+        .map_err(|e| {
+            Error::Spawn(format!(
+                "cannot start {} (instance {} of {}): {e}",
+                spec.script.display(),
+                self.instance,
+                spec.name
+            ))
+        })?;
+        Ok(p)
+    }
+
+    /// Spawns the slot's process and makes it the current one.
+    fn start_process(&mut self) -> Result<Box<RunningProcess>> {
+        self.activate();
+        let spec = self.spec.clone();
+        match self.launch(&spec) {
+            Ok(p) => {
+                let waits =
+                    spec.wait_ready || (spec.exec_mode == ExecMode::Cluster && p.has_channel());
+                {
+                    let mut st = self.st();
+                    st.pid = Some(p.pid);
+                    st.started = Some(p.started.into_std());
+                    st.started_at = Some(p.started_at);
+                    st.status = if waits {
+                        Status::Launching
+                    } else {
+                        Status::Online
+                    };
+                    st.errored_reason = None;
+                    st.listening.clear();
+                }
+                self.launch_deadline = spec
+                    .wait_ready
+                    .then(|| Instant::now() + Duration::from_millis(spec.listen_timeout_ms));
+                self.emit(EventKind::Start);
+                if !waits {
+                    self.emit(EventKind::Online);
+                }
+                Ok(Box::new(p))
+            }
+            Err(e) => {
+                self.st().last_error = Some(e.to_string());
+                self.emit(EventKind::Error {
+                    message: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    fn count_restart(&self, reason: RestartReason) {
+        let mut st = self.st();
+        st.restarts += 1;
+        st.reasons.add(reason);
+    }
+
+    fn record_exit(&self, exit: ProcessExit, uptime: Duration, expected: bool) {
+        let rec = ExitRecord {
+            code: exit.code,
+            signal: exit.signal_name(),
+            at: now_ms(),
+            uptime_ms: uptime.as_millis() as u64,
+            expected,
+        };
+        self.st().last_exit = Some(rec.clone());
+        self.emit(EventKind::Exit {
+            code: rec.code,
+            signal: rec.signal,
+            expected,
+        });
+        let mut st = self.st();
+        st.pid = None;
+        st.started = None;
+        st.cpu = 0.0;
+        st.memory = 0;
+        st.listening.clear();
+    }
+
+    fn go_idle(&mut self, status: Status) -> Phase {
+        self.set_status(status);
+        self.launch_deadline = None;
+        self.deactivate();
+        Phase::Idle
+    }
+
+    async fn stop_process(&mut self, mut p: Box<RunningProcess>) {
+        self.set_status(Status::Stopping);
+        let exit = p.stop(&self.spec).await;
+        self.record_exit(exit, p.started.elapsed(), true);
+    }
+
+    /// The process exited without being asked to.
+    fn on_crash(&mut self, p: Box<RunningProcess>, exit: ProcessExit) -> Phase {
+        p.kill_orphans();
+        let uptime = p.started.elapsed();
+        self.record_exit(exit, uptime, false);
+        let decision = self.policy.on_exit(
+            &self.spec.restart_policy(),
+            Exit {
+                code: exit.code,
+                uptime,
+                voluntary: p.exited_after_disconnect,
+            },
+        );
+        self.st().unstable_restarts = self.policy.unstable_restarts;
+        drop(p);
+        match decision {
+            Decision::Restart { delay } => {
+                self.emit(EventKind::Restart {
+                    reason: RestartReason::Crash,
+                    delay_ms: delay.as_millis() as u64,
+                });
+                if delay.is_zero() {
+                    self.restart_now(RestartReason::Crash)
+                } else {
+                    self.set_status(Status::WaitingRestart);
+                    Phase::Waiting(Instant::now() + delay)
+                }
+            }
+            Decision::Errored { reason } => {
+                let last = self
+                    .st()
+                    .last_exit
+                    .as_ref()
+                    .map(|e| e.describe())
+                    .unwrap_or_default();
+                let reason = format!("{reason}; last: {last}");
+                self.st().errored_reason = Some(reason.clone());
+                self.emit(EventKind::Errored { reason });
+                self.go_idle(Status::Errored)
+            }
+            Decision::Stopped { reason } => {
+                tracing::info!(app = %self.spec.name, id = self.id, "not restarted: {reason}");
+                self.emit(EventKind::Stop);
+                self.go_idle(Status::Stopped)
+            }
+        }
+    }
+
+    /// An automatic restart; a process that cannot even be spawned counts
+    /// as an instant crash, so the policy ends a hopeless loop.
+    fn restart_now(&mut self, reason: RestartReason) -> Phase {
+        self.count_restart(reason);
+        match self.start_process() {
+            Ok(p) => Phase::Running(p),
+            Err(_) => {
+                let decision = self.policy.on_exit(
+                    &self.spec.restart_policy(),
+                    Exit {
+                        code: None,
+                        uptime: Duration::ZERO,
+                        voluntary: false,
+                    },
+                );
+                self.st().unstable_restarts = self.policy.unstable_restarts;
+                match decision {
+                    Decision::Restart { delay } => {
+                        self.set_status(Status::WaitingRestart);
+                        Phase::Waiting(Instant::now() + delay.max(Duration::from_millis(100)))
+                    }
+                    Decision::Errored { reason } | Decision::Stopped { reason } => {
+                        let last = self.st().last_error.clone().unwrap_or_default();
+                        let reason = format!("{reason}; last: {last}");
+                        self.st().errored_reason = Some(reason.clone());
+                        self.emit(EventKind::Errored { reason });
+                        self.go_idle(Status::Errored)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A user asked for the slot to run (start, restart).
+    fn user_start(&mut self, spec: Option<Arc<AppSpec>>) -> (Phase, Result<()>) {
+        if let Some(s) = spec {
+            self.spec = s;
+        }
+        self.policy.reset();
+        self.st().unstable_restarts = 0;
+        match self.start_process() {
+            Ok(p) => (Phase::Running(p), Ok(())),
+            Err(e) => {
+                self.st().errored_reason = Some(e.to_string());
+                self.emit(EventKind::Errored {
+                    reason: e.to_string(),
+                });
+                (self.go_idle(Status::Errored), Err(e))
+            }
+        }
+    }
+
+    fn on_channel_event(&mut self, p: &mut RunningProcess, ev: ChannelEvent) {
+        match ev {
+            ChannelEvent::Online => {
+                if !self.spec.wait_ready && self.st().status == Status::Launching {
+                    self.set_status(Status::Online);
+                    self.emit(EventKind::Online);
+                }
+            }
+            ChannelEvent::Listening(address) => {
+                p.listened = true;
+                self.listens = true;
+                self.st().listening.push(address.clone());
+                self.emit(EventKind::Listening { address });
+            }
+            ChannelEvent::Ready => {
+                if self.st().status == Status::Launching {
+                    self.set_status(Status::Online);
+                    self.launch_deadline = None;
+                }
+                self.emit(EventKind::Ready);
+            }
+            ChannelEvent::ExitedAfterDisconnect => p.exited_after_disconnect = true,
+            ChannelEvent::BindFailed { address, errno } => {
+                let msg = format!(
+                    "cannot listen on {address}: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                );
+                self.st().last_error = Some(msg.clone());
+                self.emit(EventKind::Error { message: msg });
+            }
+            ChannelEvent::App(data) => self.emit(EventKind::Message { data }),
+        }
+    }
+
+    /// Replaces the running process without a gap: the replacement must be
+    /// ready before the old process is asked to stop. On failure the old
+    /// process stays and the error names the instance and the cause.
+    async fn reload(
+        &mut self,
+        old: Box<RunningProcess>,
+        spec: Option<Arc<AppSpec>>,
+        reason: RestartReason,
+    ) -> (Phase, Result<()>) {
+        let spec = spec.unwrap_or_else(|| self.spec.clone());
+        let readiness = if spec.wait_ready {
+            Readiness::ReadyMessage
+        } else {
+            self.readiness()
+        };
+        let mut new = match self.launch(&spec) {
+            Ok(p) => p,
+            Err(e) => {
+                self.emit(EventKind::Reload {
+                    step: ReloadStep::Failed,
+                    detail: Some(e.to_string()),
+                });
+                return (Phase::Running(old), Err(Error::Reload(e.to_string())));
+            }
+        };
+        self.emit(EventKind::Reload {
+            step: ReloadStep::ReplacementStarted,
+            detail: Some(format!("new pid {}", new.pid)),
+        });
+        let deadline = Instant::now() + Duration::from_millis(spec.listen_timeout_ms);
+        let mut listening = Vec::new();
+        let mut new_exit = new.exit_watch();
+        let outcome: std::result::Result<(), String> = loop {
+            tokio::select! {
+                ev = new.events.recv() => match ev {
+                    Some(ChannelEvent::Listening(a)) => {
+                        new.listened = true;
+                        listening.push(a);
+                        if readiness == Readiness::Listening { break Ok(()); }
+                    }
+                    Some(ChannelEvent::Online) if readiness == Readiness::Online => break Ok(()),
+                    Some(ChannelEvent::Ready) if readiness == Readiness::ReadyMessage => break Ok(()),
+                    Some(ChannelEvent::BindFailed { address, errno }) => {
+                        break Err(format!("cannot listen on {address}: {}", std::io::Error::from_raw_os_error(errno)));
+                    }
+                    Some(_) => {}
+                    None => {}
+                },
+                exit = wait_for_exit(&mut new_exit) => {
+                    let how = match (exit.signal_name(), exit.code) {
+                        (Some(s), _) => format!("was killed by {s}"),
+                        (None, Some(c)) => format!("exited with code {c}"),
+                        (None, None) => "exited".into(),
+                    };
+                    break Err(format!("the replacement {how} before it was ready"));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let what = match readiness {
+                        Readiness::ReadyMessage => "send 'ready'",
+                        Readiness::Listening => "listen",
+                        Readiness::Online => "come online",
+                    };
+                    break Err(format!(
+                        "the replacement did not {what} within listen_timeout ({} ms)",
+                        spec.listen_timeout_ms
+                    ));
+                }
+            }
+        };
+        if let Err(cause) = outcome {
+            new.kill().await;
+            let msg = format!(
+                "reload of {} instance {} (id {}) failed: {cause}; the old process (pid {}) keeps serving",
+                spec.name, self.instance, self.id, old.pid
+            );
+            self.emit(EventKind::Reload {
+                step: ReloadStep::Failed,
+                detail: Some(cause),
+            });
+            return (Phase::Running(old), Err(Error::Reload(msg)));
+        }
+
+        self.spec = spec;
+        self.count_restart(reason);
+        {
+            let mut st = self.st();
+            st.pid = Some(new.pid);
+            st.started = Some(new.started.into_std());
+            st.started_at = Some(new.started_at);
+            st.status = Status::Online;
+            st.listening = listening;
+        }
+        self.emit(EventKind::Reload {
+            step: ReloadStep::ReplacementReady,
+            detail: None,
+        });
+        let old_pid = old.pid;
+        self.emit(EventKind::Reload {
+            step: ReloadStep::OldStopping,
+            detail: Some(format!("old pid {old_pid}")),
+        });
+        let mut old = old;
+        let exit = old.stop(&self.spec).await;
+        let how = match (exit.signal_name(), exit.code) {
+            (Some(s), _) => format!("old pid {old_pid} killed by {s}"),
+            (None, Some(c)) => format!("old pid {old_pid} exited with code {c}"),
+            (None, None) => format!("old pid {old_pid} exited"),
+        };
+        self.emit(EventKind::Reload {
+            step: ReloadStep::OldExited,
+            detail: Some(how),
+        });
+        (Phase::Running(Box::new(new)), Ok(()))
+    }
+
+    /// Handles a command; returns the next phase, or None when the slot ends.
+    async fn on_command(&mut self, phase: Phase, cmd: SlotCommand) -> Option<Phase> {
+        match cmd {
+            SlotCommand::Start { spec, reply } => {
+                let (next, result) = match phase {
+                    Phase::Running(p) => (Phase::Running(p), Ok(())),
+                    Phase::Waiting(_) | Phase::Idle => self.user_start(spec),
+                };
+                let _ = reply.send(result);
+                Some(next)
+            }
+            SlotCommand::Stop { reply } => {
+                let next = self.stop_phase(phase).await;
+                let _ = reply.send(());
+                Some(next)
+            }
+            SlotCommand::Restart {
+                spec,
+                reason,
+                reply,
+            } => {
+                let was_running = !matches!(phase, Phase::Idle);
+                // Hold the sockets through the gap so connections queue.
+                let hold = self.pool.as_ref().map(|p| p.acquire());
+                if let Phase::Running(p) = phase {
+                    self.stop_process(p).await;
+                }
+                if was_running {
+                    self.count_restart(reason);
+                    self.emit(EventKind::Restart {
+                        reason,
+                        delay_ms: 0,
+                    });
+                }
+                let (next, result) = self.user_start(spec);
+                drop(hold);
+                let _ = reply.send(result);
+                Some(next)
+            }
+            SlotCommand::Reload {
+                spec,
+                reason,
+                reply,
+            } => {
+                let (next, result) = match phase {
+                    Phase::Running(p) => self.reload(p, spec, reason).await,
+                    other => {
+                        let was_waiting = matches!(other, Phase::Waiting(_));
+                        if was_waiting {
+                            self.count_restart(reason);
+                        }
+                        self.user_start(spec)
+                    }
+                };
+                let _ = reply.send(result);
+                Some(next)
+            }
+            SlotCommand::Signal { signal, reply } => {
+                let result = match &phase {
+                    Phase::Running(p) => p
+                        .signal(signal)
+                        .map_err(|e| Error::NotFound(format!("cannot signal pid {}: {e}", p.pid))),
+                    _ => Err(Error::NotFound(format!(
+                        "{} (id {}) is not running",
+                        self.spec.name, self.id
+                    ))),
+                };
+                let _ = reply.send(result);
+                Some(phase)
+            }
+            SlotCommand::Shutdown { reply } => {
+                self.stop_phase(phase).await;
+                let _ = reply.send(());
+                None
+            }
+        }
+    }
+
+    async fn stop_phase(&mut self, phase: Phase) -> Phase {
+        let was_active = !matches!(phase, Phase::Idle);
+        if let Phase::Running(p) = phase {
+            self.stop_process(p).await;
+        }
+        if was_active {
+            self.emit(EventKind::Stop);
+        }
+        self.go_idle(Status::Stopped)
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SlotCommand>) {
+        let mut phase = Phase::Idle;
+        loop {
+            phase = match phase {
+                Phase::Idle => match rx.recv().await {
+                    Some(cmd) => match self.on_command(Phase::Idle, cmd).await {
+                        Some(p) => p,
+                        None => return,
+                    },
+                    None => return,
+                },
+                Phase::Waiting(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => self.restart_now(RestartReason::Crash),
+                        cmd = rx.recv() => match cmd {
+                            Some(cmd) => match self.on_command(Phase::Waiting(at), cmd).await {
+                                Some(p) => p,
+                                None => return,
+                            },
+                            None => return,
+                        },
+                    }
+                }
+                Phase::Running(mut p) => {
+                    let launch_deadline = self.launch_deadline;
+                    let mut exit_watch = p.exit_watch();
+                    tokio::select! {
+                        exit = wait_for_exit(&mut exit_watch) => self.on_crash(p, exit),
+                        Some(ev) = p.events.recv() => {
+                            self.on_channel_event(&mut p, ev);
+                            Phase::Running(p)
+                        }
+                        _ = async {
+                            match launch_deadline {
+                                Some(d) => tokio::time::sleep_until(d).await,
+                                None => std::future::pending().await,
+                            }
+                        } => {
+                            // PM2 behaviour: a wait_ready app that never says
+                            // ready is considered online after listen_timeout.
+                            self.launch_deadline = None;
+                            if self.st().status == Status::Launching {
+                                self.set_status(Status::Online);
+                                self.emit(EventKind::Online);
+                            }
+                            Phase::Running(p)
+                        }
+                        cmd = rx.recv() => match cmd {
+                            Some(cmd) => match self.on_command(Phase::Running(p), cmd).await {
+                                Some(p) => p,
+                                None => return,
+                            },
+                            None => {
+                                self.stop_process(p).await;
+                                return;
+                            }
+                        },
+                    }
+                }
+            };
+        }
+    }
+}
