@@ -77,41 +77,34 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
             "no script given: pmr start <script|command|name> (see pmr start --help)".into(),
         ));
     };
+    // Names of known apps win over commands in PATH, as in PM2.
+    if may_be_target(&script) {
+        if let Some(mut c) = crate::client::Client::connect(&ctx.home)? {
+            match c.request_as::<Report>(Request::StartExisting {
+                target: vec![script.clone()],
+            }) {
+                Ok(report) => {
+                    info(&format!("started {script}"));
+                    summarize(&report.instances);
+                    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+                    return Ok(());
+                }
+                Err(Error::NotFound(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+    }
     let cfg = config_from_flags(&a)?;
-    let cwd =
-        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    let cwd = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
     let env = caller_env();
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let node = ctx.host.node();
     let resolved = cfg.resolve(&ResolveContext {
         base_dir: &cwd,
         caller_env: &env,
         node: &node,
         cpus,
-    });
-    let resolved = match resolved {
-        Ok(r) => r,
-        Err(e) if may_be_target(&script) => {
-            if let Some(mut c) = crate::client::Client::connect(&ctx.home)? {
-                match c.request_as::<Report>(Request::StartExisting {
-                    target: vec![script.clone()],
-                }) {
-                    Ok(report) => {
-                        info(&format!("started {script}"));
-                        summarize(&report.instances);
-                        show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-                        return Ok(());
-                    }
-                    Err(Error::NotFound(_)) => {}
-                    Err(other) => return Err(other),
-                }
-            }
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    })?;
     for n in &resolved.notices {
         info(n);
     }

@@ -130,6 +130,9 @@ pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
 fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> {
     let v: Value = serde_json::from_slice(line)
         .map_err(|e| (0, Error::Protocol(format!("malformed JSON: {e}"))))?;
+    if !v.is_object() {
+        return Err((0, Error::Protocol("a request must be a JSON object".into())));
+    }
     let id = v.get("id").and_then(Value::as_u64).unwrap_or(0);
     match v.get("v").and_then(Value::as_u64) {
         Some(ver) if ver == PROTOCOL_VERSION as u64 => {}

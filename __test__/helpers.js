@@ -1,0 +1,155 @@
+'use strict'
+// Shared plumbing for the end-to-end tests: a private PMR_HOME per test
+// file, the real CLI run as a child process, and cleanup that kills every
+// process a test started, by pid, and checks it is gone.
+const { spawnSync, spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const net = require('node:net')
+const http = require('node:http')
+
+const ROOT = path.join(__dirname, '..')
+const BIN = path.join(ROOT, 'bin', 'pmr.js')
+const FIXTURES = path.join(__dirname, 'fixtures')
+
+/** A process is gone when /proc has no entry or shows a zombie (this
+ * sandbox's PID 1 reaps slowly, so `kill -0` would still succeed). */
+function alive (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state !== 'Z' && state !== 'X'
+  } catch {
+    return false
+  }
+}
+
+/** Pids of live processes whose process group is `pgid`. */
+function groupMembers (pgid) {
+  const out = []
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') out.push(Number(name))
+    } catch {}
+  }
+  return out
+}
+
+async function waitFor (what, fn, { timeout = 10000, interval = 25 } = {}) {
+  const deadline = Date.now() + timeout
+  let last
+  for (;;) {
+    last = await fn()
+    if (last) return last
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, interval))
+  }
+}
+
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.unref()
+    s.on('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** GET http://127.0.0.1:port/path with a fresh connection. */
+function get (port, urlPath = '/', { timeout = 5000, agent = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent, timeout }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => { body += d })
+      res.on('end', () => resolve({ status: res.statusCode, body, headers: res.headers }))
+    })
+    req.on('timeout', () => req.destroy(new Error('request timed out')))
+    req.on('error', reject)
+  })
+}
+
+class Home {
+  constructor () {
+    // Short path: a Unix socket path must stay under ~100 bytes.
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmr-t-'))
+    this.pids = new Set()
+  }
+
+  env (extra = {}) {
+    return { ...process.env, PMR_HOME: this.dir, NO_COLOR: '1', ...extra }
+  }
+
+  /** Runs the CLI to completion. */
+  run (args, { cwd = FIXTURES, env = {}, timeout = 30000 } = {}) {
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      cwd, env: this.env(env), encoding: 'utf8', timeout,
+    })
+    this.notePids()
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal }
+  }
+
+  /** Runs the CLI and fails with its output unless it exits 0. */
+  ok (args, opts) {
+    const r = this.run(args, opts)
+    if (r.code !== 0) {
+      throw new Error(`pmr ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
+    }
+    return r
+  }
+
+  /** Starts the CLI without waiting (for `logs` streaming). */
+  spawn (args, { cwd = FIXTURES, env = {} } = {}) {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: this.env(env) })
+    this.pids.add(child.pid)
+    return child
+  }
+
+  jlist () {
+    const r = this.ok(['jlist'])
+    const rows = JSON.parse(r.stdout)
+    for (const row of rows) if (row.pid) this.pids.add(row.pid)
+    return rows
+  }
+
+  daemonPid () {
+    try {
+      return Number(fs.readFileSync(path.join(this.dir, 'pmr.pid'), 'utf8'))
+    } catch {
+      return null
+    }
+  }
+
+  notePids () {
+    const d = this.daemonPid()
+    if (d) this.pids.add(d)
+  }
+
+  logFile (name) {
+    return path.join(this.dir, 'logs', name)
+  }
+
+  /** Stops the daemon, then kills anything this test ever saw, and checks
+   * that every one of those processes is gone. */
+  async cleanup () {
+    this.notePids()
+    if (fs.existsSync(path.join(this.dir, 'pmr.sock'))) this.run(['kill'])
+    for (const pid of this.pids) {
+      if (alive(pid)) {
+        for (const p of groupMembers(pid)) { try { process.kill(p, 'SIGKILL') } catch {} }
+        try { process.kill(pid, 'SIGKILL') } catch {}
+      }
+    }
+    await waitFor('every test process to exit', () => [...this.pids].every((p) => !alive(p)), { timeout: 5000 })
+    fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+module.exports = { Home, alive, groupMembers, waitFor, freePort, get, FIXTURES, ROOT, BIN }
