@@ -95,9 +95,12 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
         }
     }
     let cfg = config_from_flags(&a)?;
-    let cwd = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
     let env = caller_env();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let node = ctx.host.node();
     let resolved = cfg.resolve(&ResolveContext {
         base_dir: &cwd,

@@ -183,6 +183,12 @@ async fn dispatch(ctx: &Context, req: Request) -> Result<Value> {
         Request::Stop { target } => sup.stop(&target).await?,
         Request::Restart { target, env } => sup.restart(&target, env).await?,
         Request::Reload { target, env } => sup.reload(&target, env).await?,
+        Request::ReloadApps { apps, update_env } => {
+            for a in &apps {
+                check_runnable(a)?;
+            }
+            sup.reload_apps(apps, update_env).await?
+        }
         Request::Delete { target } => sup.delete(&target).await?,
         Request::Scale { name, to } => sup.scale(&name, to).await?,
         Request::Signal { target, signal } => {

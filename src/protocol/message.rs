@@ -35,6 +35,12 @@ pub enum Request {
         #[serde(default)]
         env: Option<BTreeMap<String, String>>,
     },
+    /// Apply changed definitions to running apps (start the missing ones).
+    ReloadApps {
+        apps: Vec<AppSpec>,
+        #[serde(default)]
+        update_env: bool,
+    },
     Delete {
         target: Vec<String>,
     },

@@ -119,6 +119,22 @@ impl AppSpec {
         }
     }
 
+    /// This definition, keeping the inherited environment of `running`
+    /// (reload of a changed config without `--update-env`).
+    pub fn keeping_env_of(&self, running: &AppSpec) -> AppSpec {
+        let mut env: BTreeMap<String, String> = running
+            .env
+            .iter()
+            .filter(|(k, _)| !running.app_env.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend(self.app_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        AppSpec {
+            env,
+            ..self.clone()
+        }
+    }
+
     /// The program and arguments to exec.
     pub fn command_line(&self) -> (PathBuf, Vec<String>) {
         match &self.interpreter {
@@ -131,6 +147,41 @@ impl AppSpec {
             None => (self.script.clone(), self.args.clone()),
         }
     }
+}
+
+/// What differs between two definitions of an app, for the user: one entry
+/// per changed option, the app's own env keys named one by one (values of
+/// secret-looking keys are not shown). The inherited shell environment is
+/// not compared: it differs between any two shells.
+pub fn changes(old: &AppSpec, new: &AppSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return out;
+    };
+    for (k, vb) in &b {
+        if k == "env" || k == "app_env" {
+            continue;
+        }
+        let va = a.get(k).unwrap_or(&serde_json::Value::Null);
+        if va != vb {
+            out.push(format!("{k} {va} -> {vb}"));
+        }
+    }
+    for (k, v) in &new.app_env {
+        match old.app_env.get(k) {
+            Some(o) if o == v => {}
+            Some(_) if looks_secret(k) => out.push(format!("env {k} changed")),
+            Some(o) => out.push(format!("env {k} {o:?} -> {v:?}")),
+            None if looks_secret(k) => out.push(format!("env {k} added")),
+            None => out.push(format!("env {k}={v:?} added")),
+        }
+    }
+    for k in old.app_env.keys().filter(|k| !new.app_env.contains_key(*k)) {
+        out.push(format!("env {k} removed"));
+    }
+    out
 }
 
 /// Whether an environment variable probably holds a secret, so that
@@ -153,6 +204,75 @@ pub fn looks_secret(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec() -> AppSpec {
+        AppSpec {
+            name: "api".into(),
+            namespace: DEFAULT_NAMESPACE.into(),
+            script: "/srv/app.js".into(),
+            args: vec![],
+            interpreter: Some("/usr/bin/node".into()),
+            interpreter_args: vec![],
+            node: true,
+            cwd: "/srv".into(),
+            env: BTreeMap::from([
+                ("PATH".to_string(), "/bin".to_string()),
+                ("PORT".to_string(), "3000".to_string()),
+            ]),
+            app_env: BTreeMap::from([("PORT".to_string(), "3000".to_string())]),
+            instances: 2,
+            exec_mode: ExecMode::Cluster,
+            autorestart: true,
+            max_restarts: 16,
+            min_uptime_ms: 1000,
+            restart_delay_ms: 0,
+            exp_backoff_restart_delay_ms: None,
+            stop_exit_codes: vec![],
+            kill_timeout_ms: 1600,
+            kill_signal: "SIGINT".into(),
+            listen_timeout_ms: 3000,
+            wait_ready: false,
+            shutdown_with_message: false,
+            max_memory_restart: None,
+            instance_var: DEFAULT_INSTANCE_VAR.into(),
+            increment_var: None,
+            logs: LogSpec::default(),
+        }
+    }
+
+    #[test]
+    fn changes_name_options_and_env_keys_but_hide_secrets() {
+        let old = spec();
+        let mut new = spec();
+        new.instances = 4;
+        new.app_env.insert("PORT".into(), "4000".into());
+        new.app_env.insert("API_TOKEN".into(), "s3cret".into());
+        new.env.insert("SHLVL".into(), "3".into());
+        let c = changes(&old, &new);
+        assert!(c.contains(&"instances 2 -> 4".to_string()), "{c:?}");
+        assert!(
+            c.contains(&"env PORT \"3000\" -> \"4000\"".to_string()),
+            "{c:?}"
+        );
+        assert!(c.contains(&"env API_TOKEN added".to_string()), "{c:?}");
+        assert!(
+            !c.iter()
+                .any(|x| x.contains("s3cret") || x.contains("SHLVL")),
+            "{c:?}"
+        );
+        assert!(changes(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn keeping_env_replaces_only_the_apps_own_part() {
+        let running = spec();
+        let mut new = spec();
+        new.env = BTreeMap::from([("PATH".to_string(), "/other".to_string())]);
+        new.app_env = BTreeMap::from([("PORT".to_string(), "4000".to_string())]);
+        let merged = new.keeping_env_of(&running);
+        assert_eq!(merged.env["PATH"], "/bin");
+        assert_eq!(merged.env["PORT"], "4000");
+    }
 
     #[test]
     fn secret_looking_keys() {

@@ -479,57 +479,143 @@ impl Supervisor {
         let sel = self.reg().select(targets)?;
         let mut report = Report::default();
         for s in sel {
-            let (op, spec) = {
-                let reg = self.reg();
-                let Some(app) = reg.app(&s.app) else { continue };
-                (app.op.clone(), app.spec.clone())
+            let Some(op) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
+                continue;
             };
-            let _guard = op.try_lock().map_err(|_| {
-                Error::Busy(format!(
-                    "a reload or restart of {} is in progress; try again when it ends",
-                    s.app
-                ))
-            })?;
+            let _guard = op.try_lock().map_err(|_| busy(&s.app))?;
             let new_spec = self.updated_spec(&s.app, caller_env.as_ref());
-            let slots = self.slot_refs(&s);
-            if spec.exec_mode == ExecMode::Fork {
-                report.notices.push(format!(
-                    "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime). Start it with -i 1 for zero-downtime reloads.",
-                    s.app
-                ));
-                let pending: Vec<_> = slots
-                    .iter()
-                    .map(|sl| {
-                        sl.0.ask(|reply| SlotCommand::Restart {
-                            spec: new_spec.clone(),
-                            reason: RestartReason::User,
-                            reply,
-                        })
-                    })
-                    .collect();
-                for p in pending {
-                    flatten(p.await)?;
-                }
+            self.reload_locked(&s, new_spec, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Applies changed app definitions (an edited ecosystem file) to running
+    /// apps with the least disruption the mode allows: removed instances go
+    /// first, the rest are reloaded one by one with the new definition, then
+    /// added instances start. Apps not running yet are started. Without
+    /// `update_env` the apps keep the shell environment they started with.
+    pub async fn reload_apps(&self, specs: Vec<AppSpec>, update_env: bool) -> Result<Report> {
+        let mut report = Report::default();
+        for spec in specs {
+            let name = spec.name.clone();
+            let existing = self
+                .reg()
+                .app(&name)
+                .map(|a| (a.op.clone(), a.spec.clone()));
+            let Some((op, old)) = existing else {
+                self.start_one(spec).await?;
+                report
+                    .notices
+                    .push(format!("{name} was not running: started"));
+                report.instances.extend(self.infos_of(&name, None));
+                continue;
+            };
+            let spec = if update_env {
+                spec
             } else {
-                for sl in &slots {
-                    let r = sl.0.ask(|reply| SlotCommand::Reload {
+                spec.keeping_env_of(&old)
+            };
+            let changes = crate::spec::changes(&old, &spec);
+            if changes.is_empty() {
+                report
+                    .notices
+                    .push(format!("{name}: definition unchanged, reloading"));
+            } else {
+                report
+                    .notices
+                    .push(format!("{name}: applying {}", changes.join("; ")));
+            }
+            if spec.exec_mode != old.exec_mode {
+                report.notices.push(format!(
+                    "{name}: exec_mode changes from {} to {}, which needs a full restart",
+                    old.exec_mode.as_str(),
+                    spec.exec_mode.as_str()
+                ));
+                {
+                    let _guard = op.try_lock().map_err(|_| busy(&name))?;
+                }
+                self.delete(std::slice::from_ref(&name)).await?;
+                self.start_one(spec).await?;
+                report.instances.extend(self.infos_of(&name, None));
+                continue;
+            }
+            let _guard = op.try_lock().map_err(|_| busy(&name))?;
+            let new = Arc::new(spec);
+            let current = self
+                .reg()
+                .app(&name)
+                .map(|a| a.slots.len() as u32)
+                .unwrap_or(0);
+            if new.instances < current {
+                self.resize_locked(&name, new.clone()).await?;
+            }
+            let all = Selected {
+                app: name.clone(),
+                ids: None,
+            };
+            let mut step = Report::default();
+            self.reload_locked(&all, Some(new.clone()), &mut step)
+                .await?;
+            report.notices.extend(step.notices);
+            if new.instances > current {
+                self.resize_locked(&name, new.clone()).await?;
+            }
+            report.instances.extend(self.infos_of(&name, None));
+        }
+        Ok(report)
+    }
+
+    /// The reload of one selection; the caller holds the app's operation lock.
+    async fn reload_locked(
+        &self,
+        s: &Selected,
+        new_spec: Option<Arc<AppSpec>>,
+        report: &mut Report,
+    ) -> Result<()> {
+        let Some(mode) = self.reg().app(&s.app).map(|a| a.spec.exec_mode) else {
+            return Ok(());
+        };
+        let slots = self.slot_refs(s);
+        if mode == ExecMode::Fork {
+            report.notices.push(format!(
+                "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime). Start it with -i 1 for zero-downtime reloads.",
+                s.app
+            ));
+            let pending: Vec<_> = slots
+                .iter()
+                .map(|sl| {
+                    sl.0.ask(|reply| SlotCommand::Restart {
                         spec: new_spec.clone(),
                         reason: RestartReason::User,
                         reply,
-                    });
-                    flatten(r.await)?;
-                }
+                    })
+                })
+                .collect();
+            for p in pending {
+                flatten(p.await)?;
             }
-            if let Some(ns) = new_spec {
-                if let Some(app) = self.reg().app_mut(&s.app) {
-                    app.spec = ns;
-                }
+        } else {
+            for sl in &slots {
+                let r = sl.0.ask(|reply| SlotCommand::Reload {
+                    spec: new_spec.clone(),
+                    reason: RestartReason::User,
+                    reply,
+                });
+                flatten(r.await)?;
             }
-            report
-                .instances
-                .extend(self.infos_of(&s.app, s.ids.as_deref()));
         }
-        Ok(report)
+        if let Some(ns) = new_spec {
+            if let Some(app) = self.reg().app_mut(&s.app) {
+                app.spec = Arc::new(AppSpec {
+                    instances: app.slots.len() as u32,
+                    ..(*ns).clone()
+                });
+            }
+        }
+        report
+            .instances
+            .extend(self.infos_of(&s.app, s.ids.as_deref()));
+        Ok(())
     }
 
     pub async fn delete(&self, targets: &[String]) -> Result<Report> {
@@ -575,23 +661,39 @@ impl Supervisor {
             .map(|a| a.op.clone())
             .ok_or_else(|| Error::NotFound(format!("no app named '{name}' (see pmr list)")))?;
         let _guard = op.lock().await;
-        let mut report = Report::default();
+        let spec = {
+            let reg = self.reg();
+            let app = reg
+                .app(name)
+                .ok_or_else(|| Error::NotFound(format!("no app named '{name}'")))?;
+            let wanted = to.apply(app.slots.len() as u32);
+            if wanted == 0 {
+                return Err(Error::Config(format!(
+                    "cannot scale {name} to 0 instances; use pmr stop {name} or pmr delete {name}"
+                )));
+            }
+            Arc::new(AppSpec {
+                instances: wanted,
+                ..(*app.spec).clone()
+            })
+        };
+        self.resize_locked(name, spec).await?;
+        Ok(Report {
+            instances: self.infos_of(name, None),
+            notices: Vec::new(),
+        })
+    }
+
+    /// Brings the app to `spec.instances` instances: new ones start with
+    /// `spec`, the highest-numbered go. The caller holds the operation lock.
+    async fn resize_locked(&self, name: &str, spec: Arc<AppSpec>) -> Result<()> {
         let (started, removed) = {
             let mut reg = self.reg();
             let Some(app) = reg.app(name) else {
                 return Err(Error::NotFound(format!("no app named '{name}'")));
             };
             let current = app.slots.len() as u32;
-            let wanted = to.apply(current);
-            if wanted == 0 {
-                return Err(Error::Config(format!(
-                    "cannot scale {name} to 0 instances; use pmr stop {name} or pmr delete {name}"
-                )));
-            }
-            let spec = Arc::new(AppSpec {
-                instances: wanted,
-                ..(*app.spec).clone()
-            });
+            let wanted = spec.instances;
             let pool = app.pool.clone();
             let mut used: Vec<u32> = app.slots.iter().map(|s| s.instance).collect();
             let mut new_slots = Vec::new();
@@ -606,7 +708,10 @@ impl Supervisor {
             let app = reg
                 .app_mut(name)
                 .ok_or_else(|| Error::NotFound(name.to_string()))?;
-            app.spec = spec;
+            app.spec = Arc::new(AppSpec {
+                instances: wanted,
+                ..(*app.spec).clone()
+            });
             let mut removed = Vec::new();
             if wanted < current {
                 app.slots.sort_by_key(|s| s.instance);
@@ -619,13 +724,18 @@ impl Supervisor {
             app.slots.extend(new_slots);
             (started, removed)
         };
+        let mut first_err = None;
         for r in started {
-            flatten(r.await)?;
+            if let Err(e) = flatten(r.await) {
+                first_err.get_or_insert(e);
+            }
         }
         self.shutdown_slots(&removed).await;
         self.forget_logs(&removed);
-        report.instances = self.infos_of(name, None);
-        Ok(report)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     pub async fn signal(&self, targets: &[String], signal: Signal) -> Result<Report> {
@@ -774,6 +884,12 @@ impl SlotRef {
     fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> SlotCommand) -> oneshot::Receiver<T> {
         ask(&self.tx, make)
     }
+}
+
+fn busy(app: &str) -> Error {
+    Error::Busy(format!(
+        "a reload of {app} is already in progress; try again when it ends"
+    ))
 }
 
 fn flatten(r: std::result::Result<Result<()>, oneshot::error::RecvError>) -> Result<()> {
