@@ -2,6 +2,7 @@
 // The pmr daemon: a Node process that only hosts the addon. The supervisor,
 // the control socket and every policy run in Rust on their own threads; this
 // file forwards the signals Node receives (libuv owns signal handling here).
+const path = require('node:path')
 const { startDaemon, daemonSignal } = require('./index.js')
 
 const home = process.env.PMR_HOME
@@ -10,7 +11,10 @@ if (!home) {
   process.exit(1)
 }
 
-startDaemon(home, null, (err) => {
+// Every Node app loads this first: it drains connections on stop.
+const preload = path.join(__dirname, 'preload', 'drain.js')
+
+startDaemon(home, preload, (err) => {
   process.exit(err ? 1 : 0)
 })
 

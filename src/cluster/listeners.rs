@@ -116,10 +116,20 @@ fn errno(e: io::Error) -> i32 {
 
 const EINVAL: i32 = nix::errno::Errno::EINVAL as i32;
 
+/// Sockets are created non-blocking: the flag belongs to the open file,
+/// which every worker shares, and libuv does not set it on a descriptor
+/// received over IPC. A blocking listener would leave a worker that loses an
+/// accept race stuck in accept(2), deaf to its other connections and signals.
+fn new_socket(domain: Domain, protocol: Option<Protocol>) -> io::Result<Socket> {
+    let s = Socket::new(domain, Type::STREAM, protocol)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
 fn bind(q: &ServerQuery) -> io::Result<Listener> {
     if q.is_path() {
         let path = PathBuf::from(q.address.clone().unwrap_or_default());
-        let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        let s = new_socket(Domain::UNIX, None)?;
         s.bind(&SockAddr::unix(&path)?)?;
         s.listen(q.backlog)?;
         return Ok(Listener::Unix(s, path));
@@ -151,7 +161,7 @@ fn bind(q: &ServerQuery) -> io::Result<Listener> {
 }
 
 fn bind_tcp(addr: SocketAddr, v6_only: bool) -> io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let s = new_socket(Domain::for_address(addr), Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     if addr.is_ipv6() {
         s.set_only_v6(v6_only)?;
@@ -196,6 +206,11 @@ mod tests {
         let other = pool.get_or_bind(&query(Some("127.0.0.1"), 0, 1)).unwrap();
         assert_ne!(addr(&a).port(), addr(&other).port());
         std::net::TcpStream::connect(addr(&a)).unwrap();
+        let flags = nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert!(
+            nix::fcntl::OFlag::from_bits_truncate(flags).contains(nix::fcntl::OFlag::O_NONBLOCK),
+            "workers share the file's flags and libuv expects a non-blocking listener"
+        );
     }
 
     #[test]

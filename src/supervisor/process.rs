@@ -117,6 +117,9 @@ impl RunningProcess {
             if let Some(preload) = &l.shared.node_preload {
                 args.insert(0, preload.to_string_lossy().into_owned());
                 args.insert(0, "--require".into());
+                // The preload drains on this signal too, not only SIGINT/SIGTERM.
+                let sig = parse_signal(&spec.kill_signal).unwrap_or(Signal::SIGINT);
+                env.insert("PMR_KILL_SIGNAL".into(), sig.as_str().into());
             }
             let (ours, theirs) = channel::pair()?;
             env.insert("NODE_CHANNEL_FD".into(), IPC_FD.to_string());

@@ -1,0 +1,142 @@
+'use strict'
+// Loaded by pmr into every Node.js app (`node --require <this file> app.js`).
+// When pmr asks an instance to stop (its kill signal, SIGINT by default), the
+// instance must stop taking new connections at once and finish what it has
+// without cutting a keep-alive client off mid-request:
+//
+// - every server stops listening (the supervisor keeps the port open, so new
+//   connections go to the other or the replacement worker);
+// - every response from then on carries `Connection: close`, so clients move
+//   their next request to a fresh connection;
+// - a keep-alive connection with no request in progress is closed only after
+//   it has stayed idle for a grace period. Node's own server.close() closes
+//   "idle" connections at once, and a connection looks idle to Node while
+//   the client's next request is still unread in the socket buffer: that
+//   request would be reset. The grace period avoids exactly that.
+//
+// When the last connection is gone the process ends the way the signal would
+// have ended it. An app that handles the signal itself stays in charge: the
+// drain still happens, but the app decides when to exit.
+
+const { isMainThread } = require('node:worker_threads')
+
+if (isMainThread && !process.env.PMR_NO_DRAIN) {
+  const net = require('node:net')
+  const http = require('node:http')
+
+  const GRACE_MS = Number(process.env.PMR_DRAIN_IDLE_MS) || 500
+  const SIGNALS = [...new Set(['SIGINT', 'SIGTERM', process.env.PMR_KILL_SIGNAL].filter(Boolean))]
+  const servers = new Set()
+  const sockets = new Map() // socket -> last time a request or response moved on it
+  let draining = false
+  let sweeper = null
+
+  const touch = (socket) => { if (sockets.has(socket)) sockets.set(socket, Date.now()) }
+
+  // Only HTTP connections are drained and waited for: other protocols (raw
+  // TCP, upgraded WebSockets) have no way to be told to go elsewhere, and
+  // end with the process as they would without pmr.
+  const originalListen = net.Server.prototype.listen
+  net.Server.prototype.listen = function (...args) {
+    if (!servers.has(this)) {
+      servers.add(this)
+      if (this instanceof http.Server) {
+        this.on('connection', (socket) => {
+          sockets.set(socket, Date.now())
+          socket.once('close', () => {
+            sockets.delete(socket)
+            maybeDone()
+          })
+        })
+        // Wrapping emit rather than listening: an 'upgrade' listener would
+        // change how Node treats upgrade requests the app does not handle.
+        const emit = this.emit
+        this.emit = function (event, ...args) {
+          if (event === 'upgrade' && args[1]) {
+            sockets.delete(args[1])
+            maybeDone()
+          }
+          return emit.call(this, event, ...args)
+        }
+        this.prependListener('request', (req, res) => {
+          touch(req.socket)
+          if (draining) res.shouldKeepAlive = false
+          res.once('finish', () => touch(req.socket))
+        })
+      }
+    }
+    return originalListen.apply(this, args)
+  }
+
+  // Node 19+ closes "idle" connections inside server.close(); during a drain
+  // an app's own server.close() must not reset a request still in the socket
+  // buffer either, so idle connections are left to the sweeper.
+  const originalCloseIdle = http.Server.prototype.closeIdleConnections
+  http.Server.prototype.closeIdleConnections = function (...args) {
+    if (draining) return
+    return originalCloseIdle.apply(this, args)
+  }
+
+  const busy = (socket) => {
+    const res = socket._httpMessage
+    return Boolean(res && !res.finished)
+  }
+
+  function sweep () {
+    const now = Date.now()
+    for (const [socket, last] of sockets) {
+      if (socket.destroyed) continue
+      if (busy(socket)) {
+        // In progress: its response will carry Connection: close.
+        if (!socket._httpMessage.headersSent) socket._httpMessage.shouldKeepAlive = false
+        continue
+      }
+      if (now - last >= GRACE_MS) socket.destroy()
+    }
+    maybeDone()
+  }
+
+  let exitSignal = null
+  function maybeDone () {
+    if (!draining || exitSignal === null) return
+    for (const s of servers) if (s.listening) return
+    if (sockets.size > 0) return
+    const sig = exitSignal
+    exitSignal = null
+    if (sweeper) clearInterval(sweeper)
+    // End the way the signal would have ended us without a handler.
+    for (const s of SIGNALS) process.removeListener(s, onSignal)
+    process.kill(process.pid, sig)
+  }
+
+  function drain () {
+    if (draining) return
+    draining = true
+    for (const s of servers) {
+      if (s.listening) {
+        // net's close, not http's: it stops accepting and leaves connections be.
+        net.Server.prototype.close.call(s, () => maybeDone())
+      }
+    }
+    for (const socket of sockets.keys()) {
+      const res = socket._httpMessage
+      if (res && !res.headersSent) res.shouldKeepAlive = false
+    }
+    sweeper = setInterval(sweep, Math.max(20, Math.min(100, GRACE_MS / 5)))
+    sweeper.unref()
+  }
+
+  function onSignal (sig) {
+    try {
+      drain()
+    } catch (err) {
+      process.emitWarning(`pmr drain failed: ${err && err.message}`)
+    }
+    // The app listens for this signal itself: it decides when to exit.
+    if (process.listenerCount(sig) > 1) return
+    exitSignal = sig
+    maybeDone()
+  }
+
+  for (const s of SIGNALS) process.on(s, onSignal)
+}
