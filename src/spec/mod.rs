@@ -3,7 +3,11 @@
 //! resolved form the supervisor runs: absolute paths, defaults applied, the
 //! full environment spelled out.
 
+pub mod cron;
+pub mod ecosystem;
+mod options;
 mod resolve;
+pub mod suggest;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -12,8 +16,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use resolve::{
-    check_runnable, default_name, is_node_script, validate_name, AppConfig, Instances,
-    ResolveContext, Resolved,
+    check_runnable, default_name, is_node_script, validate_name, AppConfig, Instances, LogFile,
+    ResolveContext, Resolved, Watch,
 };
 
 use crate::policy::restart::RestartPolicy;
@@ -77,6 +81,25 @@ pub struct AppSpec {
     pub instance_var: String,
     pub increment_var: Option<String>,
     pub logs: LogSpec,
+    /// Paths whose changes restart the app (empty: no watching). Accepted,
+    /// not active yet.
+    #[serde(default)]
+    pub watch: Vec<PathBuf>,
+    /// Patterns of paths under `watch` to ignore. Accepted, not active yet.
+    #[serde(default)]
+    pub ignore_watch: Vec<String>,
+    /// Quiet time after a change before the restart. Accepted, not active yet.
+    #[serde(default)]
+    pub watch_delay_ms: Option<u64>,
+    /// Restart the app on this cron schedule. Accepted, not active yet.
+    #[serde(default)]
+    pub cron_restart: Option<String>,
+    /// Run the app as this user (name or number). Accepted, not active yet.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Run the app with this group (name or number). Accepted, not active yet.
+    #[serde(default)]
+    pub gid: Option<String>,
 }
 
 /// Where an app's output goes.
@@ -93,6 +116,9 @@ pub struct LogSpec {
     pub time: bool,
     /// strftime-style format of that timestamp (ISO 8601 when unset).
     pub log_date_format: Option<String>,
+    /// `json`: one JSON object per line. Accepted, not active yet.
+    #[serde(default)]
+    pub log_type: Option<String>,
 }
 
 impl AppSpec {
@@ -237,6 +263,12 @@ mod tests {
             instance_var: DEFAULT_INSTANCE_VAR.into(),
             increment_var: None,
             logs: LogSpec::default(),
+            watch: vec![],
+            ignore_watch: vec![],
+            watch_delay_ms: None,
+            cron_restart: None,
+            uid: None,
+            gid: None,
         }
     }
 

@@ -49,6 +49,22 @@ impl Instances {
     }
 }
 
+/// `watch` as written: `true` watches the app's cwd, paths watch those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Watch {
+    Enabled(bool),
+    Paths(Vec<String>),
+}
+
+/// `log_file` as written: a path, or PM2's `true` for `<logs>/<name>.log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LogFile {
+    Enabled(bool),
+    Path(String),
+}
+
 /// An app as the user wrote it, with PM2's key names. Everything is optional;
 /// `resolve` applies the defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -77,13 +93,24 @@ pub struct AppConfig {
     pub shutdown_with_message: Option<bool>,
     pub out_file: Option<String>,
     pub error_file: Option<String>,
-    pub log_file: Option<String>,
+    pub log_file: Option<LogFile>,
     pub merge_logs: Option<bool>,
     pub time: Option<bool>,
     pub log_date_format: Option<String>,
+    pub log_type: Option<String>,
+    /// PM2's switch to send both streams to /dev/null.
+    pub disable_logs: Option<bool>,
     pub instance_var: Option<String>,
     pub increment_var: Option<String>,
     pub namespace: Option<String>,
+    pub watch: Option<Watch>,
+    pub ignore_watch: Option<Vec<String>>,
+    pub watch_delay: Option<u64>,
+    pub cron_restart: Option<String>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    /// Node's `--enable-source-maps` for the app.
+    pub source_map_support: Option<bool>,
 }
 
 /// Where and on whose behalf an app is resolved.
@@ -96,6 +123,8 @@ pub struct ResolveContext<'a> {
     /// The `node` that runs pmr; `.js` apps run with it.
     pub node: &'a Path,
     pub cpus: usize,
+    /// The home's log directory, for PM2's `log_file: true`.
+    pub log_dir: &'a Path,
 }
 
 /// A resolved app and what the user should be told about how it was resolved.
@@ -154,12 +183,41 @@ fn is_executable_file(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// `p` against `base`, with a leading `~/` meaning the caller's home (PM2
+/// users write log paths that way).
+fn absolute_in(base: &Path, p: &str, home: Option<&str>) -> PathBuf {
+    if let (Some(rest), Some(h)) = (p.strip_prefix("~/"), home) {
+        return Path::new(h).join(rest);
+    }
+    absolute(base, p)
+}
+
 fn absolute(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
+    }
+}
+
+/// A user or group given by name must exist; a number is taken as it is.
+fn check_account(key: &str, v: &str) -> Result<()> {
+    if v.parse::<u32>().is_ok() {
+        return Ok(());
+    }
+    let found = if key == "uid" {
+        nix::unistd::User::from_name(v).map(|u| u.is_some())
+    } else {
+        nix::unistd::Group::from_name(v).map(|g| g.is_some())
+    };
+    match found {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::Config(format!(
+            "{key}: no {} named '{v}' on this machine",
+            if key == "uid" { "user" } else { "group" }
+        ))),
+        Err(e) => Err(Error::Config(format!("{key}: cannot look up '{v}': {e}"))),
     }
 }
 
@@ -183,8 +241,9 @@ impl AppConfig {
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| Error::Config("no script given: pmr start <script|command>".into()))?;
 
+        let home = ctx.caller_env.get("HOME").map(String::as_str);
         let cwd = match &self.cwd {
-            Some(c) => absolute(ctx.base_dir, c),
+            Some(c) => absolute_in(ctx.base_dir, c, home),
             None => ctx.base_dir.to_path_buf(),
         };
         if !cwd.is_dir() {
@@ -239,7 +298,7 @@ impl AppConfig {
             },
         };
 
-        let candidate = absolute(&cwd, script_arg);
+        let candidate = absolute_in(&cwd, script_arg, home);
         let script = if candidate.exists() {
             if !candidate.is_file() {
                 return Err(Error::Config(format!(
@@ -294,14 +353,48 @@ impl AppConfig {
         let kill_signal = self.kill_signal.clone().unwrap_or_else(|| "SIGINT".into());
         parse_signal(&kill_signal).map_err(Error::Config)?;
 
-        let log_path = |p: &Option<String>| p.as_deref().map(|p| absolute(&cwd, p));
+        for (key, v) in [("uid", &self.uid), ("gid", &self.gid)] {
+            if let Some(v) = v {
+                check_account(key, v)?;
+            }
+        }
+
+        let mut interpreter_args = self.interpreter_args.clone().unwrap_or_default();
+        if node
+            && self.source_map_support == Some(true)
+            && !interpreter_args.iter().any(|a| a == "--enable-source-maps")
+        {
+            interpreter_args.push("--enable-source-maps".into());
+        }
+
+        let log_path = |p: &Option<String>| p.as_deref().map(|p| absolute_in(&cwd, p, home));
+        let discard = self.disable_logs == Some(true);
         let logs = LogSpec {
-            out_file: log_path(&self.out_file),
-            error_file: log_path(&self.error_file),
-            log_file: log_path(&self.log_file),
+            out_file: if discard {
+                Some("/dev/null".into())
+            } else {
+                log_path(&self.out_file)
+            },
+            error_file: if discard {
+                Some("/dev/null".into())
+            } else {
+                log_path(&self.error_file)
+            },
+            log_file: match &self.log_file {
+                _ if discard => None,
+                None | Some(LogFile::Enabled(false)) => None,
+                Some(LogFile::Enabled(true)) => Some(ctx.log_dir.join(format!("{name}.log"))),
+                Some(LogFile::Path(p)) => Some(absolute_in(&cwd, p, home)),
+            },
             merge_logs: self.merge_logs.unwrap_or(false),
             time: self.time.unwrap_or(false),
             log_date_format: self.log_date_format.clone(),
+            log_type: self.log_type.clone(),
+        };
+        let watch = match &self.watch {
+            None | Some(Watch::Enabled(false)) => Vec::new(),
+            Some(Watch::Enabled(true)) => vec![cwd.clone()],
+            Some(Watch::Paths(ps)) => ps.iter().map(|p| absolute_in(&cwd, p, home)).collect(),
         };
         let spec = AppSpec {
             name,
@@ -312,7 +405,7 @@ impl AppConfig {
             script,
             args: self.args.clone().unwrap_or_default(),
             interpreter,
-            interpreter_args: self.interpreter_args.clone().unwrap_or_default(),
+            interpreter_args,
             node,
             cwd,
             env,
@@ -337,6 +430,12 @@ impl AppConfig {
                 .unwrap_or_else(|| DEFAULT_INSTANCE_VAR.into()),
             increment_var: self.increment_var.clone(),
             logs,
+            watch,
+            ignore_watch: self.ignore_watch.clone().unwrap_or_default(),
+            watch_delay_ms: self.watch_delay,
+            cron_restart: self.cron_restart.clone(),
+            uid: self.uid.clone(),
+            gid: self.gid.clone(),
         };
         Ok(Resolved { spec, notices })
     }
@@ -439,6 +538,7 @@ mod tests {
             caller_env: &f.env,
             node: Path::new("/opt/node/bin/node"),
             cpus: 4,
+            log_dir: Path::new("/home/pmr/logs"),
         })
     }
 
@@ -537,6 +637,50 @@ mod tests {
         c.env = Some(BTreeMap::from([("HOME".to_string(), "/srv".to_string())]));
         let r = resolve(&f, c).unwrap();
         assert_eq!(r.spec.env["HOME"], "/srv");
+    }
+
+    #[test]
+    fn pm2_log_watch_and_source_map_options() {
+        let f = fixture();
+        let mut c = cfg("server.js");
+        c.name = Some("api".into());
+        c.log_file = Some(LogFile::Enabled(true));
+        c.out_file = Some("~/out.log".into());
+        c.watch = Some(Watch::Enabled(true));
+        c.source_map_support = Some(true);
+        let s = resolve(&f, c).unwrap().spec;
+        assert_eq!(
+            s.logs.log_file.as_deref(),
+            Some(Path::new("/home/pmr/logs/api.log"))
+        );
+        assert_eq!(s.logs.out_file.as_deref(), Some(Path::new("/root/out.log")));
+        assert_eq!(s.watch, vec![f.dir.path().to_path_buf()]);
+        assert_eq!(s.interpreter_args, vec!["--enable-source-maps".to_string()]);
+
+        let mut c = cfg("server.js");
+        c.disable_logs = Some(true);
+        c.out_file = Some("out.log".into());
+        c.watch = Some(Watch::Paths(vec!["src".into()]));
+        let s = resolve(&f, c).unwrap().spec;
+        assert_eq!(s.logs.out_file.as_deref(), Some(Path::new("/dev/null")));
+        assert_eq!(s.logs.error_file.as_deref(), Some(Path::new("/dev/null")));
+        assert_eq!(s.watch, vec![f.dir.path().join("src")]);
+    }
+
+    #[test]
+    fn unknown_users_and_groups_are_refused() {
+        let f = fixture();
+        let mut c = cfg("server.js");
+        c.uid = Some("root".into());
+        c.gid = Some("0".into());
+        assert!(resolve(&f, c).is_ok());
+        let mut c = cfg("server.js");
+        c.uid = Some("no-such-user-pmr".into());
+        let e = resolve(&f, c).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "uid: no user named 'no-such-user-pmr' on this machine"
+        );
     }
 
     #[test]

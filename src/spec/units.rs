@@ -18,8 +18,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
             if let Some(stripped) = t.strip_suffix(['B', 'b']) {
                 if parse_size(stripped).is_ok() {
                     return Err(format!(
-                        "'{s}' is not a size, use {} (no B)",
-                        stripped.to_ascii_uppercase()
+                        "'{s}' is not a size, use {}",
+                        size_spellings(stripped)
                     ));
                 }
             }
@@ -31,6 +31,26 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(bad());
     }
     Ok((n * mult as f64) as u64)
+}
+
+/// "1G or 1024M" for `1G`: the unit-less-B spelling and the same size in
+/// the next smaller unit, which is what people who wrote "1.5GB" want.
+fn size_spellings(valid: &str) -> String {
+    let v = valid.trim().to_ascii_uppercase();
+    let smaller = |digits: &str, unit: &str| {
+        digits
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|n| format!("{v} or {}{unit}", n * 1024.0))
+    };
+    let alt = match v.chars().last() {
+        Some('G') => smaller(&v[..v.len() - 1], "M"),
+        Some('M') => smaller(&v[..v.len() - 1], "K"),
+        Some('K') => smaller(&v[..v.len() - 1], ""),
+        _ => None,
+    };
+    alt.unwrap_or(v)
 }
 
 /// Milliseconds from `1500`, `500ms`, `10s`, `2m`, `1h`.
@@ -104,7 +124,15 @@ mod tests {
     fn size_errors_teach() {
         assert_eq!(
             parse_size("1GB").unwrap_err(),
-            "'1GB' is not a size, use 1G (no B)"
+            "'1GB' is not a size, use 1G or 1024M"
+        );
+        assert_eq!(
+            parse_size("1.5gb").unwrap_err(),
+            "'1.5gb' is not a size, use 1.5G or 1536M"
+        );
+        assert_eq!(
+            parse_size("512KB").unwrap_err(),
+            "'512KB' is not a size, use 512K or 524288"
         );
         assert!(parse_size("lots").unwrap_err().contains("use e.g. 1G"));
         assert!(parse_size("").is_err());
