@@ -20,8 +20,11 @@ export interface CliHost {
 /** Forwards a signal the daemon's Node process received. */
 export declare function daemonSignal(signal: string): boolean
 
-/** Runs the `pmr` command line; returns the exit code. */
-export declare function runCli(argv: Array<string>, host: CliHost): number
+/**
+ * Runs the `pmr` command line; returns the exit code. `loadConfig(path)`
+ * evaluates a JavaScript config file synchronously (see `bin/pmr.js`).
+ */
+export declare function runCli(argv: Array<string>, host: CliHost, loadConfig: (arg: string) => string): number
 
 /**
  * Starts the daemon for `home` on a thread of its own. `onExit` is called

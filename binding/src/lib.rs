@@ -1,7 +1,7 @@
 //! The Node-API face of pmr: converts arguments and errors, nothing more.
 //! Everything it calls lives in the `pmr` core crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use napi::bindgen_prelude::*;
@@ -19,21 +19,42 @@ pub struct CliHost {
     pub daemon_script: String,
 }
 
-struct Host(CliHost);
+struct Host<'a> {
+    paths: CliHost,
+    load_config: Function<'a, String, String>,
+}
 
-impl pmr::cli::Host for Host {
+impl pmr::cli::Host for Host<'_> {
     fn node(&self) -> PathBuf {
-        PathBuf::from(&self.0.node)
+        PathBuf::from(&self.paths.node)
     }
     fn daemon_script(&self) -> PathBuf {
-        PathBuf::from(&self.0.daemon_script)
+        PathBuf::from(&self.paths.daemon_script)
+    }
+    fn load_js_config(&self, path: &Path) -> pmr::Result<String> {
+        self.load_config
+            .call(path.to_string_lossy().into_owned())
+            .map_err(|e| {
+                pmr::Error::Config(format!(
+                    "{}: the config loader failed: {}",
+                    path.display(),
+                    e.reason
+                ))
+            })
     }
 }
 
-/// Runs the `pmr` command line; returns the exit code.
+/// Runs the `pmr` command line; returns the exit code. `loadConfig(path)`
+/// evaluates a JavaScript config file synchronously (see `bin/pmr.js`).
 #[napi(catch_unwind)]
-pub fn run_cli(argv: Vec<String>, host: CliHost) -> i32 {
-    pmr::cli::run(&argv, &Host(host))
+pub fn run_cli(argv: Vec<String>, host: CliHost, load_config: Function<String, String>) -> i32 {
+    pmr::cli::run(
+        &argv,
+        &Host {
+            paths: host,
+            load_config,
+        },
+    )
 }
 
 /// The running daemon's control channel (one daemon per process).

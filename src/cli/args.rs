@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand};
 const AFTER_HELP: &str = "\
 Examples:
   pmr start server.js --name api -i max   one worker per CPU, all on one port
+  pmr start ecosystem.config.js --env production
+  pmr init                                write a commented ecosystem.config.js
   pmr reload api                          zero-downtime: replace workers one by one
   pmr start npm --name next -- start      any command, with its arguments after --
   pmr logs api --lines 50                 last 50 lines, then follow
@@ -31,32 +33,32 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start an app (a script or any command), or start stopped apps by name
+    /// Start an app (a script or any command), the apps of an ecosystem file, or stopped apps by name
     #[command(
-        after_help = "Examples:\n  pmr start server.js --name api\n  pmr start server.js -i max              cluster mode, one worker per CPU\n  pmr start app.py --name worker\n  pmr start npm --name next -- start\n  pmr start api                            start the stopped app 'api' again"
+        after_help = "Without an argument, pmr starts ecosystem.config.js (or .cjs, .mjs, .json,\n.yaml) from the current directory. Apps of a file that already run are left\nalone (pmr reload <file> applies changes to them).\n\nExamples:\n  pmr start server.js --name api\n  pmr start server.js -i max              cluster mode, one worker per CPU\n  pmr start app.py --name worker\n  pmr start npm --name next -- start\n  pmr start api                            start the stopped app 'api' again\n  pmr start ecosystem.config.js --env production --only api,worker"
     )]
     Start(Box<StartArgs>),
     /// Stop apps (they stay in the list; `pmr start <name>` brings them back)
     #[command(
-        after_help = "Examples:\n  pmr stop api\n  pmr stop 3          only the instance with id 3\n  pmr stop all"
+        after_help = "Examples:\n  pmr stop api\n  pmr stop 3          only the instance with id 3\n  pmr stop all\n  pmr stop ecosystem.config.js"
     )]
-    Stop(TargetArgs),
+    Stop(FileTargetArgs),
     /// Stop then start apps, all instances at once (brief downtime; see reload)
     #[command(
-        after_help = "restart stops every instance and starts it again, so there is a gap in service.\nFor a deploy use `pmr reload`, which replaces instances one by one without\ndropping a request.\n\nExamples:\n  pmr restart api\n  pmr restart api --update-env    take the current shell's environment"
+        after_help = "restart stops every instance and starts it again, so there is a gap in service.\nFor a deploy use `pmr reload`, which replaces instances one by one without\ndropping a request. With an ecosystem file, apps of the file that are not\nrunning are started; a changed definition is applied by reload, not restart.\n\nExamples:\n  pmr restart api\n  pmr restart api --update-env    take the current shell's environment\n  pmr restart ecosystem.config.js"
     )]
     Restart(RestartArgs),
     /// Zero-downtime reload: replace instances one by one, each once its replacement is ready
     #[command(
-        after_help = "Each instance gets a replacement; the old one is stopped only once the\nreplacement listens (or sends 'ready' with --wait-ready). If a replacement\ncrashes or is not ready within listen_timeout, the reload stops, the old\ninstance keeps serving and pmr exits non-zero. Fork-mode apps are restarted\ninstead (start them with -i 1 to make them reloadable).\n\nExamples:\n  pmr reload api\n  pmr reload all --update-env"
+        after_help = "Each instance gets a replacement; the old one is stopped only once the\nreplacement listens (or sends 'ready' with --wait-ready). If a replacement\ncrashes or is not ready within listen_timeout, the reload stops, the old\ninstance keeps serving and pmr exits non-zero. Fork-mode apps are restarted\ninstead (start them with -i 1 to make them reloadable).\n\nWith an ecosystem file, reload applies what changed in it (env, args,\ninstances, limits...) to the running apps, says what changed, and starts the\napps of the file that are not running.\n\nExamples:\n  pmr reload api\n  pmr reload all --update-env\n  pmr reload ecosystem.config.js --env production"
     )]
     Reload(RestartArgs),
     /// Stop apps and remove them from the list
     #[command(
         visible_alias = "del",
-        after_help = "Examples:\n  pmr delete api\n  pmr delete all"
+        after_help = "Examples:\n  pmr delete api\n  pmr delete all\n  pmr delete ecosystem.config.js"
     )]
-    Delete(TargetArgs),
+    Delete(FileTargetArgs),
     /// Show every app: id, name, mode, pid, status, restarts, uptime, cpu, memory
     #[command(visible_aliases = ["ls", "status"], alias = "l")]
     List,
@@ -65,6 +67,17 @@ pub enum Command {
     /// Show everything about an app: config, pids, restarts, last exit, log paths
     #[command(visible_aliases = ["desc", "show", "info"], after_help = "Examples:\n  pmr describe api\n  pmr describe 0")]
     Describe(TargetArgs),
+    /// Print the environment an app runs with, secrets included
+    #[command(
+        after_help = "describe masks values that look secret; env prints them as they are.\nEach instance also gets NODE_APP_INSTANCE (or its instance_var), pm_id and\nPMR_ID.\n\nExamples:\n  pmr env api\n  pmr env 0"
+    )]
+    Env(EnvArgs),
+    /// Write a commented ecosystem.config.js in the current directory
+    #[command(
+        visible_alias = "ecosystem",
+        after_help = "The starter names the script it finds (package.json's main, server.js,\napp.js or index.js). pmr init never overwrites a file.\n\nExamples:\n  pmr init && pmr start"
+    )]
+    Init,
     /// Show the last lines of app logs, then follow new lines
     #[command(
         after_help = "Examples:\n  pmr logs                 every app\n  pmr logs api --lines 100\n  pmr logs api --nostream  print and exit"
@@ -99,13 +112,36 @@ pub struct TargetArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct FileTargetArgs {
+    /// App name, id, namespace, `all` (several allowed), or an ecosystem file
+    #[arg(required = true, value_name = "name|id|all|file")]
+    pub targets: Vec<String>,
+    /// With an ecosystem file: only these apps of it (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// App name, id, namespace, or `all` (several allowed)
-    #[arg(required = true, value_name = "name|id|all")]
+    /// App name, id, namespace, `all` (several allowed), or an ecosystem file
+    #[arg(required = true, value_name = "name|id|all|file")]
     pub targets: Vec<String>,
     /// Give the apps the environment of this shell instead of the one they were started with
     #[arg(long)]
     pub update_env: bool,
+    /// With an ecosystem file: only these apps of it (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+    /// With an ecosystem file: merge each app's env_<NAME> over its env
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// App name or instance id
+    #[arg(value_name = "name|id")]
+    pub target: String,
 }
 
 #[derive(Debug, Args)]
@@ -151,9 +187,16 @@ pub struct SignalArgs {
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// A script (.js, .cjs, .mjs run with node; .sh with bash; .py with python3),
-    /// any command in PATH, or the name/id of a stopped app
-    #[arg(value_name = "script|command|name")]
+    /// any command in PATH, an ecosystem file, or the name/id of a stopped app
+    #[arg(value_name = "script|command|file|name")]
     pub script: Option<String>,
+
+    /// With an ecosystem file: only these apps of it (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+    /// With an ecosystem file: merge each app's env_<NAME> over its env
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
 
     /// Arguments for the app, after --
     #[arg(last = true, value_name = "ARGS")]
@@ -224,6 +267,36 @@ pub struct StartArgs {
     /// Environment variable holding the instance number [default: NODE_APP_INSTANCE]
     #[arg(long, value_name = "NAME")]
     pub instance_var: Option<String>,
+    /// Environment variable whose value grows by one per instance (e.g. PORT)
+    #[arg(long, value_name = "NAME")]
+    pub increment_var: Option<String>,
+
+    /// Restart on file changes (`--watch` for the cwd, `--watch=src,lib` for paths); accepted, not active yet
+    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "PATHS")]
+    pub watch: Option<Option<String>>,
+    /// Paths or patterns not to watch (comma-separated); accepted, not active yet
+    #[arg(long, value_delimiter = ',', value_name = "PATHS")]
+    pub ignore_watch: Vec<String>,
+    /// Wait this long after a change before restarting; accepted, not active yet
+    #[arg(long, value_name = "TIME")]
+    pub watch_delay: Option<String>,
+    /// Restart on a cron schedule, e.g. "0 3 * * *"; accepted, not active yet
+    #[arg(
+        short = 'c',
+        long = "cron-restart",
+        visible_alias = "cron",
+        value_name = "PATTERN"
+    )]
+    pub cron_restart: Option<String>,
+    /// Run the app as this user; accepted, not active yet
+    #[arg(long, value_name = "USER")]
+    pub uid: Option<String>,
+    /// Run the app with this group; accepted, not active yet
+    #[arg(long, value_name = "GROUP")]
+    pub gid: Option<String>,
+    /// Run a Node.js app with --enable-source-maps (stack traces point into your sources)
+    #[arg(long)]
+    pub source_map_support: bool,
 
     /// File for the app's stdout
     #[arg(short = 'o', long = "output", value_name = "PATH")]
@@ -243,4 +316,10 @@ pub struct StartArgs {
     /// Timestamp format (strftime, e.g. "%Y-%m-%d %H:%M:%S"); implies --time
     #[arg(long, value_name = "FORMAT")]
     pub log_date_format: Option<String>,
+    /// `json`: write log lines as JSON objects; accepted, not active yet
+    #[arg(long, value_name = "TYPE")]
+    pub log_type: Option<String>,
+    /// Discard the app's output (both streams go to /dev/null)
+    #[arg(long)]
+    pub disable_logs: bool,
 }

@@ -2,6 +2,8 @@
 //! starts; talks to the daemon over its socket with a blocking client.
 
 mod args;
+mod ecosystem;
+mod init;
 mod logs;
 mod show;
 mod start;
@@ -9,7 +11,7 @@ mod style;
 mod table;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
@@ -27,6 +29,10 @@ pub trait Host {
     fn node(&self) -> PathBuf;
     /// The daemon's entry script.
     fn daemon_script(&self) -> PathBuf;
+    /// Evaluates a JavaScript config file (CommonJS or ES module), which
+    /// only Node can. Answers JSON text: `{"config": <what it exports>}`, or
+    /// `{"error": "<one line>", "line": <line in the file or null>}`.
+    fn load_js_config(&self, path: &Path) -> Result<String>;
 }
 
 pub(crate) struct Ctx<'a> {
@@ -118,24 +124,12 @@ pub fn run(argv: &[String], host: &dyn Host) -> i32 {
 fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
     match cmd {
         Command::Start(a) => start::run(ctx, *a),
-        Command::Stop(a) => act(ctx, Request::Stop { target: a.targets }, "stopped"),
-        Command::Restart(a) => act(
-            ctx,
-            Request::Restart {
-                target: a.targets,
-                env: a.update_env.then(caller_env),
-            },
-            "restarted",
-        ),
-        Command::Reload(a) => act(
-            ctx,
-            Request::Reload {
-                target: a.targets,
-                env: a.update_env.then(caller_env),
-            },
-            "reloaded",
-        ),
-        Command::Delete(a) => act(ctx, Request::Delete { target: a.targets }, "deleted"),
+        Command::Stop(a) => ecosystem::stop_or_delete(ctx, a, false),
+        Command::Restart(a) => ecosystem::restart(ctx, a),
+        Command::Reload(a) => ecosystem::reload(ctx, a),
+        Command::Delete(a) => ecosystem::stop_or_delete(ctx, a, true),
+        Command::Env(a) => ecosystem::print_env(ctx, a.target),
+        Command::Init => init::run(),
         Command::List => show::list(ctx),
         Command::Jlist => show::jlist(ctx),
         Command::Describe(a) => show::describe(ctx, a.targets),

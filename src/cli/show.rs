@@ -221,6 +221,41 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
         if let Some(m) = sp.max_memory_restart {
             kv("max memory", format_bytes(m));
         }
+        kv(
+            "instance variable",
+            match &sp.increment_var {
+                Some(v) => format!("{}, {v} incremented per instance", sp.instance_var),
+                None => sp.instance_var.clone(),
+            },
+        );
+        const LATER: &str = "(accepted, not active yet)";
+        if !sp.watch.is_empty() {
+            let paths: Vec<String> = sp.watch.iter().map(|p| p.display().to_string()).collect();
+            let mut w = paths.join(", ");
+            if !sp.ignore_watch.is_empty() {
+                w.push_str(&format!(", ignoring {}", sp.ignore_watch.join(", ")));
+            }
+            if let Some(d) = sp.watch_delay_ms {
+                w.push_str(&format!(", delay {d} ms"));
+            }
+            kv("watch", format!("{w} {LATER}"));
+        }
+        if let Some(c) = &sp.cron_restart {
+            kv("cron restart", format!("{c} {LATER}"));
+        }
+        if sp.uid.is_some() || sp.gid.is_some() {
+            kv(
+                "user / group",
+                format!(
+                    "{} / {} {LATER}",
+                    sp.uid.as_deref().unwrap_or("-"),
+                    sp.gid.as_deref().unwrap_or("-")
+                ),
+            );
+        }
+        if let Some(t) = &sp.logs.log_type {
+            kv("log type", format!("{t} {LATER}"));
+        }
         let mut env: Vec<String> = sp
             .app_env
             .iter()

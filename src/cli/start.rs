@@ -3,11 +3,13 @@
 use std::path::Path;
 
 use super::args::StartArgs;
-use super::{caller_env, info, show, Ctx};
+use super::{caller_env, ecosystem, info, show, Ctx};
 use crate::error::{Error, Result};
 use crate::protocol::Request;
+use crate::spec::cron::check_cron;
+use crate::spec::ecosystem::is_config_file;
 use crate::spec::units::{parse_duration_ms, parse_size};
-use crate::spec::{AppConfig, Instances, ResolveContext};
+use crate::spec::{AppConfig, Instances, LogFile, ResolveContext, Watch};
 use crate::supervisor::{InstanceInfo, Report};
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
@@ -55,12 +57,48 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
         shutdown_with_message: a.shutdown_with_message.then_some(true),
         out_file: a.out_file.clone(),
         error_file: a.error_file.clone(),
-        log_file: a.log_file.clone(),
+        log_file: a.log_file.clone().map(LogFile::Path),
         merge_logs: a.merge_logs.then_some(true),
         time: (a.time || a.log_date_format.is_some()).then_some(true),
         log_date_format: a.log_date_format.clone(),
+        log_type: a
+            .log_type
+            .as_deref()
+            .map(|t| match t {
+                "json" => Ok(t.to_string()),
+                _ => Err(Error::Config(format!(
+                    "--log-type: '{t}' is not a log type, the only one is json"
+                ))),
+            })
+            .transpose()?,
+        disable_logs: a.disable_logs.then_some(true),
         instance_var: a.instance_var.clone(),
+        increment_var: a.increment_var.clone(),
         namespace: a.namespace.clone(),
+        watch: a.watch.as_ref().map(|w| match w {
+            None => Watch::Enabled(true),
+            Some(paths) => Watch::Paths(
+                paths
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+        }),
+        ignore_watch: (!a.ignore_watch.is_empty()).then(|| a.ignore_watch.clone()),
+        watch_delay: duration("watch-delay", &a.watch_delay)?,
+        cron_restart: a
+            .cron_restart
+            .as_deref()
+            .map(|c| {
+                check_cron(c)
+                    .map(|_| c.to_string())
+                    .map_err(|e| Error::Config(format!("--cron-restart: {e}")))
+            })
+            .transpose()?,
+        uid: a.uid.clone(),
+        gid: a.gid.clone(),
+        source_map_support: a.source_map_support.then_some(true),
         ..Default::default()
     })
 }
@@ -72,11 +110,24 @@ fn may_be_target(s: &str) -> bool {
 }
 
 pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
-    let Some(script) = a.script.clone() else {
-        return Err(Error::Config(
-            "no script given: pmr start <script|command|name> (see pmr start --help)".into(),
-        ));
+    let script = match a.script.clone() {
+        Some(s) if !is_config_file(&s) => s,
+        given => {
+            let file = match given {
+                Some(f) => f,
+                None => ecosystem::default_file()?,
+            };
+            let mut flags = config_from_flags(&a)?;
+            flags.script = None;
+            if flags != AppConfig::default() || !a.args.is_empty() {
+                return Err(Error::Config(format!(
+                    "app options on the command line apply to a script; for the apps of {file}, set them in the file"
+                )));
+            }
+            return ecosystem::start(ctx, &file, a.env.as_deref(), &a.only);
+        }
     };
+    ecosystem::refuse_file_options(a.env.as_deref(), &a.only)?;
     // Names of known apps win over commands in PATH, as in PM2.
     if may_be_target(&script) {
         if let Some(mut c) = crate::client::Client::connect(&ctx.home)? {
@@ -107,6 +158,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
         caller_env: &env,
         node: &node,
         cpus,
+        log_dir: &ctx.home.log_dir(),
     })?;
     for n in &resolved.notices {
         info(n);
@@ -127,7 +179,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
     Ok(())
 }
 
-fn summarize(instances: &[InstanceInfo]) {
+pub(super) fn summarize(instances: &[InstanceInfo]) {
     for i in instances {
         if let Some(e) = &i.last_error {
             info(&format!("{} (id {}): {e}", i.name, i.id));

@@ -1,0 +1,403 @@
+//! Commands on ecosystem files: `pmr start|reload|restart|stop|delete
+//! <file>`. A file is read and checked completely, every problem printed,
+//! before anything is sent to the daemon.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::args::{FileTargetArgs, RestartArgs};
+use super::{act, caller_env, info, show, start, Ctx};
+use crate::error::{Error, Result};
+use crate::protocol::Request;
+use crate::spec::ecosystem::{
+    is_config_file, parse_text, read_apps, Ecosystem, Format, Problem, Selection, DEFAULT_FILES,
+};
+use crate::spec::{AppSpec, ResolveContext};
+use crate::supervisor::{Description, InstanceInfo, Report};
+
+/// The ecosystem file `pmr start` uses when given no argument.
+pub(super) fn default_file() -> Result<String> {
+    DEFAULT_FILES
+        .iter()
+        .find(|f| Path::new(f).is_file())
+        .map(|f| f.to_string())
+        .ok_or_else(|| {
+            Error::Config(
+                "nothing to start: no script given and no ecosystem.config.js (.cjs, .mjs, .json, .yaml) here; pmr start <script|file>, or pmr init to write one".into(),
+            )
+        })
+}
+
+/// `--env` and `--only` select inside a file; anywhere else they would be
+/// silently meaningless.
+pub(super) fn refuse_file_options(env: Option<&str>, only: &[String]) -> Result<()> {
+    if let Some(e) = env {
+        return Err(Error::Config(format!(
+            "--env {e} selects env_{e} of an ecosystem file; name the file (pmr start ecosystem.config.js --env {e})"
+        )));
+    }
+    if !only.is_empty() {
+        return Err(Error::Config(format!(
+            "--only selects apps of an ecosystem file; without one, name the apps: {}",
+            only.join(" ")
+        )));
+    }
+    Ok(())
+}
+
+/// The ecosystem file among command targets, if one is. An app may be
+/// named like `ecosystem-api`: only an existing file, or a name with a
+/// config file's extension, counts as a file.
+fn file_target(targets: &[String]) -> Result<Option<String>> {
+    let Some(file) = targets.iter().find(|t| {
+        is_config_file(t) && (Path::new(t).is_file() || Format::of(Path::new(t)).is_some())
+    }) else {
+        return Ok(None);
+    };
+    if targets.len() > 1 {
+        return Err(Error::Config(format!(
+            "give {file} alone; to pick some of its apps use --only, e.g. --only api,worker"
+        )));
+    }
+    Ok(Some(file.clone()))
+}
+
+/// What `bin/pmr.js` answers when asked to evaluate a JavaScript config.
+#[derive(Deserialize)]
+struct JsLoad {
+    config: Option<Value>,
+    error: Option<String>,
+    line: Option<u64>,
+}
+
+fn parse_file(ctx: &Ctx<'_>, file: &str, path: &Path) -> Result<Value> {
+    let format = Format::of(path).ok_or_else(|| {
+        Error::Config(format!(
+            "{file}: not a .js, .cjs, .mjs, .json, .yaml or .yml file, so pmr cannot read it as an ecosystem file"
+        ))
+    })?;
+    if format == Format::Js {
+        let raw = ctx.host.load_js_config(path)?;
+        let out: JsLoad = serde_json::from_str(&raw)
+            .map_err(|e| Error::Config(format!("{file}: the config loader answered badly: {e}")))?;
+        return match (out.error, out.line, out.config) {
+            (Some(e), Some(line), _) => Err(Error::Config(format!("{file}:{line}: {e}"))),
+            (Some(e), None, _) => Err(Error::Config(format!("{file}: {e}"))),
+            (None, _, Some(v)) => Ok(v),
+            (None, _, None) => Err(Error::Config(format!(
+                "{file}: exports nothing; write module.exports = {{ apps: [...] }} (or export default {{ apps: [...] }})"
+            ))),
+        };
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read {file}"), e))?;
+    parse_text(format, &text).map_err(|e| Error::Config(format!("{file}:{e}")))
+}
+
+fn print_problems(file: &str, eco: &Ecosystem) {
+    let mut err = std::io::stderr().lock();
+    for p in &eco.problems {
+        let kind = if p.warning { "warning" } else { "error" };
+        let _ = writeln!(err, "[pmr] {kind}: {}", p.render(file));
+    }
+}
+
+fn refuse(file: &str, eco: &Ecosystem, verb: &str) -> Error {
+    let n = eco.problems.iter().filter(|p| !p.warning).count();
+    Error::Config(format!(
+        "{file}: {n} problem{}, nothing was {verb}",
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
+/// Reads and checks a file: the selected apps as written, or every problem
+/// printed and an error.
+fn read(
+    ctx: &Ctx<'_>,
+    file: &str,
+    sel: &Selection<'_>,
+    verb: &str,
+) -> Result<(PathBuf, Ecosystem)> {
+    let path = std::env::current_dir()
+        .map_err(|e| Error::io("cannot read the current directory", e))?
+        .join(file);
+    if !path.is_file() {
+        return Err(Error::Config(format!("{file}: no such file")));
+    }
+    let value = parse_file(ctx, file, &path)?;
+    let eco = read_apps(&value, sel);
+    if eco.has_errors() {
+        print_problems(file, &eco);
+        return Err(refuse(file, &eco, verb));
+    }
+    Ok((path, eco))
+}
+
+/// Reads, checks and resolves a file's selected apps. Scripts, working
+/// directories and log paths are relative to the file's directory.
+fn load(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>, verb: &str) -> Result<Vec<AppSpec>> {
+    let (path, mut eco) = read(ctx, file, sel, verb)?;
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let env = caller_env();
+    let node = ctx.host.node();
+    let log_dir = ctx.home.log_dir();
+    let rctx = ResolveContext {
+        base_dir: &dir,
+        caller_env: &env,
+        node: &node,
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        log_dir: &log_dir,
+    };
+    let mut specs = Vec::new();
+    let mut notices = Vec::new();
+    for app in &eco.apps {
+        match app.config.resolve(&rctx) {
+            Ok(r) => {
+                notices.extend(
+                    r.notices
+                        .into_iter()
+                        .map(|n| format!("{}: {n}", r.spec.name)),
+                );
+                specs.push(r.spec);
+            }
+            Err(e) => {
+                eco.problems
+                    .push(Problem::error(Some(app.label.clone()), None, e.to_string()))
+            }
+        }
+    }
+    print_problems(file, &eco);
+    if eco.has_errors() {
+        return Err(refuse(file, &eco, verb));
+    }
+    for n in notices {
+        info(&n);
+    }
+    Ok(specs)
+}
+
+fn running_list(ctx: &Ctx<'_>) -> Result<Vec<InstanceInfo>> {
+    Ok(match crate::client::Client::connect(&ctx.home)? {
+        Some(mut c) => c.request_as(Request::List)?,
+        None => Vec::new(),
+    })
+}
+
+/// `pmr start <file>`: starts the apps that do not run; the others are left
+/// as they are, and the user is told how to apply changes to them.
+pub(super) fn start(ctx: &Ctx<'_>, file: &str, env: Option<&str>, only: &[String]) -> Result<()> {
+    let specs = load(ctx, file, &Selection { env, only }, "started")?;
+    let list = running_list(ctx)?;
+    let mut missing = Vec::new();
+    for spec in specs {
+        let ids: Vec<String> = list
+            .iter()
+            .filter(|i| i.name == spec.name && i.status.is_active())
+            .map(|i| i.id.to_string())
+            .collect();
+        if ids.is_empty() {
+            missing.push(spec);
+        } else {
+            info(&format!(
+                "{} is already running (id {}); pmr reload {file} applies changes to it",
+                spec.name,
+                ids.join(", ")
+            ));
+        }
+    }
+    if missing.is_empty() {
+        info(&format!("every app of {file} is already running"));
+        show::print_table(ctx, &list);
+        return Ok(());
+    }
+    for s in &missing {
+        info(&format!(
+            "starting {} as {} ({} mode, {} instance{})",
+            s.script.display(),
+            s.name,
+            s.exec_mode.as_str(),
+            s.instances,
+            if s.instances == 1 { "" } else { "s" }
+        ));
+    }
+    let mut c = ctx.daemon()?;
+    let report: Report = c.request_as(Request::Start { apps: missing })?;
+    start::summarize(&report.instances);
+    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+    Ok(())
+}
+
+/// `pmr reload <file>`: applies the file's definitions to the running apps
+/// with zero downtime where the mode allows, and starts the missing ones.
+/// Otherwise a reload of named apps.
+pub(super) fn reload(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
+    let Some(file) = file_target(&a.targets)? else {
+        refuse_file_options(a.env.as_deref(), &a.only)?;
+        return act(
+            ctx,
+            Request::Reload {
+                target: a.targets,
+                env: a.update_env.then(caller_env),
+            },
+            "reloaded",
+        );
+    };
+    let sel = Selection {
+        env: a.env.as_deref(),
+        only: &a.only,
+    };
+    let apps = load(ctx, &file, &sel, "reloaded")?;
+    let mut c = ctx.daemon()?;
+    let report: Report = c.request_as(Request::ReloadApps {
+        apps,
+        update_env: a.update_env,
+    })?;
+    for n in &report.notices {
+        info(n);
+    }
+    start::summarize(&report.instances);
+    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+    Ok(())
+}
+
+/// `pmr restart <file>`: restarts the file's apps that pmr knows and starts
+/// the others. A restart keeps each app's running definition, so when the
+/// file changed it says so and points to reload.
+pub(super) fn restart(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
+    let Some(file) = file_target(&a.targets)? else {
+        refuse_file_options(a.env.as_deref(), &a.only)?;
+        return act(
+            ctx,
+            Request::Restart {
+                target: a.targets,
+                env: a.update_env.then(caller_env),
+            },
+            "restarted",
+        );
+    };
+    let sel = Selection {
+        env: a.env.as_deref(),
+        only: &a.only,
+    };
+    let specs = load(ctx, &file, &sel, "restarted")?;
+    let mut c = ctx.daemon()?;
+    let known: Vec<String> = c
+        .request_as::<Vec<InstanceInfo>>(Request::List)?
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    let (existing, missing): (Vec<AppSpec>, Vec<AppSpec>) =
+        specs.into_iter().partition(|s| known.contains(&s.name));
+    if !existing.is_empty() {
+        let names: Vec<String> = existing.iter().map(|s| s.name.clone()).collect();
+        let running: Vec<Description> = c.request_as(Request::Describe {
+            target: names.clone(),
+        })?;
+        let mut told = Vec::new();
+        for d in &running {
+            let Some(new) = existing.iter().find(|s| s.name == d.spec.name) else {
+                continue;
+            };
+            let compared = if a.update_env {
+                new.clone()
+            } else {
+                new.keeping_env_of(&d.spec)
+            };
+            if !told.contains(&new.name) && !crate::spec::changes(&d.spec, &compared).is_empty() {
+                told.push(new.name.clone());
+                info(&format!(
+                    "{}: {file} has changed since it started; restart keeps the running definition, pmr reload {file} applies the new one",
+                    new.name
+                ));
+            }
+        }
+        let report: Report = c.request_as(Request::Restart {
+            target: names.clone(),
+            env: a.update_env.then(caller_env),
+        })?;
+        for n in &report.notices {
+            info(n);
+        }
+        info(&format!("restarted {}", names.join(", ")));
+    }
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|s| s.name.clone()).collect();
+        let report: Report = c.request_as(Request::Start { apps: missing })?;
+        start::summarize(&report.instances);
+        info(&format!(
+            "started {} (not running before)",
+            names.join(", ")
+        ));
+    }
+    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+    Ok(())
+}
+
+/// `pmr stop|delete <file>`: acts on the file's apps that pmr knows.
+pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, delete: bool) -> Result<()> {
+    let (verb, past) = if delete {
+        ("delete", "deleted")
+    } else {
+        ("stop", "stopped")
+    };
+    let make = |target: Vec<String>| {
+        if delete {
+            Request::Delete { target }
+        } else {
+            Request::Stop { target }
+        }
+    };
+    let Some(file) = file_target(&a.targets)? else {
+        refuse_file_options(None, &a.only)?;
+        return act(ctx, make(a.targets), past);
+    };
+    let sel = Selection {
+        env: None,
+        only: &a.only,
+    };
+    let (_, eco) = read(ctx, &file, &sel, past)?;
+    print_problems(&file, &eco);
+    let list = running_list(ctx)?;
+    let mut known: Vec<String> = Vec::new();
+    for name in eco.apps.iter().filter_map(|app| app.config.name.clone()) {
+        if list.iter().any(|i| i.name == name) {
+            known.push(name);
+        } else {
+            info(&format!("{name} is not in pmr's list: nothing to {verb}"));
+        }
+    }
+    if known.is_empty() {
+        return Ok(());
+    }
+    act(ctx, make(known), past)
+}
+
+/// `pmr env <name|id>`: the environment the app runs with, values as they
+/// are (describe masks the secret-looking ones).
+pub(super) fn print_env(ctx: &Ctx<'_>, target: String) -> Result<()> {
+    let descs: Vec<Description> = ctx.running_daemon()?.request_as(Request::Describe {
+        target: vec![target],
+    })?;
+    let mut apps: BTreeMap<String, &AppSpec> = BTreeMap::new();
+    for d in &descs {
+        apps.entry(d.spec.name.clone()).or_insert(&d.spec);
+    }
+    let several = apps.len() > 1;
+    for (name, spec) in apps {
+        if several {
+            super::outln(&format!("# {name}"));
+        }
+        for (k, v) in &spec.env {
+            if !super::outln(&format!("{k}={v}")) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
