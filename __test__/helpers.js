@@ -76,6 +76,58 @@ function get (port, urlPath = '/', { timeout = 5000, agent = false } = {}) {
   })
 }
 
+/**
+ * A steady request loop: `connections` concurrent loops of GET requests
+ * until stop() is called, with keep-alive (an http.Agent that honours
+ * `Connection: close`) or a fresh connection per request. Counts successes,
+ * failures by error code and the pids that answered.
+ */
+function load (port, { connections = 4, keepAlive = false, path: urlPath = '/' } = {}) {
+  const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: connections }) : false
+  const stats = { ok: 0, failed: 0, errors: {}, statuses: {}, pids: new Set(), perPid: {} }
+  let running = true
+  const one = () => new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => { body += d })
+      res.on('end', () => {
+        if (res.statusCode === 200) {
+          stats.ok++
+          try {
+            const pid = JSON.parse(body).pid
+            stats.pids.add(pid)
+            stats.perPid[pid] = (stats.perPid[pid] || 0) + 1
+          } catch {}
+        } else {
+          stats.failed++
+          stats.statuses[res.statusCode] = (stats.statuses[res.statusCode] || 0) + 1
+        }
+        resolve()
+      })
+      res.on('error', (e) => { stats.failed++; stats.errors[e.code] = (stats.errors[e.code] || 0) + 1; resolve() })
+    })
+    req.setTimeout(10000, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })))
+    req.on('error', (e) => {
+      stats.failed++
+      stats.errors[e.code || e.message] = (stats.errors[e.code || e.message] || 0) + 1
+      resolve()
+    })
+  })
+  const loops = Array.from({ length: connections }, async () => {
+    while (running) await one()
+  })
+  return {
+    stats,
+    async stop () {
+      running = false
+      await Promise.all(loops)
+      if (agent) agent.destroy()
+      return stats
+    },
+  }
+}
+
 class Home {
   constructor () {
     // Short path: a Unix socket path must stay under ~100 bytes.
@@ -99,6 +151,30 @@ class Home {
   /** Runs the CLI and fails with its output unless it exits 0. */
   ok (args, opts) {
     const r = this.run(args, opts)
+    if (r.code !== 0) {
+      throw new Error(`pmr ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
+    }
+    return r
+  }
+
+  /** Runs the CLI without blocking this process's event loop (a test that
+   * is also an HTTP client must keep reading its sockets meanwhile). */
+  runAsync (args, { cwd = FIXTURES, env = {} } = {}) {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args], { cwd, env: this.env(env) })
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (d) => { stdout += d })
+      child.stderr.on('data', (d) => { stderr += d })
+      child.on('exit', (code) => {
+        this.notePids()
+        resolve({ code, stdout, stderr })
+      })
+    })
+  }
+
+  async okAsync (args, opts) {
+    const r = await this.runAsync(args, opts)
     if (r.code !== 0) {
       throw new Error(`pmr ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
     }
@@ -152,4 +228,4 @@ class Home {
   }
 }
 
-module.exports = { Home, alive, groupMembers, waitFor, freePort, get, FIXTURES, ROOT, BIN }
+module.exports = { Home, alive, groupMembers, waitFor, freePort, get, load, FIXTURES, ROOT, BIN }

@@ -178,6 +178,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// Must be called inside a tokio runtime: slots and sampling are tasks.
     pub fn new(cfg: SupervisorConfig) -> Self {
+        crate::process::fds::close_inherited_on_exec();
         let (events, _) = broadcast::channel(1024);
         let (logs, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
