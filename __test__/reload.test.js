@@ -184,3 +184,21 @@ test('reload steps are in the event stream and in describe; --update-env applies
   body = JSON.parse((await get(port)).body)
   assert.equal(body.env, 'from-the-new-shell')
 }))
+
+test('--shutdown-with-message: the app gets its message, connections still drain', withHome(async (home) => {
+  const port = await freePort()
+  home.ok(['start', 'on-shutdown.js', '--name', 'msg', '-i', '1', '--shutdown-with-message', '--kill-timeout', '4000'], { env: { PORT: String(port) } })
+  const [old] = await online(home, 'msg', 1)
+  const slow = get(port, '/slow')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await home.okAsync(['reload', 'msg'])
+  const r = await slow
+  assert.equal(r.status, 200)
+  assert.equal(r.headers.connection, 'close')
+  const [now] = rows(home, 'msg')
+  assert.notEqual(now.pid, old.pid)
+  const out = fs.readFileSync(home.logFile(`msg-out-${now.id}.log`), 'utf8')
+  assert.match(out, /got shutdown message/)
+  assert.doesNotMatch(out, /SIGINT is not how/)
+  assert.match(home.ok(['describe', 'msg']).stdout, new RegExp(`old pid ${old.pid} exited with code 0`))
+}))

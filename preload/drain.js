@@ -139,4 +139,18 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
   }
 
   for (const s of SIGNALS) process.on(s, onSignal)
+
+  // With shutdown_with_message pmr sends this before the app's 'shutdown'
+  // message: drain, and let the app's own handler decide when to exit.
+  // (An 'internalMessage' listener, unlike 'message', does not keep the IPC
+  // channel, and so the process, alive.)
+  process.on('internalMessage', (msg) => {
+    if (msg && msg.cmd === 'NODE_PMR' && msg.act === 'drain') {
+      try {
+        drain()
+      } catch (err) {
+        process.emitWarning(`pmr drain failed: ${err && err.message}`)
+      }
+    }
+  })
 }

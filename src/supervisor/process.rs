@@ -238,7 +238,10 @@ impl RunningProcess {
     /// group, up to `kill_timeout` for the whole group to go, then SIGKILL.
     pub async fn stop(&mut self, spec: &AppSpec) -> ProcessExit {
         let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
-        let by_message = spec.shutdown_with_message && self.send(Value::String("shutdown".into()));
+        // The preload drains on this internal message; the app gets its own.
+        let by_message = spec.shutdown_with_message
+            && self.send(serde_json::json!({"cmd": "NODE_PMR", "act": "drain"}))
+            && self.send(Value::String("shutdown".into()));
         if !by_message {
             let sig = parse_signal(&spec.kill_signal).unwrap_or(Signal::SIGINT);
             let _ = signal_group(self.pid, sig);
