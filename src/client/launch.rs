@@ -56,7 +56,10 @@ pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, boo
 
 fn launch(home: &Home, l: &Launcher) -> Result<()> {
     let mut cmd = Command::new(&l.node);
-    cmd.arg(&l.daemon_script)
+    // The daemon's JavaScript is a few lines run once: V8's JIT (and the
+    // WebAssembly it would enable) only costs memory there.
+    cmd.args(["--jitless", "--no-expose-wasm"])
+        .arg(&l.daemon_script)
         .env("PMR_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
