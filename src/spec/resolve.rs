@@ -396,7 +396,12 @@ impl AppConfig {
             },
             merge_logs: self.merge_logs.unwrap_or(false),
             time: self.time.unwrap_or(false),
-            log_date_format: self.log_date_format.clone(),
+            log_date_format: self
+                .log_date_format
+                .as_deref()
+                .map(datefmt::to_strftime)
+                .transpose()
+                .map_err(|e| Error::Config(format!("log_date_format: {e}")))?,
             log_type: self.log_type.clone(),
         };
         let watch = match &self.watch {
