@@ -114,14 +114,9 @@ fn refuse(file: &str, eco: &Ecosystem, verb: &str) -> Error {
     ))
 }
 
-/// Reads and checks a file: the selected apps as written, or every problem
-/// printed and an error.
-fn read(
-    ctx: &Ctx<'_>,
-    file: &str,
-    sel: &Selection<'_>,
-    verb: &str,
-) -> Result<(PathBuf, Ecosystem)> {
+/// Reads a file and checks its shape: the selected apps as written, and
+/// the problems found so far.
+fn read(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>) -> Result<(PathBuf, Ecosystem)> {
     let path = std::env::current_dir()
         .map_err(|e| Error::io("cannot read the current directory", e))?
         .join(file);
@@ -129,18 +124,15 @@ fn read(
         return Err(Error::Config(format!("{file}: no such file")));
     }
     let value = parse_file(ctx, file, &path)?;
-    let eco = read_apps(&value, sel);
-    if eco.has_errors() {
-        print_problems(file, &eco);
-        return Err(refuse(file, &eco, verb));
-    }
-    Ok((path, eco))
+    Ok((path, read_apps(&value, sel)))
 }
 
 /// Reads, checks and resolves a file's selected apps. Scripts, working
-/// directories and log paths are relative to the file's directory.
+/// directories and log paths are relative to the file's directory. Apps
+/// whose entry is fine are resolved even when others are not, so that every
+/// problem is reported at once.
 fn load(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>, verb: &str) -> Result<Vec<AppSpec>> {
-    let (path, mut eco) = read(ctx, file, sel, verb)?;
+    let (path, mut eco) = read(ctx, file, sel)?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let env = caller_env();
     let node = ctx.host.node();
@@ -157,6 +149,13 @@ fn load(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>, verb: &str) -> Result<Ve
     let mut specs = Vec::new();
     let mut notices = Vec::new();
     for app in &eco.apps {
+        let broken = eco
+            .problems
+            .iter()
+            .any(|p| !p.warning && p.at.as_deref() == Some(app.label.as_str()));
+        if broken {
+            continue;
+        }
         match app.config.resolve(&rctx) {
             Ok(r) => {
                 notices.extend(
@@ -361,8 +360,11 @@ pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, delete: bool) -> 
         env: None,
         only: &a.only,
     };
-    let (_, eco) = read(ctx, &file, &sel, past)?;
+    let (_, eco) = read(ctx, &file, &sel)?;
     print_problems(&file, &eco);
+    if eco.has_errors() {
+        return Err(refuse(&file, &eco, past));
+    }
     let list = running_list(ctx)?;
     let mut known: Vec<String> = Vec::new();
     for name in eco.apps.iter().filter_map(|app| app.config.name.clone()) {

@@ -4,6 +4,7 @@
 //! full environment spelled out.
 
 pub mod cron;
+pub mod datefmt;
 pub mod ecosystem;
 mod options;
 mod resolve;

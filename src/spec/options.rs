@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 
 use super::suggest::closest;
 use super::units::{parse_duration_ms, parse_size};
-use super::{cron, default_name, validate_name, AppConfig, ExecMode, Instances, LogFile, Watch};
+use super::{
+    cron, datefmt, default_name, validate_name, AppConfig, ExecMode, Instances, LogFile, Watch,
+};
 use crate::process::signal::parse_signal;
 
 /// A problem with one key of an app entry (or with the entry as a whole).
@@ -472,7 +474,11 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                         })?),
                     })
                 }
-                "log_date_format" => c.log_date_format = Some(non_empty(v)?),
+                "log_date_format" => {
+                    let f = non_empty(v)?;
+                    datefmt::to_strftime(&f)?;
+                    c.log_date_format = Some(f);
+                }
                 "log_type" => {
                     let t = string(v)?;
                     if t != "json" {
@@ -693,7 +699,8 @@ mod tests {
                 "script": "a.js", "max_memory_restart": "1GB", "min_uptime": "10 parsecs",
                 "autorestart": "yes", "instances": "lots", "exec_mode": "threads",
                 "max_restarts": -1, "env": {"A": {"nested": 1}}, "kill_signal": "SIGNOPE",
-                "cron_restart": "0 25 * * *", "log_type": "xml", "stop_exit_codes": "0"
+                "cron_restart": "0 25 * * *", "log_type": "xml", "stop_exit_codes": "0",
+                "log_date_format": "%Y %Q"
             }),
             None,
         );
@@ -710,10 +717,11 @@ mod tests {
             "cron_restart: '0 25 * * *' is not a cron pattern: hour '25'",
             "log_type: 'xml' is not a log type",
             "stop_exit_codes: must be an exit code or a list of them",
+            "log_date_format: '%Y %Q' is not a date format",
         ] {
             assert!(m.iter().any(|x| x.starts_with(want)), "{want}\n{m:#?}");
         }
-        assert_eq!(m.len(), 11, "{m:#?}");
+        assert_eq!(m.len(), 12, "{m:#?}");
     }
 
     #[test]

@@ -192,13 +192,21 @@ fn absolute_in(base: &Path, p: &str, home: Option<&str>) -> PathBuf {
     absolute(base, p)
 }
 
+/// `p` against `base`, with `.` and `..` resolved by the text alone (as
+/// Node's path.resolve does), so that `describe` and log paths read well.
 fn absolute(base: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in base.join(p).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
     }
+    out
 }
 
 /// A user or group given by name must exist; a number is taken as it is.
@@ -388,7 +396,12 @@ impl AppConfig {
             },
             merge_logs: self.merge_logs.unwrap_or(false),
             time: self.time.unwrap_or(false),
-            log_date_format: self.log_date_format.clone(),
+            log_date_format: self
+                .log_date_format
+                .as_deref()
+                .map(datefmt::to_strftime)
+                .transpose()
+                .map_err(|e| Error::Config(format!("log_date_format: {e}")))?,
             log_type: self.log_type.clone(),
         };
         let watch = match &self.watch {
@@ -665,6 +678,19 @@ mod tests {
         assert_eq!(s.logs.out_file.as_deref(), Some(Path::new("/dev/null")));
         assert_eq!(s.logs.error_file.as_deref(), Some(Path::new("/dev/null")));
         assert_eq!(s.watch, vec![f.dir.path().join("src")]);
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute_and_clean() {
+        assert_eq!(
+            absolute(Path::new("/srv/app/config"), "../dist/./server.js"),
+            PathBuf::from("/srv/app/dist/server.js")
+        );
+        assert_eq!(
+            absolute(Path::new("/srv"), "/opt/x.js"),
+            PathBuf::from("/opt/x.js")
+        );
+        assert_eq!(absolute(Path::new("/"), "../x"), PathBuf::from("/x"));
     }
 
     #[test]
