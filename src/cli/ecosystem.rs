@@ -265,9 +265,9 @@ pub(super) fn reload(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
     Ok(())
 }
 
-/// `pmr restart <file>`: restarts the file's apps that pmr knows and starts
-/// the others. A restart keeps each app's running definition, so when the
-/// file changed it says so and points to reload.
+/// `pmr restart <file>`: stops and starts the file's apps with the file's
+/// current definitions (PM2's restart ignores an edited file), and starts
+/// the ones not running. Otherwise a restart of named apps.
 pub(super) fn restart(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
     let Some(file) = file_target(&a.targets)? else {
         refuse_file_options(a.env.as_deref(), &a.only)?;
@@ -284,56 +284,16 @@ pub(super) fn restart(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
         env: a.env.as_deref(),
         only: &a.only,
     };
-    let specs = load(ctx, &file, &sel, "restarted")?;
+    let apps = load(ctx, &file, &sel, "restarted")?;
     let mut c = ctx.daemon()?;
-    let known: Vec<String> = c
-        .request_as::<Vec<InstanceInfo>>(Request::List)?
-        .into_iter()
-        .map(|i| i.name)
-        .collect();
-    let (existing, missing): (Vec<AppSpec>, Vec<AppSpec>) =
-        specs.into_iter().partition(|s| known.contains(&s.name));
-    if !existing.is_empty() {
-        let names: Vec<String> = existing.iter().map(|s| s.name.clone()).collect();
-        let running: Vec<Description> = c.request_as(Request::Describe {
-            target: names.clone(),
-        })?;
-        let mut told = Vec::new();
-        for d in &running {
-            let Some(new) = existing.iter().find(|s| s.name == d.spec.name) else {
-                continue;
-            };
-            let compared = if a.update_env {
-                new.clone()
-            } else {
-                new.keeping_env_of(&d.spec)
-            };
-            if !told.contains(&new.name) && !crate::spec::changes(&d.spec, &compared).is_empty() {
-                told.push(new.name.clone());
-                info(&format!(
-                    "{}: {file} has changed since it started; restart keeps the running definition, pmr reload {file} applies the new one",
-                    new.name
-                ));
-            }
-        }
-        let report: Report = c.request_as(Request::Restart {
-            target: names.clone(),
-            env: a.update_env.then(caller_env),
-        })?;
-        for n in &report.notices {
-            info(n);
-        }
-        info(&format!("restarted {}", names.join(", ")));
+    let report: Report = c.request_as(Request::RestartApps {
+        apps,
+        update_env: a.update_env,
+    })?;
+    for n in &report.notices {
+        info(n);
     }
-    if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|s| s.name.clone()).collect();
-        let report: Report = c.request_as(Request::Start { apps: missing })?;
-        start::summarize(&report.instances);
-        info(&format!(
-            "started {} (not running before)",
-            names.join(", ")
-        ));
-    }
+    start::summarize(&report.instances);
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
     Ok(())
 }

@@ -189,6 +189,12 @@ async fn dispatch(ctx: &Context, req: Request) -> Result<Value> {
             }
             sup.reload_apps(apps, update_env).await?
         }
+        Request::RestartApps { apps, update_env } => {
+            for a in &apps {
+                check_runnable(a)?;
+            }
+            sup.restart_apps(apps, update_env).await?
+        }
         Request::Delete { target } => sup.delete(&target).await?,
         Request::Scale { name, to } => sup.scale(&name, to).await?,
         Request::Signal { target, signal } => {

@@ -73,12 +73,21 @@ impl Timestamper {
         Timestamper { format }
     }
 
+    /// The current time in the format; a format chrono cannot render falls
+    /// back to ISO 8601 (chrono's `to_string` would panic on it).
     pub fn now(&self) -> String {
+        use std::fmt::Write;
+        const ISO: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
         let now = chrono::Local::now();
-        match &self.format {
-            Some(f) => now.format(f).to_string(),
-            None => now.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(),
+        let mut out = String::new();
+        if let Some(f) = &self.format {
+            if write!(out, "{}", now.format(f)).is_ok() {
+                return out;
+            }
+            out.clear();
         }
+        let _ = write!(out, "{}", now.format(ISO));
+        out
     }
 }
 
@@ -182,6 +191,12 @@ mod tests {
         assert_eq!(split.overflow.len(), MAX_PENDING_LINE + 1);
         assert!(s.pending.is_empty());
         assert_eq!(s.push(b"end\n").lines, b"end\n");
+    }
+
+    #[test]
+    fn a_bad_date_format_falls_back_instead_of_panicking() {
+        let t = Timestamper::new(Some("%Q %Y".into()));
+        assert!(t.now().contains('T'), "{}", t.now());
     }
 
     #[tokio::test]

@@ -41,6 +41,12 @@ pub enum Request {
         #[serde(default)]
         update_env: bool,
     },
+    /// The same, restarting instead of reloading.
+    RestartApps {
+        apps: Vec<AppSpec>,
+        #[serde(default)]
+        update_env: bool,
+    },
     Delete {
         target: Vec<String>,
     },

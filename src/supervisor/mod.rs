@@ -442,32 +442,62 @@ impl Supervisor {
         targets: &[String],
         caller_env: Option<BTreeMap<String, String>>,
     ) -> Result<Report> {
-        let sup = self.clone();
-        self.each_selected(targets, move |app, slots| {
-            let sup = sup.clone();
-            let env = caller_env.clone();
-            async move {
-                let spec = sup.updated_spec(&app, env.as_ref());
-                let pending: Vec<_> = slots
-                    .iter()
-                    .map(|s| {
-                        s.0.ask(|reply| SlotCommand::Restart {
-                            spec: spec.clone(),
-                            reason: RestartReason::User,
-                            reply,
-                        })
-                    })
-                    .collect();
-                let mut res = Ok(());
-                for p in pending {
-                    if let Err(e) = flatten(p.await) {
-                        res = Err(e);
-                    }
-                }
-                res
+        let sel = self.reg().select(targets)?;
+        let mut report = Report::default();
+        let mut first_err = None;
+        for s in sel {
+            let Some(op) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
+                continue;
+            };
+            let _guard = op.lock().await;
+            let spec = self.updated_spec(&s.app, caller_env.as_ref());
+            if let Err(e) = self.restart_locked(&s, spec).await {
+                first_err.get_or_insert(e);
             }
-        })
-        .await
+            report
+                .instances
+                .extend(self.infos_of(&s.app, s.ids.as_deref()));
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Stops and starts the selected instances all at once, with `new_spec`
+    /// if given; the caller holds the app's operation lock.
+    async fn restart_locked(&self, s: &Selected, new_spec: Option<Arc<AppSpec>>) -> Result<()> {
+        let pending: Vec<_> = self
+            .slot_refs(s)
+            .iter()
+            .map(|sl| {
+                sl.0.ask(|reply| SlotCommand::Restart {
+                    spec: new_spec.clone(),
+                    reason: RestartReason::User,
+                    reply,
+                })
+            })
+            .collect();
+        let mut res = Ok(());
+        for p in pending {
+            if let Err(e) = flatten(p.await) {
+                res = Err(e);
+            }
+        }
+        self.adopt_spec(&s.app, new_spec);
+        res
+    }
+
+    /// Makes `new_spec` the app's definition (its instance count stays the
+    /// number of slots it has).
+    fn adopt_spec(&self, app: &str, new_spec: Option<Arc<AppSpec>>) {
+        let Some(ns) = new_spec else { return };
+        if let Some(app) = self.reg().app_mut(app) {
+            app.spec = Arc::new(AppSpec {
+                instances: app.slots.len() as u32,
+                ..(*ns).clone()
+            });
+        }
     }
 
     /// Replaces instances one at a time, each only once its replacement is
@@ -496,6 +526,25 @@ impl Supervisor {
     /// added instances start. Apps not running yet are started. Without
     /// `update_env` the apps keep the shell environment they started with.
     pub async fn reload_apps(&self, specs: Vec<AppSpec>, update_env: bool) -> Result<Report> {
+        self.apply_apps(specs, update_env, Apply::Reload).await
+    }
+
+    /// Like `reload_apps`, but every instance is stopped and started again
+    /// with its new definition at once (what `pmr restart <file>` means).
+    pub async fn restart_apps(&self, specs: Vec<AppSpec>, update_env: bool) -> Result<Report> {
+        self.apply_apps(specs, update_env, Apply::Restart).await
+    }
+
+    async fn apply_apps(
+        &self,
+        specs: Vec<AppSpec>,
+        update_env: bool,
+        how: Apply,
+    ) -> Result<Report> {
+        let verb = match how {
+            Apply::Reload => "reloading",
+            Apply::Restart => "restarting",
+        };
         let mut report = Report::default();
         for spec in specs {
             let name = spec.name.clone();
@@ -520,7 +569,7 @@ impl Supervisor {
             if changes.is_empty() {
                 report
                     .notices
-                    .push(format!("{name}: definition unchanged, reloading"));
+                    .push(format!("{name}: definition unchanged, {verb}"));
             } else {
                 report
                     .notices
@@ -555,8 +604,13 @@ impl Supervisor {
                 ids: None,
             };
             let mut step = Report::default();
-            self.reload_locked(&all, Some(new.clone()), &mut step)
-                .await?;
+            match how {
+                Apply::Reload => {
+                    self.reload_locked(&all, Some(new.clone()), &mut step)
+                        .await?
+                }
+                Apply::Restart => self.restart_locked(&all, Some(new.clone())).await?,
+            }
             report.notices.extend(step.notices);
             if new.instances > current {
                 self.resize_locked(&name, new.clone()).await?;
@@ -576,27 +630,14 @@ impl Supervisor {
         let Some(mode) = self.reg().app(&s.app).map(|a| a.spec.exec_mode) else {
             return Ok(());
         };
-        let slots = self.slot_refs(s);
         if mode == ExecMode::Fork {
             report.notices.push(format!(
                 "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime). Start it with -i 1 for zero-downtime reloads.",
                 s.app
             ));
-            let pending: Vec<_> = slots
-                .iter()
-                .map(|sl| {
-                    sl.0.ask(|reply| SlotCommand::Restart {
-                        spec: new_spec.clone(),
-                        reason: RestartReason::User,
-                        reply,
-                    })
-                })
-                .collect();
-            for p in pending {
-                flatten(p.await)?;
-            }
+            self.restart_locked(s, new_spec).await?;
         } else {
-            for sl in &slots {
+            for sl in &self.slot_refs(s) {
                 let r = sl.0.ask(|reply| SlotCommand::Reload {
                     spec: new_spec.clone(),
                     reason: RestartReason::User,
@@ -604,14 +645,7 @@ impl Supervisor {
                 });
                 flatten(r.await)?;
             }
-        }
-        if let Some(ns) = new_spec {
-            if let Some(app) = self.reg().app_mut(&s.app) {
-                app.spec = Arc::new(AppSpec {
-                    instances: app.slots.len() as u32,
-                    ..(*ns).clone()
-                });
-            }
+            self.adopt_spec(&s.app, new_spec);
         }
         report
             .instances
@@ -873,6 +907,13 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// How `apply_apps` replaces the instances of an app that runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    Reload,
+    Restart,
 }
 
 /// A slot's command channel, detached from the registry lock.
