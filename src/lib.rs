@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod control;
 pub mod daemon;
 pub mod error;
 pub mod logs;
@@ -13,6 +14,7 @@ pub mod paths;
 pub mod policy;
 pub mod process;
 pub mod protocol;
+pub mod settings;
 pub mod spec;
 pub mod supervisor;
 

@@ -55,6 +55,10 @@ impl Home {
     pub fn daemon_log(&self) -> PathBuf {
         self.root.join("pmr.log")
     }
+    /// Daemon-wide settings (`pmr set`).
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
     pub fn log_dir(&self) -> PathBuf {
         self.root.join("logs")
     }

@@ -98,10 +98,43 @@ pub enum Command {
     /// Reopen every log file (after an external tool moved them)
     #[command(name = "reloadLogs")]
     ReloadLogs,
+    /// Change a daemon-wide setting (kept in $PMR_HOME/config.json)
+    #[command(after_help = SET_HELP)]
+    Set(SetArgs),
+    /// Show daemon-wide settings
+    Get(GetArgs),
     /// Start the daemon if needed and check that it answers
     Ping,
     /// Stop every app gracefully, then the daemon
     Kill,
+}
+
+const SET_HELP: &str = "\
+Settings:
+  log.max_size         rotate a log file past this size (default 10M)
+  log.retain           rotated files kept per log file (default 10)
+  log.compress         gzip rotated files (default false)
+  log.rotate_interval  also rotate on a schedule: daily, or none (default none)
+  metrics.port         serve Prometheus metrics on this port (default none: off)
+  metrics.host         address of the metrics endpoint (default 127.0.0.1)
+  metrics.interval     CPU and memory sampling interval (default 1s)
+
+Examples:
+  pmr set log.max_size 50M
+  pmr set metrics.port 9209";
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Setting name, e.g. log.max_size
+    pub key: String,
+    /// New value
+    pub value: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Setting name (default: all of them)
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]

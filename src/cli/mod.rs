@@ -160,6 +160,28 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             info("log files reopened");
             Ok(())
         }
+        Command::Set(a) => {
+            let r = ctx.daemon()?.request(Request::Set {
+                key: a.key.clone(),
+                value: a.value,
+            })?;
+            info(&format!("{} = {}", a.key, r["value"]));
+            Ok(())
+        }
+        Command::Get(a) => {
+            let v = ctx.daemon()?.request(Request::Get { key: a.key.clone() })?;
+            match (a.key, v) {
+                (Some(_), v) => outln(&v.to_string()),
+                (None, serde_json::Value::Object(all)) => {
+                    for (k, v) in all {
+                        outln(&format!("{k} = {v}"));
+                    }
+                    true
+                }
+                (None, v) => outln(&v.to_string()),
+            };
+            Ok(())
+        }
         Command::Ping => {
             let pong: Pong = ctx.daemon()?.request_as(Request::Ping)?;
             info(&format!(

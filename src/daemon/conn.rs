@@ -10,18 +10,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
+use crate::control::Controller;
 use crate::error::{Error, Result};
 use crate::paths::Home;
-use crate::process::signal::parse_signal;
 use crate::protocol::{
-    Envelope, Frame, LineFramer, Pong, Reply, Request, StreamItem, MAX_REQUEST_BYTES,
-    PROTOCOL_VERSION,
+    Envelope, Frame, LineFramer, Reply, Request, StreamItem, MAX_REQUEST_BYTES, PROTOCOL_VERSION,
 };
-use crate::spec::check_runnable;
 use crate::supervisor::Supervisor;
 
 pub(super) struct Context {
-    pub sup: Supervisor,
+    pub control: Controller,
     pub kill: Arc<Notify>,
     pub home: Home,
     pub uid: u32,
@@ -98,7 +96,7 @@ pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
                 Request::Subscribe { events, logs } => {
                     if !subscribed {
                         subscribed = true;
-                        spawn_stream(&ctx.sup, events, logs, out_tx.clone());
+                        spawn_stream(&ctx.control.sup, events, logs, out_tx.clone());
                     }
                     send(&out_tx, &reply(env.id, Ok(json!({"subscribed": true})))).await;
                 }
@@ -115,7 +113,7 @@ pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
                     let ctx = ctx.clone();
                     let out = out_tx.clone();
                     tokio::spawn(async move {
-                        let result = dispatch(&ctx, req).await;
+                        let result = ctx.control.handle(req).await;
                         send(&out, &reply(env.id, result)).await;
                     });
                 }
@@ -158,62 +156,6 @@ fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> {
         };
         (id, Error::Protocol(msg))
     })
-}
-
-async fn dispatch(ctx: &Context, req: Request) -> Result<Value> {
-    let sup = &ctx.sup;
-    let report = match req {
-        Request::Ping => {
-            return to_value(&Pong {
-                pid: std::process::id(),
-                version: crate::VERSION.to_string(),
-                protocol: PROTOCOL_VERSION,
-                home: ctx.home.root().display().to_string(),
-            })
-        }
-        Request::List => return to_value(&sup.list()),
-        Request::Describe { target } => return to_value(&sup.describe(&target)?),
-        Request::Start { apps } => {
-            for a in &apps {
-                check_runnable(a)?;
-            }
-            sup.start(apps).await?
-        }
-        Request::StartExisting { target } => sup.start_existing(&target).await?,
-        Request::Stop { target } => sup.stop(&target).await?,
-        Request::Restart { target, env } => sup.restart(&target, env).await?,
-        Request::Reload { target, env } => sup.reload(&target, env).await?,
-        Request::ReloadApps { apps, update_env } => {
-            for a in &apps {
-                check_runnable(a)?;
-            }
-            sup.reload_apps(apps, update_env).await?
-        }
-        Request::RestartApps { apps, update_env } => {
-            for a in &apps {
-                check_runnable(a)?;
-            }
-            sup.restart_apps(apps, update_env).await?
-        }
-        Request::Delete { target } => sup.delete(&target).await?,
-        Request::Scale { name, to } => sup.scale(&name, to).await?,
-        Request::Signal { target, signal } => {
-            let sig = parse_signal(&signal).map_err(Error::Config)?;
-            sup.signal(&target, sig).await?
-        }
-        Request::ReloadLogs => {
-            sup.reopen_logs();
-            return Ok(json!({"reopened": true}));
-        }
-        Request::Subscribe { .. } | Request::Kill => {
-            return Err(Error::Protocol("handled by the connection".into()))
-        }
-    };
-    to_value(&report)
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::Protocol(format!("cannot encode the reply: {e}")))
 }
 
 fn reply(id: u64, r: Result<Value>) -> Reply {

@@ -12,8 +12,10 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, Notify};
 
 use crate::client::ALREADY_RUNNING;
+use crate::control::Controller;
 use crate::error::{Error, Result};
 use crate::paths::Home;
+use crate::settings::Settings;
 use crate::supervisor::{Supervisor, SupervisorConfig};
 
 /// What the host process (Node) forwards to the daemon.
@@ -89,14 +91,19 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
         files::release_stdout();
     }
 
+    let settings = Settings::load(&home.config_file())?;
     let sup = Supervisor::new(SupervisorConfig {
         log_dir: home.log_dir(),
-        metrics_interval: Duration::from_secs(1),
         node_preload: opts.node_preload.clone(),
+        settings,
     });
     let kill = Arc::new(Notify::new());
     let ctx = Arc::new(conn::Context {
-        sup: sup.clone(),
+        control: Controller::new(
+            sup.clone(),
+            Some(home.config_file()),
+            home.root().display().to_string(),
+        ),
         kill: kill.clone(),
         home: home.clone(),
         uid: nix::unistd::geteuid().as_raw(),
@@ -131,6 +138,6 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
 async fn wind_down(ctx: &conn::Context) {
     let _ = std::fs::remove_file(ctx.home.socket());
     tracing::info!("stopping every app");
-    ctx.sup.shutdown().await;
+    ctx.control.sup.shutdown().await;
     let _ = std::fs::remove_file(ctx.home.pid_file());
 }

@@ -70,6 +70,16 @@ pub enum Request {
         logs: bool,
     },
     ReloadLogs,
+    /// Change a daemon-wide setting (`pmr set log.max_size 50M`).
+    Set {
+        key: String,
+        value: String,
+    },
+    /// One setting, or all of them.
+    Get {
+        #[serde(default)]
+        key: Option<String>,
+    },
     /// Stop every app, then the daemon.
     Kill,
 }

@@ -16,14 +16,16 @@ pub(super) fn spawn_sampler(inner: Weak<Inner>) {
                 return;
             }
         };
-        let interval = match inner.upgrade() {
-            Some(i) => i.cfg.metrics_interval,
-            None => return,
-        };
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            let interval = match inner.upgrade() {
+                Some(i) => i
+                    .settings
+                    .read()
+                    .map(|s| s.metrics.interval_ms)
+                    .unwrap_or(1000),
+                None => return,
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(interval)).await;
             let Some(inner) = inner.upgrade() else { return };
             let targets: Vec<_> = {
                 let reg = inner.registry.lock().unwrap_or_else(|e| e.into_inner());

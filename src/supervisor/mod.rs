@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
@@ -24,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::logs::file::LogFiles;
 use crate::logs::{paths_for, LogLine, LogPaths};
 use crate::process::group::signal_group;
+use crate::settings::Settings;
 use crate::spec::{AppSpec, ExecMode};
 use slot::{Slot, SlotCommand};
 use state::InstanceState;
@@ -42,10 +42,10 @@ pub fn now_ms() -> u64 {
 pub struct SupervisorConfig {
     /// Where default log files go.
     pub log_dir: PathBuf,
-    /// How often CPU and memory are sampled.
-    pub metrics_interval: Duration,
     /// A script every Node app loads first (`--require`), if any.
     pub node_preload: Option<PathBuf>,
+    /// Daemon-wide settings (log rotation, metrics); `set_settings` changes them live.
+    pub settings: Settings,
 }
 
 /// What is shared by every slot.
@@ -168,6 +168,7 @@ struct Inner {
     registry: Mutex<Registry>,
     shared: Arc<Shared>,
     cfg: SupervisorConfig,
+    settings: std::sync::RwLock<Settings>,
 }
 
 #[derive(Clone)]
@@ -191,10 +192,27 @@ impl Supervisor {
         let inner = Arc::new(Inner {
             registry: Mutex::new(Registry::default()),
             shared,
+            settings: std::sync::RwLock::new(cfg.settings.clone()),
             cfg,
         });
         metrics::spawn_sampler(Arc::downgrade(&inner));
         Supervisor { inner }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.inner
+            .settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_settings(&self, s: Settings) {
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = s;
     }
 
     fn reg(&self) -> MutexGuard<'_, Registry> {

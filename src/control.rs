@@ -1,0 +1,103 @@
+//! The requests of the control protocol, answered the same way by the daemon
+//! (over its socket) and by an in-process supervisor (the JS API's
+//! `new Supervisor()`). Connection-level requests (subscribe, kill) are the
+//! transport's business.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::process::signal::parse_signal;
+use crate::protocol::{Pong, Request, PROTOCOL_VERSION};
+use crate::spec::check_runnable;
+use crate::supervisor::Supervisor;
+
+pub struct Controller {
+    pub sup: Supervisor,
+    /// Where `set` persists settings (the daemon's config.json); None in-process.
+    settings_file: Option<PathBuf>,
+    /// Serializes `set` so two clients cannot interleave load-modify-save.
+    set_lock: Mutex<()>,
+    /// What `ping` reports as the home.
+    home: String,
+}
+
+impl Controller {
+    pub fn new(sup: Supervisor, settings_file: Option<PathBuf>, home: String) -> Self {
+        Controller {
+            sup,
+            settings_file,
+            set_lock: Mutex::new(()),
+            home,
+        }
+    }
+
+    pub async fn handle(&self, req: Request) -> Result<Value> {
+        let sup = &self.sup;
+        let report = match req {
+            Request::Ping => {
+                return to_value(&Pong {
+                    pid: std::process::id(),
+                    version: crate::VERSION.to_string(),
+                    protocol: PROTOCOL_VERSION,
+                    home: self.home.clone(),
+                })
+            }
+            Request::List => return to_value(&sup.list()),
+            Request::Describe { target } => return to_value(&sup.describe(&target)?),
+            Request::Start { apps } => {
+                apps.iter().try_for_each(check_runnable)?;
+                sup.start(apps).await?
+            }
+            Request::StartExisting { target } => sup.start_existing(&target).await?,
+            Request::Stop { target } => sup.stop(&target).await?,
+            Request::Restart { target, env } => sup.restart(&target, env).await?,
+            Request::Reload { target, env } => sup.reload(&target, env).await?,
+            Request::ReloadApps { apps, update_env } => {
+                apps.iter().try_for_each(check_runnable)?;
+                sup.reload_apps(apps, update_env).await?
+            }
+            Request::RestartApps { apps, update_env } => {
+                apps.iter().try_for_each(check_runnable)?;
+                sup.restart_apps(apps, update_env).await?
+            }
+            Request::Delete { target } => sup.delete(&target).await?,
+            Request::Scale { name, to } => sup.scale(&name, to).await?,
+            Request::Signal { target, signal } => {
+                let sig = parse_signal(&signal).map_err(Error::Config)?;
+                sup.signal(&target, sig).await?
+            }
+            Request::ReloadLogs => {
+                sup.reopen_logs();
+                return Ok(json!({"reopened": true}));
+            }
+            Request::Set { key, value } => return self.set(&key, &value),
+            Request::Get { key } => return sup.settings().get(key.as_deref()),
+            Request::Subscribe { .. } | Request::Kill => {
+                return Err(Error::Protocol(
+                    "subscribe and kill are answered by the connection".into(),
+                ))
+            }
+        };
+        to_value(&report)
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<Value> {
+        let _one_at_a_time = self.set_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.sup.settings();
+        s.set(key, value)?;
+        if let Some(path) = &self.settings_file {
+            s.save(path)?;
+        }
+        let shown = s.get(Some(key))?;
+        self.sup.set_settings(s);
+        tracing::info!("setting {key} = {shown}");
+        Ok(json!({ "key": key, "value": shown }))
+    }
+}
+
+pub fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Protocol(format!("cannot encode the reply: {e}")))
+}

@@ -1,0 +1,263 @@
+//! Daemon-wide settings, kept in `$PMR_HOME/config.json` and changed with
+//! `pmr set <key> <value>`: defaults for log rotation and the metrics
+//! endpoint. Per-app options in an ecosystem file take precedence.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::spec::suggest::closest;
+use crate::spec::units::{parse_duration_ms, parse_size};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub log: LogSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Rotate a log file when it passes this many bytes.
+    pub max_size: u64,
+    /// Rotated files kept per log file.
+    pub retain: u32,
+    /// Gzip rotated files.
+    pub compress: bool,
+    /// Also rotate on a schedule: "daily", or none.
+    pub rotate_interval: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve Prometheus metrics over HTTP on this port (off when unset).
+    pub port: Option<u16>,
+    /// Address the metrics endpoint binds.
+    pub host: String,
+    /// How often CPU and memory are sampled, in milliseconds.
+    pub interval_ms: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            max_size: 10 << 20,
+            retain: 10,
+            compress: false,
+            rotate_interval: None,
+        }
+    }
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            port: None,
+            host: "127.0.0.1".into(),
+            interval_ms: 1000,
+        }
+    }
+}
+
+/// Every key `pmr set` accepts, with what it means.
+pub const KEYS: &[(&str, &str)] = &[
+    (
+        "log.max_size",
+        "rotate a log file past this size (e.g. 10M)",
+    ),
+    ("log.retain", "rotated files kept per log file"),
+    ("log.compress", "gzip rotated files (true/false)"),
+    (
+        "log.rotate_interval",
+        "also rotate on a schedule: daily, or none",
+    ),
+    (
+        "metrics.port",
+        "serve Prometheus metrics on this port (none: off)",
+    ),
+    ("metrics.host", "address of the metrics endpoint"),
+    (
+        "metrics.interval",
+        "CPU and memory sampling interval (e.g. 1s)",
+    ),
+];
+
+fn parse_bool(v: &str) -> std::result::Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!("'{v}' is not true or false")),
+    }
+}
+
+fn is_none(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "none" | "off" | "null" | ""
+    )
+}
+
+impl Settings {
+    /// Reads the file; a missing file means the defaults.
+    pub fn load(path: &Path) -> Result<Settings> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Config(format!(
+                    "{}: {e} (fix it, or delete it to go back to the defaults)",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+        }
+    }
+
+    /// Writes the file atomically (0600: it lives next to the socket).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Config(format!("cannot encode the settings: {e}")))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&text)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    }
+
+    /// Sets one dotted key from its text form, checking the value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let bad = |msg: String| Error::Config(format!("{key}: {msg}"));
+        match key {
+            "log.max_size" => self.log.max_size = parse_size(value).map_err(bad)?,
+            "log.retain" => {
+                self.log.retain = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("'{value}' is not a number of files")))?
+            }
+            "log.compress" => self.log.compress = parse_bool(value).map_err(bad)?,
+            "log.rotate_interval" => {
+                self.log.rotate_interval = match value.trim() {
+                    v if is_none(v) => None,
+                    "daily" => Some("daily".into()),
+                    other => return Err(bad(format!("'{other}' is not daily or none"))),
+                }
+            }
+            "metrics.port" => {
+                self.metrics.port = if is_none(value) {
+                    None
+                } else {
+                    Some(
+                        value
+                            .trim()
+                            .parse()
+                            .map_err(|_| bad(format!("'{value}' is not a port number")))?,
+                    )
+                }
+            }
+            "metrics.host" => {
+                let v = value.trim();
+                v.parse::<std::net::IpAddr>()
+                    .map_err(|_| bad(format!("'{v}' is not an IP address")))?;
+                self.metrics.host = v.to_string();
+            }
+            "metrics.interval" => {
+                let ms = parse_duration_ms(value).map_err(bad)?;
+                if ms < 100 {
+                    return Err(bad(
+                        "sampling more often than every 100ms is not useful".into()
+                    ));
+                }
+                self.metrics.interval_ms = ms;
+            }
+            _ => return Err(unknown_key(key)),
+        }
+        Ok(())
+    }
+
+    /// The value of one key, or of all of them.
+    pub fn get(&self, key: Option<&str>) -> Result<Value> {
+        let all = serde_json::json!({
+            "log.max_size": self.log.max_size,
+            "log.retain": self.log.retain,
+            "log.compress": self.log.compress,
+            "log.rotate_interval": self.log.rotate_interval,
+            "metrics.port": self.metrics.port,
+            "metrics.host": self.metrics.host,
+            "metrics.interval": self.metrics.interval_ms,
+        });
+        match key {
+            None => Ok(all),
+            Some(k) => all.get(k).cloned().ok_or_else(|| unknown_key(k)),
+        }
+    }
+}
+
+fn unknown_key(key: &str) -> Error {
+    let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+    let hint = match closest(key, known.iter().copied()) {
+        Some(k) => format!(" — did you mean {k}?"),
+        None => format!(" (known: {})", known.join(", ")),
+    };
+    Error::Config(format!("unknown setting '{key}'{hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_and_persist() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("config.json");
+        let mut s = Settings::load(&path).unwrap();
+        assert_eq!(s, Settings::default());
+        s.set("log.max_size", "50M").unwrap();
+        s.set("log.compress", "true").unwrap();
+        s.set("metrics.port", "9209").unwrap();
+        s.set("metrics.interval", "2s").unwrap();
+        s.save(&path).unwrap();
+        let back = Settings::load(&path).unwrap();
+        assert_eq!(back.log.max_size, 50 << 20);
+        assert!(back.log.compress);
+        assert_eq!(back.get(Some("metrics.port")).unwrap(), 9209);
+        assert_eq!(back.get(Some("metrics.interval")).unwrap(), 2000);
+        let mut b = back;
+        b.set("metrics.port", "none").unwrap();
+        assert_eq!(b.metrics.port, None);
+    }
+
+    #[test]
+    fn bad_values_and_keys_are_explained() {
+        let mut s = Settings::default();
+        let e = s.set("log.max_size", "1GB").unwrap_err().to_string();
+        assert!(e.starts_with("log.max_size: '1GB' is not a size"), "{e}");
+        let e = s.set("log.max_sise", "1G").unwrap_err().to_string();
+        assert!(e.contains("did you mean log.max_size?"), "{e}");
+        assert!(s.set("metrics.host", "localhost!").is_err());
+        assert!(s.set("log.rotate_interval", "hourly").is_err());
+    }
+
+    #[test]
+    fn a_corrupt_file_names_itself() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("config.json");
+        std::fs::write(&path, "{ nope").unwrap();
+        let e = Settings::load(&path).unwrap_err().to_string();
+        assert!(e.contains("config.json"), "{e}");
+    }
+}
