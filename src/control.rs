@@ -73,6 +73,15 @@ impl Controller {
                 sup.reopen_logs();
                 return Ok(json!({"reopened": true}));
             }
+            Request::Flush { target } => {
+                return Ok(json!({ "flushed": sup.flush(&target)? }));
+            }
+            Request::RecentLogs {
+                ids,
+                lines,
+                out,
+                err,
+            } => return to_value(&sup.recent_logs(&ids, lines, out, err)),
             Request::Set { key, value } => return self.set(&key, &value),
             Request::Get { key } => return sup.settings().get(key.as_deref()),
             Request::Subscribe { .. } | Request::Kill => {

@@ -134,6 +134,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::Jlist => show::jlist(ctx),
         Command::Describe(a) => show::describe(ctx, a.targets),
         Command::Logs(a) => logs::run(ctx, a),
+        Command::Flush(a) => logs::flush(ctx, a),
         Command::Scale(a) => {
             let to = ScaleTo::parse(&a.count).map_err(Error::Config)?;
             act(ctx, Request::Scale { name: a.name, to }, "scaled")

@@ -254,7 +254,7 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             );
         }
         if let Some(t) = &sp.logs.log_type {
-            kv("log type", format!("{t} {LATER}"));
+            kv("log type", t.clone());
         }
         let mut env: Vec<String> = sp
             .app_env

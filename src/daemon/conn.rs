@@ -196,6 +196,16 @@ fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Ou
         let mut dropped: u64 = 0;
         loop {
             let item = tokio::select! {
+                // A subscriber that fell behind hears how much it missed as
+                // soon as it has room again, even if nothing else comes.
+                permit = out.reserve(), if dropped > 0 => match permit {
+                    Ok(p) => {
+                        p.send((line_of(&StreamItem::Lagged(dropped)), None));
+                        dropped = 0;
+                        continue;
+                    }
+                    Err(_) => return,
+                },
                 r = recv_opt(&mut ev) => match r {
                     Ok(e) => StreamItem::Event(e),
                     Err(broadcast::error::RecvError::Lagged(n)) => StreamItem::Lagged(n),
@@ -207,13 +217,6 @@ fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Ou
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
             };
-            if dropped > 0
-                && out
-                    .try_send((line_of(&StreamItem::Lagged(dropped)), None))
-                    .is_ok()
-            {
-                dropped = 0;
-            }
             match out.try_send((line_of(&item), None)) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
