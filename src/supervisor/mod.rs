@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::cluster::listeners::ListenerPool;
 use crate::error::{Error, Result};
@@ -28,7 +28,9 @@ use crate::settings::Settings;
 use crate::spec::{AppSpec, ExecMode};
 use slot::{Slot, SlotCommand};
 use state::InstanceState;
-pub use state::{Description, Event, EventKind, InstanceInfo, RestartReason, Status};
+pub use state::{
+    Description, Event, EventKind, InstanceInfo, MemoryExceeded, NodeMetrics, RestartReason, Status,
+};
 use target::{select, Candidate, Selected};
 
 /// Milliseconds since the Unix epoch.
@@ -57,6 +59,8 @@ pub(crate) struct Shared {
     /// Each instance's recent lines, for `pmr logs --lines`.
     pub histories: Histories,
     pub node_preload: Option<PathBuf>,
+    /// The live settings (slots read the metrics interval the preload should report at).
+    pub settings: watch::Receiver<Settings>,
     worker_ids: AtomicU64,
 }
 
@@ -171,7 +175,7 @@ struct Inner {
     registry: Mutex<Registry>,
     shared: Arc<Shared>,
     cfg: SupervisorConfig,
-    settings: std::sync::RwLock<Settings>,
+    settings: watch::Sender<Settings>,
 }
 
 #[derive(Clone)]
@@ -185,39 +189,33 @@ impl Supervisor {
         crate::process::fds::close_inherited_on_exec();
         let (events, _) = broadcast::channel(1024);
         let (logs, _) = broadcast::channel(4096);
+        let (settings, settings_rx) = watch::channel(cfg.settings.clone());
         let shared = Arc::new(Shared {
             events,
             logs,
             files: LogFiles::new(cfg.settings.log.clone()),
             histories: Histories::default(),
             node_preload: cfg.node_preload.clone(),
+            settings: settings_rx.clone(),
             worker_ids: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
             registry: Mutex::new(Registry::default()),
             shared,
-            settings: std::sync::RwLock::new(cfg.settings.clone()),
+            settings,
             cfg,
         });
-        metrics::spawn_sampler(Arc::downgrade(&inner));
+        metrics::spawn_sampler(Arc::downgrade(&inner), settings_rx);
         Supervisor { inner }
     }
 
     pub fn settings(&self) -> Settings {
-        self.inner
-            .settings
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.settings.borrow().clone()
     }
 
     pub fn set_settings(&self, s: Settings) {
         self.inner.shared.files.set_defaults(&s.log);
-        *self
-            .inner
-            .settings
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = s;
+        self.inner.settings.send_replace(s);
     }
 
     fn reg(&self) -> MutexGuard<'_, Registry> {
@@ -281,6 +279,10 @@ impl Supervisor {
             uptime_ms: st.uptime_ms(),
             memory: st.memory,
             cpu: st.cpu,
+            processes: st.processes,
+            memory_limit: app.spec.max_memory_restart,
+            memory_exceeded: st.memory_exceeded,
+            node: st.node_metrics(),
             mode: app.spec.exec_mode,
             started_at: st.started_at,
             created_at: st.created_at,
