@@ -11,8 +11,14 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::process::signal::parse_signal;
 use crate::protocol::{Pong, Request, PROTOCOL_VERSION};
+use crate::settings::Settings;
 use crate::spec::check_runnable;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{prometheus, Supervisor};
+
+/// Applies new settings to something that depends on them before they are
+/// kept (the daemon's metrics endpoint binds its new port): an error refuses
+/// the change. What it returns is told to the user.
+pub type SettingsHook = Box<dyn Fn(&Settings) -> Result<Option<String>> + Send + Sync>;
 
 pub struct Controller {
     pub sup: Supervisor,
@@ -22,6 +28,7 @@ pub struct Controller {
     set_lock: Mutex<()>,
     /// What `ping` reports as the home.
     home: String,
+    hook: Option<SettingsHook>,
 }
 
 impl Controller {
@@ -31,7 +38,14 @@ impl Controller {
             settings_file,
             set_lock: Mutex::new(()),
             home,
+            hook: None,
         }
+    }
+
+    /// Runs `hook` on every settings change, before it is kept.
+    pub fn with_settings_hook(mut self, hook: SettingsHook) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     pub async fn handle(&self, req: Request) -> Result<Value> {
@@ -84,6 +98,7 @@ impl Controller {
             } => return to_value(&sup.recent_logs(&ids, lines, out, err)),
             Request::Set { key, value } => return self.set(&key, &value),
             Request::Get { key } => return sup.settings().get(key.as_deref()),
+            Request::Metrics => return Ok(Value::String(prometheus::render(&sup.list()))),
             Request::Subscribe { .. } | Request::Kill => {
                 return Err(Error::Protocol(
                     "subscribe and kill are answered by the connection".into(),
@@ -95,15 +110,25 @@ impl Controller {
 
     fn set(&self, key: &str, value: &str) -> Result<Value> {
         let _one_at_a_time = self.set_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut s = self.sup.settings();
+        let old = self.sup.settings();
+        let mut s = old.clone();
         s.set(key, value)?;
+        let note = match &self.hook {
+            Some(hook) => hook(&s)?,
+            None => None,
+        };
         if let Some(path) = &self.settings_file {
-            s.save(path)?;
+            if let Err(e) = s.save(path) {
+                if let Some(hook) = &self.hook {
+                    let _ = hook(&old);
+                }
+                return Err(e);
+            }
         }
         let shown = s.get(Some(key))?;
         self.sup.set_settings(s);
         tracing::info!("setting {key} = {shown}");
-        Ok(json!({ "key": key, "value": shown }))
+        Ok(json!({ "key": key, "value": shown, "note": note }))
     }
 }
 

@@ -67,6 +67,11 @@ pub enum Command {
     /// Show everything about an app: config, pids, restarts, last exit, log paths
     #[command(visible_aliases = ["desc", "show", "info"], after_help = "Examples:\n  pmr describe api\n  pmr describe 0")]
     Describe(TargetArgs),
+    /// Print every instance's figures in Prometheus text format
+    #[command(
+        after_help = "Per instance: up, restarts by reason, CPU and memory of its whole process\ntree, uptime, and for Node.js apps event-loop lag, heap and active handles.\n\nTo let Prometheus scrape them, serve them over HTTP (127.0.0.1 unless\nmetrics.host says otherwise):\n  pmr set metrics.port 9209       http://127.0.0.1:9209/metrics\n  pmr set metrics.port none       off again"
+    )]
+    Metrics,
     /// Print the environment an app runs with, secrets included
     #[command(
         after_help = "describe masks values that look secret; env prints them as they are.\nEach instance also gets NODE_APP_INSTANCE (or its instance_var), pm_id and\nPMR_ID.\n\nExamples:\n  pmr env api\n  pmr env 0"

@@ -5,6 +5,7 @@ mod args;
 mod ecosystem;
 mod init;
 mod logs;
+mod metrics;
 mod show;
 mod start;
 mod style;
@@ -133,6 +134,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::List => show::list(ctx),
         Command::Jlist => show::jlist(ctx),
         Command::Describe(a) => show::describe(ctx, a.targets),
+        Command::Metrics => metrics::run(ctx),
         Command::Logs(a) => logs::run(ctx, a),
         Command::Flush(a) => logs::flush(ctx, a),
         Command::Scale(a) => {
@@ -167,6 +169,9 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
                 value: a.value,
             })?;
             info(&format!("{} = {}", a.key, r["value"]));
+            if let Some(note) = r["note"].as_str() {
+                info(note);
+            }
             Ok(())
         }
         Command::Get(a) => {

@@ -3,6 +3,7 @@
 
 mod conn;
 mod files;
+mod metrics_http;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,18 +93,25 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
     }
 
     let settings = Settings::load(&home.config_file())?;
+    let metrics = settings.metrics.clone();
     let sup = Supervisor::new(SupervisorConfig {
         log_dir: home.log_dir(),
         node_preload: opts.node_preload.clone(),
         settings,
     });
+    let endpoint = Arc::new(metrics_http::MetricsEndpoint::new(sup.clone()));
+    // A port taken since the setting was made must not keep the apps down.
+    if let Err(e) = endpoint.apply(&metrics) {
+        tracing::warn!("{e}");
+    }
     let kill = Arc::new(Notify::new());
     let ctx = Arc::new(conn::Context {
         control: Controller::new(
             sup.clone(),
             Some(home.config_file()),
             home.root().display().to_string(),
-        ),
+        )
+        .with_settings_hook(Box::new(move |s| endpoint.apply(&s.metrics))),
         kill: kill.clone(),
         home: home.clone(),
         uid: nix::unistd::geteuid().as_raw(),

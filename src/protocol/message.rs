@@ -94,6 +94,8 @@ pub enum Request {
         #[serde(default)]
         key: Option<String>,
     },
+    /// The instances' figures in Prometheus' text format (a JSON string).
+    Metrics,
     /// Stop every app, then the daemon.
     Kill,
 }

@@ -5,6 +5,7 @@
 
 mod metrics;
 mod process;
+pub mod prometheus;
 mod slot;
 pub mod state;
 mod target;
