@@ -67,6 +67,11 @@ pub enum Command {
     /// Show everything about an app: config, pids, restarts, last exit, log paths
     #[command(visible_aliases = ["desc", "show", "info"], after_help = "Examples:\n  pmr describe api\n  pmr describe 0")]
     Describe(TargetArgs),
+    /// Full-screen dashboard: every instance with CPU and memory, details and live logs
+    #[command(
+        after_help = "Keys: ↑/↓ or j/k select an instance, r reloads its app, s stops or starts it,\nq quits. Needs a terminal: for scripts use pmr list, pmr jlist or pmr metrics.\n\nFigures come every metrics.interval (pmr set metrics.interval 2s)."
+    )]
+    Monit,
     /// Print every instance's figures in Prometheus text format
     #[command(
         after_help = "Per instance: up, restarts by reason, CPU and memory of its whole process\ntree, uptime, and for Node.js apps event-loop lag, heap and active handles.\n\nTo let Prometheus scrape them, serve them over HTTP (127.0.0.1 unless\nmetrics.host says otherwise):\n  pmr set metrics.port 9209       http://127.0.0.1:9209/metrics\n  pmr set metrics.port none       off again"

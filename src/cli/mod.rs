@@ -6,6 +6,7 @@ mod ecosystem;
 mod init;
 mod logs;
 mod metrics;
+mod monit;
 mod show;
 mod start;
 mod style;
@@ -134,6 +135,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::List => show::list(ctx),
         Command::Jlist => show::jlist(ctx),
         Command::Describe(a) => show::describe(ctx, a.targets),
+        Command::Monit => monit::run(ctx),
         Command::Metrics => metrics::run(ctx),
         Command::Logs(a) => logs::run(ctx, a),
         Command::Flush(a) => logs::flush(ctx, a),
