@@ -146,7 +146,13 @@ impl Settings {
                 self.log.max_size = if is_none(value) || value.trim() == "0" {
                     0
                 } else {
-                    parse_size(value).map_err(bad)?
+                    let b = parse_size(value).map_err(bad)?;
+                    if b < 1024 {
+                        return Err(bad(format!(
+                            "'{value}' is too small to rotate at (a new file for every write); use at least 1K, or 0 to turn rotation by size off"
+                        )));
+                    }
+                    b
                 }
             }
             "log.retain" => {
@@ -256,6 +262,10 @@ mod tests {
         assert!(e.contains("did you mean log.max_size?"), "{e}");
         assert!(s.set("metrics.host", "localhost!").is_err());
         assert!(s.set("log.rotate_interval", "hourly").is_err());
+        let e = s.set("log.max_size", "100").unwrap_err().to_string();
+        assert!(e.contains("too small to rotate at"), "{e}");
+        s.set("log.max_size", "0").unwrap();
+        assert_eq!(s.log.max_size, 0, "0 turns rotation by size off");
     }
 
     #[test]

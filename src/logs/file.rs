@@ -183,6 +183,10 @@ impl LogFile {
         let mut rest = data;
         while !rest.is_empty() {
             let now = now_ms();
+            if st.size == 0 {
+                // A daily file holds the lines of the day its first line is written.
+                st.day_ends_ms = rotate::day_end_ms(now);
+            }
             let first_line = rest
                 .iter()
                 .position(|&b| b == b'\n')
@@ -594,6 +598,36 @@ mod tests {
             files.settle();
         }
         assert_eq!(all_lines(&base), ["line 0018", "line 0019"]);
+    }
+
+    #[test]
+    fn daily_rotation_at_the_first_write_of_a_new_day() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().join("a.log");
+        let files = LogFiles::default();
+        let daily = LogSpec {
+            rotate_interval: Some("daily".into()),
+            ..LogSpec::default()
+        };
+        let f = files.get(&base, &daily);
+        f.lock().day_ends_ms = 0;
+        f.write(b"first of a new file\n");
+        assert!(
+            f.lock().day_ends_ms > now_ms(),
+            "an empty file starts a new day"
+        );
+        f.write(b"same day\n");
+        assert!(rotate::rotated_files(&base).is_empty());
+        f.lock().day_ends_ms = 0;
+        f.write(b"next day\n");
+        files.settle();
+        let rotated = rotate::rotated_files(&base);
+        assert_eq!(rotated.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&rotated[0]).unwrap(),
+            "first of a new file\nsame day\n"
+        );
+        assert_eq!(std::fs::read_to_string(&base).unwrap(), "next day\n");
     }
 
     #[test]
