@@ -101,3 +101,19 @@ impl Controller {
 pub fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| Error::Protocol(format!("cannot encode the reply: {e}")))
 }
+
+/// A request and its outcome as JSON text, for callers across a language
+/// boundary (the JS API): `{"ok":true,"result":...}` or
+/// `{"ok":false,"error":{"code":"PMR_...","message":"..."}}`.
+pub fn outcome_json(r: Result<Value>) -> String {
+    let v = match r {
+        Ok(result) => json!({ "ok": true, "result": result }),
+        Err(e) => json!({ "ok": false, "error": e.to_wire() }),
+    };
+    v.to_string()
+}
+
+/// Parses a request written as JSON by the JS API.
+pub fn parse_request(text: &str) -> Result<Request> {
+    serde_json::from_str(text).map_err(|e| Error::Protocol(format!("bad request: {e}")))
+}

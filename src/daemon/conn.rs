@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::control::Controller;
 use crate::error::{Error, Result};
@@ -190,23 +190,10 @@ async fn send(out: &mpsc::Sender<Outbound>, r: &Reply) {
 /// Forwards events and log lines to a subscriber. A subscriber that cannot
 /// keep up loses items (and is told how many), never slows the apps.
 fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Outbound>) {
-    let mut ev = events.then(|| sup.subscribe_events());
-    let mut lg = logs.then(|| sup.subscribe_logs());
+    let mut stream = sup.stream(events, logs);
     tokio::spawn(async move {
         let mut dropped: u64 = 0;
-        loop {
-            let item = tokio::select! {
-                r = recv_opt(&mut ev) => match r {
-                    Ok(e) => StreamItem::Event(e),
-                    Err(broadcast::error::RecvError::Lagged(n)) => StreamItem::Lagged(n),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                r = recv_opt(&mut lg) => match r {
-                    Ok(l) => StreamItem::Log(l),
-                    Err(broadcast::error::RecvError::Lagged(n)) => StreamItem::Lagged(n),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            };
+        while let Some(item) = stream.next().await {
             if dropped > 0
                 && out
                     .try_send((line_of(&StreamItem::Lagged(dropped)), None))
@@ -221,13 +208,4 @@ fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Ou
             }
         }
     });
-}
-
-async fn recv_opt<T: Clone>(
-    rx: &mut Option<broadcast::Receiver<T>>,
-) -> std::result::Result<T, broadcast::error::RecvError> {
-    match rx {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
 }
