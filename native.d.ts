@@ -72,6 +72,15 @@ export declare function resolveApps(json: string): string
 export declare function runCli(argv: Array<string>, host: CliHost, loadConfig: (arg: string) => string): number
 
 /**
+ * Starts the runtime; returns 0 once it runs (`onExit(code)` is called when
+ * it ends) or the exit code of a command-line problem already printed.
+ */
+export declare function runRuntime(argv: Array<string>, host: CliHost, preload: string, loadConfig: (arg: string) => string, onExit: ((arg: number) => void)): number
+
+/** Forwards a signal the runtime's Node process received. */
+export declare function runtimeSignal(signal: string): boolean
+
+/**
  * Starts the daemon for `home` on a thread of its own. `onExit` is called
  * with an error message (or null) when it ends; until then Node stays alive.
  */

@@ -842,5 +842,7 @@ module.exports.createSupervisor = nativeBinding.createSupervisor
 module.exports.daemonSignal = nativeBinding.daemonSignal
 module.exports.resolveApps = nativeBinding.resolveApps
 module.exports.runCli = nativeBinding.runCli
+module.exports.runRuntime = nativeBinding.runRuntime
+module.exports.runtimeSignal = nativeBinding.runtimeSignal
 module.exports.startDaemon = nativeBinding.startDaemon
 module.exports.tailFile = nativeBinding.tailFile

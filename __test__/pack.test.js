@@ -40,7 +40,7 @@ test('pack, install into an empty project, run the CLI and the API there', {
 
     const listed = run('tar', ['tzf', tarballs[0]]).split('\n').filter(Boolean).sort()
     assert.deepEqual(listed, [
-      'package/README.md', 'package/bin/pmr.js', 'package/daemon.js', 'package/index.d.ts', 'package/index.js',
+      'package/README.md', 'package/bin/pmr-runtime.js', 'package/bin/pmr.js', 'package/daemon.js', 'package/index.d.ts', 'package/index.js',
       'package/index.mjs', 'package/lib/api.js', 'package/lib/config-loader.js', 'package/native.d.ts',
       'package/native.js', 'package/package.json', 'package/preload/drain.js',
     ], 'the package holds exactly its files (no sources, no binaries of a build tree)')

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod policy;
 pub mod process;
 pub mod protocol;
+pub mod runtime;
 pub mod settings;
 pub mod spec;
 pub mod supervisor;

@@ -120,7 +120,7 @@ pub async fn create_supervisor(opts: SupervisorOptions) -> Result<NativeSupervis
         settings: Settings::default(),
     });
     Ok(NativeSupervisor {
-        control: Arc::new(Controller::new(sup, None, "in-process".into())),
+        control: Arc::new(Controller::new(sup, None)),
         stream: Mutex::new(None),
         stream_end: Mutex::new(None),
     })

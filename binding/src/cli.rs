@@ -14,9 +14,9 @@ pub struct CliHost {
     pub daemon_script: String,
 }
 
-struct Host<'a> {
-    paths: CliHost,
-    load_config: Function<'a, String, String>,
+pub(crate) struct Host<'a> {
+    pub paths: CliHost,
+    pub load_config: Function<'a, String, String>,
 }
 
 impl pmr::cli::Host for Host<'_> {

@@ -8,6 +8,7 @@
 mod api;
 mod cli;
 mod daemon;
+mod runtime;
 
 use napi::bindgen_prelude::*;
 

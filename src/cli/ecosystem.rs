@@ -130,7 +130,12 @@ fn read(ctx: &Ctx<'_>, file: &str) -> Result<(PathBuf, Value)> {
 /// directories and log paths are relative to the file's directory. Apps
 /// whose entry is fine are resolved even when others are not, so that every
 /// problem is reported at once.
-fn load(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>, verb: &str) -> Result<Vec<AppSpec>> {
+pub(super) fn load(
+    ctx: &Ctx<'_>,
+    file: &str,
+    sel: &Selection<'_>,
+    verb: &str,
+) -> Result<Vec<AppSpec>> {
     let (path, value) = read(ctx, file)?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let env = caller_env();

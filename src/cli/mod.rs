@@ -5,8 +5,10 @@ mod args;
 mod ecosystem;
 mod init;
 mod logs;
+pub mod runtime;
 mod show;
 mod start;
+mod startup;
 mod style;
 mod table;
 
@@ -160,6 +162,53 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             info("log files reopened");
             Ok(())
         }
+        Command::Save => {
+            let r = ctx.running_daemon()?.request(Request::Save)?;
+            let names: Vec<String> = r["apps"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            info(&format!(
+                "saved {} app{} ({}) to {}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                r["path"].as_str().unwrap_or("")
+            ));
+            Ok(())
+        }
+        Command::Resurrect => {
+            let mut c = ctx.daemon()?;
+            match c.request_as::<Report>(Request::Resurrect) {
+                Ok(report) => {
+                    for n in &report.notices {
+                        info(n);
+                    }
+                    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+                    Ok(())
+                }
+                // Nothing saved is not a failure: the daemon runs, there is nothing to bring back.
+                Err(Error::NotFound(m)) => {
+                    info(&m);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Command::Cleardump => {
+            let r = ctx.daemon()?.request(Request::ClearDump)?;
+            info(&format!(
+                "emptied {}",
+                r["path"].as_str().unwrap_or("the dump")
+            ));
+            Ok(())
+        }
+        Command::Startup(a) => startup::startup(ctx, a),
+        Command::Unstartup(a) => startup::unstartup(ctx, a),
         Command::Set(a) => {
             let r = ctx.daemon()?.request(Request::Set {
                 key: a.key.clone(),

@@ -2,6 +2,7 @@
 //! socket, and runs the supervisor until `pmr kill` or a termination signal.
 
 mod conn;
+pub mod dump;
 mod files;
 
 use std::path::PathBuf;
@@ -99,11 +100,7 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
     });
     let kill = Arc::new(Notify::new());
     let ctx = Arc::new(conn::Context {
-        control: Controller::new(
-            sup.clone(),
-            Some(home.config_file()),
-            home.root().display().to_string(),
-        ),
+        control: Controller::new(sup.clone(), Some(home.clone())),
         kill: kill.clone(),
         home: home.clone(),
         uid: nix::unistd::geteuid().as_raw(),

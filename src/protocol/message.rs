@@ -80,6 +80,12 @@ pub enum Request {
         #[serde(default)]
         key: Option<String>,
     },
+    /// Write the process list to the dump file.
+    Save,
+    /// Start the saved apps that are not in the list.
+    Resurrect,
+    /// Replace the dump with an empty list.
+    ClearDump,
     /// Stop every app, then the daemon.
     Kill,
 }

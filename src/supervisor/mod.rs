@@ -4,6 +4,7 @@
 //! can also run it in-process.
 
 mod metrics;
+mod persist;
 mod process;
 mod slot;
 pub mod state;
@@ -26,6 +27,7 @@ use crate::process::group::signal_group;
 use crate::protocol::StreamItem;
 use crate::settings::Settings;
 use crate::spec::{AppSpec, ExecMode};
+pub use persist::SavedApp;
 use slot::{Slot, SlotCommand};
 use state::InstanceState;
 pub use state::{Description, Event, EventKind, InstanceInfo, RestartReason, Status};
@@ -348,13 +350,15 @@ impl Supervisor {
         let mut report = Report::default();
         for spec in specs {
             let name = spec.name.clone();
-            self.start_one(spec).await?;
+            self.start_one(spec, true).await?;
             report.instances.extend(self.infos_of(&name, None));
         }
         Ok(report)
     }
 
-    async fn start_one(&self, spec: AppSpec) -> Result<()> {
+    /// Registers an app and (with `run`) starts its instances; without `run`
+    /// the instances are listed as stopped (a resurrected stopped app).
+    async fn start_one(&self, spec: AppSpec, run: bool) -> Result<()> {
         let spec = Arc::new(spec);
         let name = spec.name.clone();
         let stale = {
@@ -396,6 +400,7 @@ impl Supervisor {
                 .collect();
             let replies: Vec<_> = slots
                 .iter()
+                .filter(|_| run)
                 .map(|s| s.ask(|reply| SlotCommand::Start { spec: None, reply }))
                 .collect();
             reg.apps.push(App {
@@ -580,7 +585,7 @@ impl Supervisor {
                 .app(&name)
                 .map(|a| (a.op.clone(), a.spec.clone()));
             let Some((op, old)) = existing else {
-                self.start_one(spec).await?;
+                self.start_one(spec, true).await?;
                 report
                     .notices
                     .push(format!("{name} was not running: started"));
@@ -612,7 +617,7 @@ impl Supervisor {
                     let _guard = op.try_lock().map_err(|_| busy(&name))?;
                 }
                 self.delete(std::slice::from_ref(&name)).await?;
-                self.start_one(spec).await?;
+                self.start_one(spec, true).await?;
                 report.instances.extend(self.infos_of(&name, None));
                 continue;
             }
