@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod control;
 pub mod daemon;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod logs;
 pub mod paths;
 pub mod policy;

@@ -162,7 +162,7 @@ pub(super) fn load(
 }
 
 fn running_list(ctx: &Ctx<'_>) -> Result<Vec<InstanceInfo>> {
-    Ok(match crate::client::Client::connect(&ctx.home)? {
+    Ok(match ctx.existing_daemon()? {
         Some(mut c) => c.request_as(Request::List)?,
         None => Vec::new(),
     })

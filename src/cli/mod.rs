@@ -54,18 +54,35 @@ impl Ctx<'_> {
     /// A client of the running daemon, starting one if needed.
     pub fn daemon(&self) -> Result<Client> {
         let (client, started) = connect_or_start(&self.home, &self.launcher())?;
-        if started {
+        if let Some(notices) = started {
             info(&format!(
                 "started the daemon for {}",
                 self.home.root().display()
             ));
+            for n in notices {
+                info(&n);
+            }
         }
         Ok(client)
     }
 
+    /// A client of the daemon if one runs. A daemon that died without
+    /// cleaning up (its state file is still there) may have left apps
+    /// running: then a new one is started, which stops them and brings the
+    /// apps back.
+    pub fn existing_daemon(&self) -> Result<Option<Client>> {
+        if let Some(c) = Client::connect(&self.home)? {
+            return Ok(Some(c));
+        }
+        if self.home.state_file().exists() {
+            return self.daemon().map(Some);
+        }
+        Ok(None)
+    }
+
     /// A client of the running daemon; an error when none runs.
     pub fn running_daemon(&self) -> Result<Client> {
-        Client::connect(&self.home)?.ok_or_else(|| {
+        self.existing_daemon()?.ok_or_else(|| {
             Error::Daemon(format!(
                 "no daemon is running for {} (so no app is either); start an app with pmr start",
                 self.home.root().display()
@@ -240,7 +257,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             Ok(())
         }
         Command::Kill => {
-            let Some(mut c) = Client::connect(&ctx.home)? else {
+            let Some(mut c) = ctx.existing_daemon()? else {
                 info(&format!(
                     "no daemon is running for {}",
                     ctx.home.root().display()

@@ -125,7 +125,7 @@ pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
 }
 
 /// Parses a request line; on failure returns the id to answer (0 if unknown).
-fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> {
+pub(crate) fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> {
     let v: Value = serde_json::from_slice(line)
         .map_err(|e| (0, Error::Protocol(format!("malformed JSON: {e}"))))?;
     if !v.is_object() {

@@ -1,11 +1,8 @@
-//! `$PMR_HOME/dump.json`: the saved process list. Written atomically (temp
-//! file, fsync, rename) with the previous one kept as `dump.json.bak`, both
-//! 0600 since they hold the apps' environments. Read with a fallback to the
+//! `$PMR_HOME/dump.json`: the saved process list. Written atomically with
+//! the previous one kept as `dump.json.bak`, both 0600 since they hold the
+//! apps' environments. Read with a fallback to the
 //! backup when the main file is damaged.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,45 +39,12 @@ pub fn backup_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-}
-
-/// Replaces the dump. The file at `path` exists at every instant: the old
-/// one becomes the backup through a hard link before the new one is renamed
-/// over it.
+/// Replaces the dump; the previous one becomes the backup.
 pub fn write(path: &Path, dump: &Dump) -> Result<()> {
-    let ctx = |what: &str, p: &Path| format!("cannot {what} {}", p.display());
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_vec_pretty(dump)
+    let mut text = serde_json::to_vec_pretty(dump)
         .map_err(|e| Error::Config(format!("cannot encode the dump: {e}")))?;
-    let mut f = private_file(&tmp).map_err(|e| Error::io(ctx("write", &tmp), e))?;
-    f.write_all(&text)
-        .and_then(|_| f.write_all(b"\n"))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(ctx("write", &tmp), e))?;
-    drop(f);
-    if path.exists() {
-        let bak = backup_path(path);
-        let bak_tmp = bak.with_extension("bak.tmp");
-        let _ = std::fs::remove_file(&bak_tmp);
-        std::fs::hard_link(path, &bak_tmp)
-            .and_then(|_| std::fs::rename(&bak_tmp, &bak))
-            .map_err(|e| Error::io(ctx("keep the previous dump as", &bak), e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(ctx("write", path), e))?;
-    if let Some(dir) = path.parent() {
-        // The renames are durable only once the directory is.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    text.push(b'\n');
+    super::files::write_atomic(path, &text, Some(&backup_path(path)))
 }
 
 fn parse(path: &Path) -> std::result::Result<Dump, String> {
