@@ -154,3 +154,56 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
     }
   })
 }
+
+// Figures for `pmr list`, `pmr monit` and the Prometheus metrics, which
+// only the app's own runtime knows: how late the event loop runs a timer,
+// the V8 heap, and the handles keeping the loop alive. Sent as an internal
+// message (a `NODE_` cmd, which the app's 'message' listeners never see) on
+// an unref'd timer, so reporting never keeps an app alive. pmr answers a
+// report with the pace it wants when that differs from this one.
+if (isMainThread && typeof process.send === 'function') {
+  const v8 = require('node:v8')
+  const MIN_INTERVAL_MS = 100
+  const noop = () => {}
+  let interval = 1000
+  let expected = 0
+  let timer = null
+
+  const report = () => {
+    const now = performance.now()
+    // A blocked loop runs this timer late by as long as it was blocked.
+    const lag = Math.max(0, now - expected)
+    expected = now + interval
+    if (!process.connected) return
+    const heap = v8.getHeapStatistics()
+    const handles = typeof process._getActiveHandles === 'function' ? process._getActiveHandles().length : 0
+    try {
+      // With a callback, a channel closing meanwhile is not an 'error' event.
+      process.send({
+        cmd: 'NODE_PMR',
+        act: 'metrics',
+        interval,
+        lag: Math.round(lag * 100) / 100,
+        heap_used: heap.used_heap_size,
+        heap_total: heap.total_heap_size,
+        handles,
+      }, noop)
+    } catch {}
+  }
+
+  const schedule = (ms) => {
+    if (timer) clearInterval(timer)
+    interval = ms
+    expected = performance.now() + ms
+    timer = setInterval(report, ms)
+    timer.unref()
+  }
+
+  schedule(interval)
+  process.on('internalMessage', (msg) => {
+    if (msg && msg.cmd === 'NODE_PMR' && msg.act === 'metrics' && Number.isFinite(msg.interval) &&
+        msg.interval >= MIN_INTERVAL_MS && msg.interval !== interval) {
+      schedule(msg.interval)
+    }
+  })
+}

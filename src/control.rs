@@ -12,8 +12,14 @@ use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::process::signal::parse_signal;
 use crate::protocol::{Pong, Request, PROTOCOL_VERSION};
+use crate::settings::Settings;
 use crate::spec::check_runnable;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{prometheus, Supervisor};
+
+/// Applies new settings to something that depends on them before they are
+/// kept (the daemon's metrics endpoint binds its new port): an error refuses
+/// the change. What it returns is told to the user.
+pub type SettingsHook = Box<dyn Fn(&Settings) -> Result<Option<String>> + Send + Sync>;
 
 pub struct Controller {
     pub sup: Supervisor,
@@ -21,6 +27,7 @@ pub struct Controller {
     home: Option<Home>,
     /// Serializes `set`, `save` and `cleardump`: no interleaved load-modify-save.
     file_lock: Mutex<()>,
+    hook: Option<SettingsHook>,
 }
 
 impl Controller {
@@ -29,7 +36,14 @@ impl Controller {
             sup,
             home,
             file_lock: Mutex::new(()),
+            hook: None,
         }
+    }
+
+    /// Runs `hook` on every settings change, before it is kept.
+    pub fn with_settings_hook(mut self, hook: SettingsHook) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     fn home(&self, what: &str) -> Result<&Home> {
@@ -83,6 +97,15 @@ impl Controller {
                 sup.reopen_logs();
                 return Ok(json!({"reopened": true}));
             }
+            Request::Flush { target } => {
+                return Ok(json!({ "flushed": sup.flush(&target)? }));
+            }
+            Request::RecentLogs {
+                ids,
+                lines,
+                out,
+                err,
+            } => return to_value(&sup.recent_logs(&ids, lines, out, err)),
             Request::Set { key, value } => return self.set(&key, &value),
             Request::Save => return self.save(),
             Request::Resurrect => {
@@ -102,6 +125,7 @@ impl Controller {
                 return Ok(json!({ "path": path }));
             }
             Request::Get { key } => return sup.settings().get(key.as_deref()),
+            Request::Metrics => return Ok(Value::String(prometheus::render(&sup.list()))),
             Request::Subscribe { .. } | Request::Kill => {
                 return Err(Error::Protocol(
                     "subscribe and kill are answered by the connection".into(),
@@ -124,15 +148,25 @@ impl Controller {
 
     fn set(&self, key: &str, value: &str) -> Result<Value> {
         let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut s = self.sup.settings();
+        let old = self.sup.settings();
+        let mut s = old.clone();
         s.set(key, value)?;
+        let note = match &self.hook {
+            Some(hook) => hook(&s)?,
+            None => None,
+        };
         if let Some(home) = &self.home {
-            s.save(&home.config_file())?;
+            if let Err(e) = s.save(&home.config_file()) {
+                if let Some(hook) = &self.hook {
+                    let _ = hook(&old);
+                }
+                return Err(e);
+            }
         }
         let shown = s.get(Some(key))?;
         self.sup.set_settings(s);
         tracing::info!("setting {key} = {shown}");
-        Ok(json!({ "key": key, "value": shown }))
+        Ok(json!({ "key": key, "value": shown, "note": note }))
     }
 }
 

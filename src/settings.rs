@@ -23,7 +23,7 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
-    /// Rotate a log file when it passes this many bytes.
+    /// Rotate a log file before it passes this many bytes (0: never by size).
     pub max_size: u64,
     /// Rotated files kept per log file.
     pub retain: u32,
@@ -69,7 +69,7 @@ impl Default for MetricsSettings {
 pub const KEYS: &[(&str, &str)] = &[
     (
         "log.max_size",
-        "rotate a log file past this size (e.g. 10M)",
+        "rotate a log file before it passes this size (e.g. 10M; 0: never)",
     ),
     ("log.retain", "rotated files kept per log file"),
     ("log.compress", "gzip rotated files (true/false)"),
@@ -142,7 +142,13 @@ impl Settings {
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let bad = |msg: String| Error::Config(format!("{key}: {msg}"));
         match key {
-            "log.max_size" => self.log.max_size = parse_size(value).map_err(bad)?,
+            "log.max_size" => {
+                self.log.max_size = if is_none(value) || value.trim() == "0" {
+                    0
+                } else {
+                    parse_size(value).map_err(bad)?
+                }
+            }
             "log.retain" => {
                 self.log.retain = value
                     .trim()

@@ -67,6 +67,16 @@ pub enum Command {
     /// Show everything about an app: config, pids, restarts, last exit, log paths
     #[command(visible_aliases = ["desc", "show", "info"], after_help = "Examples:\n  pmr describe api\n  pmr describe 0")]
     Describe(TargetArgs),
+    /// Full-screen dashboard: every instance with CPU and memory, details and live logs
+    #[command(
+        after_help = "Keys: ↑/↓ or j/k select an instance, r reloads its app, s stops or starts it,\nq quits. Needs a terminal: for scripts use pmr list, pmr jlist or pmr metrics.\n\nFigures come every metrics.interval (pmr set metrics.interval 2s)."
+    )]
+    Monit,
+    /// Print every instance's figures in Prometheus text format
+    #[command(
+        after_help = "Per instance: up, restarts by reason, CPU and memory of its whole process\ntree, uptime, and for Node.js apps event-loop lag, heap and active handles.\n\nTo let Prometheus scrape them, serve them over HTTP (127.0.0.1 unless\nmetrics.host says otherwise):\n  pmr set metrics.port 9209       http://127.0.0.1:9209/metrics\n  pmr set metrics.port none       off again"
+    )]
+    Metrics,
     /// Print the environment an app runs with, secrets included
     #[command(
         after_help = "describe masks values that look secret; env prints them as they are.\nEach instance also gets NODE_APP_INSTANCE (or its instance_var), pm_id and\nPMR_ID.\n\nExamples:\n  pmr env api\n  pmr env 0"
@@ -79,10 +89,13 @@ pub enum Command {
     )]
     Init,
     /// Show the last lines of app logs, then follow new lines
-    #[command(
-        after_help = "Examples:\n  pmr logs                 every app\n  pmr logs api --lines 100\n  pmr logs api --nostream  print and exit"
-    )]
+    #[command(after_help = LOGS_HELP)]
     Logs(LogsArgs),
+    /// Empty the log files of apps, in place (every app without a name)
+    #[command(
+        after_help = "The files are emptied where they are, so the apps keep writing to them.\nRotated files are kept.\n\nExamples:\n  pmr flush          every app\n  pmr flush api"
+    )]
+    Flush(FlushArgs),
     /// Add or remove instances of an app without touching the others
     #[command(
         after_help = "Examples:\n  pmr scale api 4     exactly 4 instances\n  pmr scale api +2    two more\n  pmr scale api -1    one fewer"
@@ -149,10 +162,24 @@ pub struct StartupArgs {
     #[arg(long = "home-path", visible_alias = "hp")]
     pub home_path: Option<String>,
 }
+const LOGS_HELP: &str = "\
+Lines come from the daemon as the apps write them. The last lines of out and
+err are shown in the order they were written when the daemon has them in
+memory (the last 1000 lines of each instance); older history is read from
+the files, one file after the other.
+
+Examples:
+  pmr logs                       every app
+  pmr logs api --lines 100       last 100 lines of each stream, then follow
+  pmr logs api --nostream        print and exit
+  pmr logs api --err --raw       stderr only, without the \"id|name |\" prefix
+  pmr logs --json                one JSON object per line
+  pmr logs api --timestamp       with the time pmr received each line
+  pmr logs api --timestamp='%H:%M:%S'";
 
 const SET_HELP: &str = "\
 Settings:
-  log.max_size         rotate a log file past this size (default 10M)
+  log.max_size         rotate a log file before it passes this size (default 10M; 0: never)
   log.retain           rotated files kept per log file (default 10)
   log.compress         gzip rotated files (default false)
   log.rotate_interval  also rotate on a schedule: daily, or none (default none)
@@ -230,7 +257,7 @@ pub struct LogsArgs {
     #[arg(long)]
     pub nostream: bool,
     /// Only the error stream
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     pub err: bool,
     /// Only the output stream
     #[arg(long)]
@@ -238,6 +265,20 @@ pub struct LogsArgs {
     /// Lines without the `id|name |` prefix
     #[arg(long)]
     pub raw: bool,
+    /// One JSON object per line: timestamp, app, id, stream, message
+    #[arg(long)]
+    pub json: bool,
+    /// Prefix lines with the time pmr received them; `--timestamp=FORMAT`
+    /// for another format (strftime, or day.js tokens like PM2's)
+    #[arg(long, num_args = 0..=1, require_equals = true, value_name = "FORMAT")]
+    pub timestamp: Option<Option<String>>,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// App name, id, namespace, or `all` (default: every app)
+    #[arg(value_name = "name|id|all")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,13 +1,21 @@
-//! `pmr logs`: the last lines of each file, then the live stream from the
-//! daemon (app lines and pmr's own supervision events).
+//! `pmr logs`: the last lines of each instance (out and err in the order they
+//! were written, from the daemon's memory; from the files where it does not
+//! reach back far enough), then the live stream from the daemon (app lines
+//! and pmr's own supervision events). And `pmr flush`.
 
-use super::args::LogsArgs;
-use super::{out, outln, Ctx};
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::args::{FlushArgs, LogsArgs};
+use super::style::Style;
+use super::{info, out, Ctx};
 use crate::error::{Error, Result};
+use crate::logs::capture::Timestamper;
 use crate::logs::tail::last_lines;
-use crate::logs::Stream;
+use crate::logs::{JsonLine, RecentLines, Stream};
 use crate::protocol::{Request, StreamItem};
-use crate::supervisor::InstanceInfo;
+use crate::spec::datefmt::to_strftime;
+use crate::supervisor::{Event, InstanceInfo};
 
 fn matches(i: &InstanceInfo, target: Option<&str>) -> bool {
     match target {
@@ -19,8 +27,82 @@ fn matches(i: &InstanceInfo, target: Option<&str>) -> bool {
     }
 }
 
+/// How lines are printed: plain with the `id|name |` prefix, raw, or JSON.
+struct Printer {
+    style: Style,
+    raw: bool,
+    json: bool,
+    /// `--timestamp`: the time each line reached pmr, in this format.
+    stamper: Option<Timestamper>,
+}
+
+impl Printer {
+    fn line(&self, app: &str, id: u32, stream: Stream, time: Option<u64>, text: &str) -> bool {
+        let s = &self.style;
+        if self.json {
+            let iso = Timestamper::new(None);
+            let ts = time.map(|t| self.stamper.as_ref().unwrap_or(&iso).at_ms(t));
+            let obj = JsonLine {
+                timestamp: ts.as_deref(),
+                app,
+                id,
+                instance: None,
+                stream: stream.as_str(),
+                message: text,
+            };
+            return out(&String::from_utf8_lossy(&obj.to_line()));
+        }
+        let prefix = if self.raw {
+            String::new()
+        } else {
+            s.app(app, &format!("{id}|{app:<10}| "))
+        };
+        let stamp = match (&self.stamper, time) {
+            (Some(t), Some(ms)) => s.dim(&format!("{}: ", t.at_ms(ms))),
+            _ => String::new(),
+        };
+        let text = if stream == Stream::Err {
+            s.red(text)
+        } else {
+            text.to_string()
+        };
+        out(&format!("{prefix}{stamp}{text}\n"))
+    }
+
+    fn event(&self, e: &Event) -> bool {
+        if self.json {
+            let ts = Timestamper::new(None).at_ms(e.time);
+            let msg = e.describe();
+            let obj = JsonLine {
+                timestamp: Some(&ts),
+                app: &e.app,
+                id: e.id,
+                instance: Some(e.instance),
+                stream: "pmr",
+                message: &msg,
+            };
+            return out(&String::from_utf8_lossy(&obj.to_line()));
+        }
+        let s = &self.style;
+        let tag = s.bold(&s.yellow("PMR"));
+        out(&format!("{tag} | {}#{}: {}\n", e.app, e.id, e.describe()))
+    }
+
+    /// Headers and notices: on stderr for JSON, so stdout stays parseable;
+    /// not at all with `--raw`.
+    fn note(&self, text: &str) -> bool {
+        if self.raw {
+            return true;
+        }
+        if self.json {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            return true;
+        }
+        out(&format!("{}\n", self.style.dim(text)))
+    }
+}
+
 pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
-    let s = ctx.style;
     let mut client = ctx.running_daemon()?;
     let all: Vec<InstanceInfo> = client.request_as(Request::List)?;
     let target = a.target.as_deref();
@@ -32,46 +114,45 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
             )));
         }
     }
+    let stamper = match &a.timestamp {
+        None => None,
+        Some(None) => Some(Timestamper::new(None)),
+        Some(Some(f)) => Some(Timestamper::new(Some(
+            to_strftime(f).map_err(|e| Error::Config(format!("--timestamp: {e}")))?,
+        ))),
+    };
+    let p = Printer {
+        style: ctx.style,
+        raw: a.raw,
+        json: a.json,
+        stamper,
+    };
     let want_out = !a.err;
     let want_err = !a.out;
-    let prefix = |name: &str, id: u32| {
-        if a.raw {
-            String::new()
-        } else {
-            s.app(name, &format!("{id}|{name:<10}| "))
-        }
-    };
 
-    let mut shown = Vec::new();
-    for i in &chosen {
-        let files = [
-            (want_out, &i.logs.out, Stream::Out),
-            (want_err, &i.logs.err, Stream::Err),
-        ];
-        for (wanted, path, stream) in files {
-            if !wanted || shown.contains(path) {
-                continue;
-            }
-            shown.push(path.clone());
-            let lines = last_lines(path, a.lines)
-                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-            if !a.raw {
-                outln(&s.dim(&format!("{} last {} lines:", path.display(), a.lines)));
-            }
-            for l in lines {
-                let text = if stream == Stream::Err { s.red(&l) } else { l };
-                if !outln(&format!("{}{text}", prefix(&i.name, i.id))) {
-                    return Ok(());
-                }
-            }
+    // Subscribe before asking for the past, so that no line falls between
+    // the two; lines the past already showed are skipped in the stream.
+    let subscription = if a.nostream {
+        None
+    } else {
+        Some(ctx.running_daemon()?.subscribe(true, true)?)
+    };
+    let mut shown: HashMap<(u32, Stream), u64> = HashMap::new();
+    if a.lines > 0 && !chosen.is_empty() {
+        let recent: RecentLines = client.request_as(Request::RecentLogs {
+            ids: chosen.iter().map(|i| i.id).collect(),
+            lines: a.lines,
+            out: want_out,
+            err: want_err,
+        })?;
+        if !print_past(&p, &a, &chosen, &recent, &mut shown)? {
+            return Ok(());
         }
     }
-    if a.nostream {
+    let Some(subscription) = subscription else {
         return Ok(());
-    }
-    if !a.raw {
-        outln(&s.dim("following new lines (Ctrl-C to stop)"));
-    }
+    };
+    p.note("following new lines (Ctrl-C to stop)");
     let names: Vec<String> = chosen.iter().map(|i| i.name.clone()).collect();
     let ids: Vec<u32> = chosen.iter().map(|i| i.id).collect();
     let whole_apps =
@@ -81,31 +162,120 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
             || ids.contains(&id)
             || (whole_apps && names.iter().any(|n| n == app))
     };
-    for item in client.subscribe(true, true)? {
+    for item in subscription {
         let ok = match item? {
             StreamItem::Log(l) if follows(&l.app, l.id) => {
                 let wanted = match l.stream {
                     Stream::Out => want_out,
                     Stream::Err => want_err,
                 };
-                if !wanted {
+                let seen = shown.get(&(l.id, l.stream)).is_some_and(|&m| l.seq <= m);
+                if !wanted || seen {
                     continue;
                 }
-                let text = if l.stream == Stream::Err { s.red(&l.line) } else { l.line };
-                out(&format!("{}{text}\n", prefix(&l.app, l.id)))
+                p.line(&l.app, l.id, l.stream, Some(l.time), &l.line)
             }
-            StreamItem::Event(e) if follows(&e.app, e.id) && !a.raw => {
-                let tag = s.bold(&s.yellow("PMR"));
-                outln(&format!("{tag} | {}#{}: {}", e.app, e.id, e.describe()))
+            StreamItem::Event(e) if follows(&e.app, e.id) && !a.raw => p.event(&e),
+            StreamItem::Lagged(n) => {
+                let msg = format!(
+                    "[pmr] this terminal fell behind: {n} lines were skipped here (the log files have them)"
+                );
+                if a.json {
+                    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+                    true
+                } else {
+                    out(&format!("{}\n", ctx.style.yellow(&msg)))
+                }
             }
-            StreamItem::Lagged(n) => outln(&s.yellow(&format!(
-                "[pmr] this terminal fell behind: {n} lines were skipped here (the log files have them)"
-            ))),
             _ => true,
         };
         if !ok {
             break;
         }
+    }
+    Ok(())
+}
+
+/// Prints the last lines; false once stdout is gone.
+fn print_past(
+    p: &Printer,
+    a: &LogsArgs,
+    chosen: &[&InstanceInfo],
+    recent: &RecentLines,
+    shown: &mut HashMap<(u32, Stream), u64>,
+) -> Result<bool> {
+    let files_of = |i: &InstanceInfo| {
+        let mut v = Vec::new();
+        if !a.err {
+            v.push((i.logs.out.clone(), Stream::Out));
+        }
+        if !a.out {
+            v.push((i.logs.err.clone(), Stream::Err));
+        }
+        v
+    };
+    // Instances whose past goes back further than the daemon: their files,
+    // one after the other (nothing says how out and err interleave).
+    let mut read = Vec::new();
+    for i in chosen.iter().filter(|i| recent.from_files.contains(&i.id)) {
+        for (path, stream) in files_of(i) {
+            if read.contains(&path) {
+                continue;
+            }
+            let lines = last_lines(&path, a.lines)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            p.note(&format!("{} last {} lines:", path.display(), a.lines));
+            for l in lines {
+                if !p.line(&i.name, i.id, stream, None, &l) {
+                    return Ok(false);
+                }
+            }
+            read.push(path);
+        }
+    }
+    let mut paths: Vec<String> = Vec::new();
+    for i in chosen.iter().filter(|i| !recent.from_files.contains(&i.id)) {
+        for (path, _) in files_of(i) {
+            let shown = path.display().to_string();
+            if !paths.contains(&shown) {
+                paths.push(shown);
+            }
+        }
+    }
+    if !paths.is_empty() {
+        p.note(&format!(
+            "last {} lines of {}, in the order they were written:",
+            a.lines,
+            paths.join(", ")
+        ));
+    }
+    for l in &recent.lines {
+        let m = shown.entry((l.id, l.stream)).or_default();
+        *m = (*m).max(l.seq);
+        if !p.line(&l.app, l.id, l.stream, Some(l.time), &l.line) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub(super) fn flush(ctx: &Ctx<'_>, a: FlushArgs) -> Result<()> {
+    let r = ctx
+        .running_daemon()?
+        .request(Request::Flush { target: a.targets })?;
+    let files: Vec<String> = r["flushed"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if files.is_empty() {
+        info("no log file to empty");
+    }
+    for f in files {
+        info(&format!("emptied {f}"));
     }
     Ok(())
 }

@@ -5,6 +5,8 @@ mod args;
 mod ecosystem;
 mod init;
 mod logs;
+mod metrics;
+mod monit;
 pub mod runtime;
 mod show;
 mod start;
@@ -152,7 +154,10 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::List => show::list(ctx),
         Command::Jlist => show::jlist(ctx),
         Command::Describe(a) => show::describe(ctx, a.targets),
+        Command::Monit => monit::run(ctx),
+        Command::Metrics => metrics::run(ctx),
         Command::Logs(a) => logs::run(ctx, a),
+        Command::Flush(a) => logs::flush(ctx, a),
         Command::Scale(a) => {
             let to = ScaleTo::parse(&a.count).map_err(Error::Config)?;
             act(ctx, Request::Scale { name: a.name, to }, "scaled")
@@ -232,6 +237,9 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
                 value: a.value,
             })?;
             info(&format!("{} = {}", a.key, r["value"]));
+            if let Some(note) = r["note"].as_str() {
+                info(note);
+            }
             Ok(())
         }
         Command::Get(a) => {

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::protocol::Request;
 use crate::spec::looks_secret;
 use crate::spec::units::{format_bytes, format_uptime};
+use crate::supervisor::state::short_size;
 use crate::supervisor::{Description, InstanceInfo, Status};
 
 pub(super) fn list(ctx: &Ctx<'_>) -> Result<()> {
@@ -135,6 +136,30 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
         );
         if i.pid.is_some() {
             kv("uptime", format_uptime(i.uptime_ms));
+            let tree = match i.processes {
+                0 | 1 => String::new(),
+                n => format!(" ({n} processes)"),
+            };
+            kv("cpu", format!("{:.1}%{tree}", i.cpu));
+            kv("memory", format!("{}{tree}", format_bytes(i.memory)));
+            if let Some(n) = &i.node {
+                kv(
+                    "heap",
+                    format!(
+                        "{} used of {}",
+                        format_bytes(n.heap_used),
+                        format_bytes(n.heap_total)
+                    ),
+                );
+                kv("event loop lag", format!("{:.1} ms", n.event_loop_lag_ms));
+                kv("active handles", n.active_handles.to_string());
+            }
+        }
+        if let Some(e) = &i.memory_exceeded {
+            kv(
+                "memory limit",
+                s.yellow(&format!("{} at {}", e.describe(), time_of(e.at))),
+            );
         }
         if let Some(at) = i.started_at {
             kv("started at", time_of(at));
@@ -219,7 +244,13 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             ),
         );
         if let Some(m) = sp.max_memory_restart {
-            kv("max memory", format_bytes(m));
+            kv(
+                "max memory",
+                format!(
+                    "{} for the whole process tree (replaced after 2 samples over it)",
+                    short_size(m)
+                ),
+            );
         }
         kv(
             "instance variable",
@@ -254,7 +285,7 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             );
         }
         if let Some(t) = &sp.logs.log_type {
-            kv("log type", format!("{t} {LATER}"));
+            kv("log type", t.clone());
         }
         let mut env: Vec<String> = sp
             .app_env

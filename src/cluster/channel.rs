@@ -15,7 +15,7 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use super::listeners::ListenerPool;
-use super::message::{self, WorkerMessage};
+use super::message::{self, NodeReport, WorkerMessage};
 use crate::protocol::{Frame, LineFramer};
 
 /// Node's own limit for one IPC message is far larger, but nothing a worker
@@ -42,6 +42,8 @@ pub enum ChannelEvent {
         address: String,
         errno: i32,
     },
+    /// The preload's report on the Node.js runtime.
+    Metrics(NodeReport),
     /// Any other message the app sent.
     App(Value),
 }
@@ -172,6 +174,7 @@ impl Channel {
             WorkerMessage::Online => Some(ChannelEvent::Online),
             WorkerMessage::Listening { address } => Some(ChannelEvent::Listening(address)),
             WorkerMessage::ExitedAfterDisconnect => Some(ChannelEvent::ExitedAfterDisconnect),
+            WorkerMessage::Metrics(r) => Some(ChannelEvent::Metrics(r)),
             WorkerMessage::Close { .. } | WorkerMessage::OtherInternal => None,
             WorkerMessage::App(Value::String(s)) if s == "ready" => Some(ChannelEvent::Ready),
             WorkerMessage::App(v) => Some(ChannelEvent::App(v)),

@@ -20,10 +20,25 @@ pub enum WorkerMessage {
     HandleAck,
     /// The worker could not take a handle we sent.
     HandleNack,
+    /// The pmr preload's periodic report on the Node.js runtime.
+    Metrics(NodeReport),
     /// Another internal message we have no use for.
     OtherInternal,
     /// The app's own `process.send()` payload.
     App(Value),
+}
+
+/// What the preload (`preload/drain.js`) reports about a worker's runtime:
+/// `{"cmd":"NODE_PMR","act":"metrics","interval":1000,"lag":0.4,...}`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeReport {
+    /// How late the report's own timer fired, in milliseconds.
+    pub lag_ms: f64,
+    pub heap_used: u64,
+    pub heap_total: u64,
+    pub handles: u32,
+    /// How often the preload reports, in milliseconds.
+    pub interval_ms: u64,
 }
 
 /// The fields of a `queryServer` request.
@@ -87,6 +102,7 @@ fn classify(v: Value) -> WorkerMessage {
     match cmd {
         "NODE_HANDLE_ACK" => return WorkerMessage::HandleAck,
         "NODE_HANDLE_NACK" => return WorkerMessage::HandleNack,
+        "NODE_PMR" => return pmr_message(&v),
         "NODE_CLUSTER" => {}
         _ => return WorkerMessage::OtherInternal,
     }
@@ -126,6 +142,32 @@ fn classify(v: Value) -> WorkerMessage {
         "exitedAfterDisconnect" => WorkerMessage::ExitedAfterDisconnect,
         _ => WorkerMessage::OtherInternal,
     }
+}
+
+fn pmr_message(v: &Value) -> WorkerMessage {
+    if v.get("act").and_then(Value::as_str) != Some("metrics") {
+        return WorkerMessage::OtherInternal;
+    }
+    // Figures a worker cannot report (negative, not numbers) count as 0:
+    // the message comes from code running inside the app.
+    let num = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_f64)
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .unwrap_or(0.0)
+    };
+    WorkerMessage::Metrics(NodeReport {
+        lag_ms: num("lag"),
+        heap_used: num("heap_used") as u64,
+        heap_total: num("heap_total") as u64,
+        handles: num("handles").min(u32::MAX as f64) as u32,
+        interval_ms: num("interval") as u64,
+    })
+}
+
+/// Tells the preload how often to report (`metrics.interval` changed).
+pub fn metrics_interval(ms: u64) -> Value {
+    json!({ "cmd": "NODE_PMR", "act": "metrics", "interval": ms })
 }
 
 /// The answer to a `queryServer` that succeeded; the socket travels with it.
@@ -232,6 +274,31 @@ mod tests {
             WorkerMessage::ExitedAfterDisconnect
         );
         assert!(parse(b"{nope").is_err());
+    }
+
+    #[test]
+    fn preload_metrics_report() {
+        let m = parse(br#"{"cmd":"NODE_PMR","act":"metrics","interval":1000,"lag":1.5,"heap_used":4000000,"heap_total":6000000,"handles":3}"#).unwrap();
+        assert_eq!(
+            m,
+            WorkerMessage::Metrics(NodeReport {
+                lag_ms: 1.5,
+                heap_used: 4_000_000,
+                heap_total: 6_000_000,
+                handles: 3,
+                interval_ms: 1000,
+            })
+        );
+        let WorkerMessage::Metrics(r) =
+            parse(br#"{"cmd":"NODE_PMR","act":"metrics","lag":-3,"heap_used":"x"}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((r.lag_ms, r.heap_used, r.interval_ms), (0.0, 0, 0));
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_PMR","act":"drain"}"#).unwrap(),
+            WorkerMessage::OtherInternal
+        );
     }
 
     #[test]

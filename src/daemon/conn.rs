@@ -193,14 +193,23 @@ fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Ou
     let mut stream = sup.stream(events, logs);
     tokio::spawn(async move {
         let mut dropped: u64 = 0;
-        while let Some(item) = stream.next().await {
-            if dropped > 0
-                && out
-                    .try_send((line_of(&StreamItem::Lagged(dropped)), None))
-                    .is_ok()
-            {
-                dropped = 0;
-            }
+        loop {
+            let item = tokio::select! {
+                // A subscriber that fell behind hears how much it missed as
+                // soon as it has room again, even if nothing else comes.
+                permit = out.reserve(), if dropped > 0 => match permit {
+                    Ok(p) => {
+                        p.send((line_of(&StreamItem::Lagged(dropped)), None));
+                        dropped = 0;
+                        continue;
+                    }
+                    Err(_) => return,
+                },
+                item = stream.next() => match item {
+                    Some(i) => i,
+                    None => return,
+                },
+            };
             match out.try_send((line_of(&item), None)) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,

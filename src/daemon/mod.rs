@@ -4,6 +4,7 @@
 mod conn;
 pub mod dump;
 pub(crate) mod files;
+mod metrics_http;
 mod state;
 
 use std::path::PathBuf;
@@ -101,6 +102,7 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
     }
 
     let settings = Settings::load(&home.config_file())?;
+    let metrics = settings.metrics.clone();
     let sup = Supervisor::new(SupervisorConfig {
         log_dir: home.log_dir(),
         node_preload: opts.node_preload.clone(),
@@ -113,9 +115,15 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
         }
     }
     let keeper = state::keep(sup.clone(), home.state_file());
+    let endpoint = Arc::new(metrics_http::MetricsEndpoint::new(sup.clone()));
+    // A port taken since the setting was made must not keep the apps down.
+    if let Err(e) = endpoint.apply(&metrics) {
+        tracing::warn!("{e}");
+    }
     let kill = Arc::new(Notify::new());
     let ctx = Arc::new(conn::Context {
-        control: Controller::new(sup.clone(), Some(home.clone())),
+        control: Controller::new(sup.clone(), Some(home.clone()))
+            .with_settings_hook(Box::new(move |s| endpoint.apply(&s.metrics))),
         kill: kill.clone(),
         home: home.clone(),
         uid: nix::unistd::geteuid().as_raw(),

@@ -5,14 +5,19 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::broadcast;
 
+use chrono::TimeZone;
+
 use super::file::LogFile;
-use super::{LogLine, Stream};
+use super::history::History;
+use super::{JsonLine, LogLine, Stream};
+use crate::spec::LogSpec;
 
 const READ_CHUNK: usize = 64 * 1024;
 
 /// A line longer than this is written in pieces as it arrives, so memory
-/// stays bounded whatever an app prints.
-pub const MAX_PENDING_LINE: usize = 64 * 1024;
+/// stays bounded whatever an app prints. Well above a pipe's 64 KiB, so
+/// that long lines (a stack trace as one JSON object) still land whole.
+pub const MAX_PENDING_LINE: usize = 1024 * 1024;
 
 /// Splits a byte stream into complete lines, holding back the unfinished end.
 #[derive(Debug, Default)]
@@ -73,32 +78,74 @@ impl Timestamper {
         Timestamper { format }
     }
 
-    /// The current time in the format; a format chrono cannot render falls
-    /// back to ISO 8601 (chrono's `to_string` would panic on it).
     pub fn now(&self) -> String {
+        self.render(chrono::Local::now())
+    }
+
+    /// The time `ms` (milliseconds since the epoch) in the format.
+    pub fn at_ms(&self, ms: u64) -> String {
+        let t = i64::try_from(ms)
+            .ok()
+            .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+            .unwrap_or_else(chrono::Local::now);
+        self.render(t)
+    }
+
+    /// A format chrono cannot render falls back to ISO 8601 (chrono's
+    /// `to_string` would panic on it).
+    fn render(&self, t: chrono::DateTime<chrono::Local>) -> String {
         use std::fmt::Write;
         const ISO: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
-        let now = chrono::Local::now();
         let mut out = String::new();
         if let Some(f) = &self.format {
-            if write!(out, "{}", now.format(f)).is_ok() {
+            if write!(out, "{}", t.format(f)).is_ok() {
                 return out;
             }
             out.clear();
         }
-        let _ = write!(out, "{}", now.format(ISO));
+        let _ = write!(out, "{}", t.format(ISO));
         out
+    }
+}
+
+/// How lines go into the files.
+#[derive(Debug, Clone)]
+pub enum Format {
+    /// As the app wrote them.
+    Plain,
+    /// Each line after a timestamp (`time`, `log_date_format`).
+    Stamped(Timestamper),
+    /// One JSON object per line (`log_type: 'json'`).
+    Json(Timestamper),
+}
+
+impl Format {
+    pub fn of(spec: &LogSpec) -> Format {
+        let stamper = || Timestamper::new(spec.log_date_format.clone());
+        if spec.log_type.as_deref() == Some("json") {
+            Format::Json(stamper())
+        } else if spec.time {
+            Format::Stamped(stamper())
+        } else {
+            Format::Plain
+        }
     }
 }
 
 pub struct Target {
     pub app: String,
     pub id: u32,
+    pub instance: u32,
     pub stream: Stream,
     pub file: Arc<LogFile>,
     pub combined: Option<Arc<LogFile>>,
-    pub timestamps: Option<Timestamper>,
+    pub format: Format,
+    pub history: Arc<History>,
     pub tap: broadcast::Sender<LogLine>,
+}
+
+fn lines_of(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    chunk.split_inclusive(|&b| b == b'\n')
 }
 
 impl Target {
@@ -109,29 +156,14 @@ impl Target {
         }
     }
 
-    fn emit(&self, lines: &[u8], mid_line: &mut bool) {
-        if lines.is_empty() {
+    fn emit(&self, chunk: &[u8], mid_line: &mut bool) {
+        if chunk.is_empty() {
             return;
         }
-        let tapping = self.tap.receiver_count() > 0;
-        if self.timestamps.is_none() && !tapping {
-            self.write(lines);
-            *mid_line = lines.last() != Some(&b'\n');
-            return;
-        }
-        let stamp = self.timestamps.as_ref().map(|t| t.now());
         let now_ms = crate::supervisor::now_ms();
-        let mut out = Vec::with_capacity(lines.len() + 64);
-        for line in lines.split_inclusive(|&b| b == b'\n') {
-            if let Some(s) = &stamp {
-                if !*mid_line {
-                    out.extend_from_slice(s.as_bytes());
-                    out.extend_from_slice(b": ");
-                }
-            }
-            out.extend_from_slice(line);
-            let complete = line.last() == Some(&b'\n');
-            if tapping {
+        let seq = self.history.push(self.stream, now_ms, chunk);
+        if self.tap.receiver_count() > 0 {
+            for line in lines_of(chunk) {
                 let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
                 let _ = self.tap.send(LogLine {
                     app: self.app.clone(),
@@ -139,11 +171,47 @@ impl Target {
                     stream: self.stream,
                     time: now_ms,
                     line: text.into_owned(),
+                    seq,
                 });
             }
-            *mid_line = !complete;
         }
-        self.write(&out);
+        match &self.format {
+            Format::Plain => self.write(chunk),
+            Format::Stamped(t) => {
+                let stamp = t.now();
+                let mut out = Vec::with_capacity(chunk.len() + 64);
+                let mut at_start = !*mid_line;
+                for line in lines_of(chunk) {
+                    if at_start {
+                        out.extend_from_slice(stamp.as_bytes());
+                        out.extend_from_slice(b": ");
+                    }
+                    out.extend_from_slice(line);
+                    at_start = line.last() == Some(&b'\n');
+                }
+                self.write(&out);
+            }
+            Format::Json(t) => {
+                let stamp = t.now();
+                let mut out = Vec::with_capacity(chunk.len() * 2);
+                for line in lines_of(chunk) {
+                    let message = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
+                    out.extend_from_slice(
+                        &JsonLine {
+                            timestamp: Some(&stamp),
+                            app: &self.app,
+                            id: self.id,
+                            instance: Some(self.instance),
+                            stream: self.stream.as_str(),
+                            message: &message,
+                        }
+                        .to_line(),
+                    );
+                }
+                self.write(&out);
+            }
+        }
+        *mid_line = chunk.last() != Some(&b'\n');
     }
 }
 
@@ -199,24 +267,68 @@ mod tests {
         assert!(t.now().contains('T'), "{}", t.now());
     }
 
+    fn target(dir: &std::path::Path, format: Format) -> (Target, broadcast::Receiver<LogLine>) {
+        let files = super::super::file::LogFiles::default();
+        let (tap, rx) = broadcast::channel(16);
+        let target = Target {
+            app: "a".into(),
+            id: 7,
+            instance: 1,
+            stream: Stream::Err,
+            file: files.get(&dir.join("o.log"), &LogSpec::default()),
+            combined: Some(files.get(&dir.join("all.log"), &LogSpec::default())),
+            format,
+            history: Arc::new(History::new("a", 7)),
+            tap,
+        };
+        (target, rx)
+    }
+
     #[tokio::test]
     async fn capture_writes_whole_lines_with_timestamps() {
         let t = tempfile::tempdir().unwrap();
-        let files = super::super::file::LogFiles::default();
-        let (tap, mut rx) = broadcast::channel(16);
-        let target = Target {
-            app: "a".into(),
-            id: 0,
-            stream: Stream::Out,
-            file: files.get(&t.path().join("o.log")),
-            combined: None,
-            timestamps: Some(Timestamper::new(Some("T".into()))),
-            tap,
-        };
+        let (target, mut rx) = target(
+            t.path(),
+            Format::Stamped(Timestamper::new(Some("T".into()))),
+        );
+        let history = target.history.clone();
         let input: &[u8] = b"one\ntwo\nthr";
         capture(input, target).await;
         let text = std::fs::read_to_string(t.path().join("o.log")).unwrap();
         assert_eq!(text, "T: one\nT: two\nT: thr\n");
-        assert_eq!(rx.recv().await.unwrap().line, "one");
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("all.log")).unwrap(),
+            text
+        );
+        let first = rx.recv().await.unwrap();
+        assert_eq!((first.line.as_str(), first.stream), ("one", Stream::Err));
+        let recent: Vec<String> = history
+            .tail(5, true, true)
+            .lines
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(recent, ["one", "two", "thr"]);
+    }
+
+    #[tokio::test]
+    async fn json_lines_parse_and_carry_the_fields() {
+        let t = tempfile::tempdir().unwrap();
+        let (target, _rx) = target(t.path(), Format::Json(Timestamper::new(None)));
+        let input: &[u8] = b"say \"hi\"\n\xff bytes\n";
+        capture(input, target).await;
+        let text = std::fs::read_to_string(t.path().join("o.log")).unwrap();
+        let objs: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs[0]["message"], "say \"hi\"");
+        assert_eq!(objs[0]["app"], "a");
+        assert_eq!(objs[0]["id"], 7);
+        assert_eq!(objs[0]["instance"], 1);
+        assert_eq!(objs[0]["stream"], "err");
+        assert!(objs[0]["timestamp"].as_str().unwrap().contains('T'));
+        assert_eq!(objs[1]["message"], "\u{fffd} bytes");
     }
 }

@@ -1,8 +1,11 @@
 //! App output: captured from pipes by the supervisor, written as whole lines
-//! to files, and tapped live for `pmr logs` subscribers.
+//! to files (rotated by size or day), remembered for `pmr logs --lines`, and
+//! tapped live for `pmr logs` subscribers.
 
 pub mod capture;
 pub mod file;
+pub mod history;
+pub mod rotate;
 pub mod tail;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::AppSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Out,
@@ -27,6 +30,55 @@ pub struct LogLine {
     /// Milliseconds since the Unix epoch.
     pub time: u64,
     pub line: String,
+    /// Order of arrival across all instances and streams (lines of one
+    /// chunk share it): a line streamed after a history with the same or
+    /// a lower number for its instance and stream was already shown.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Out => "out",
+            Stream::Err => "err",
+        }
+    }
+}
+
+/// One line as `log_type: 'json'` writes it (and `pmr logs --json` prints it).
+#[derive(Debug, Serialize)]
+pub struct JsonLine<'a> {
+    /// None where the time is unknown (a line read back from a plain file).
+    pub timestamp: Option<&'a str>,
+    pub app: &'a str,
+    pub id: u32,
+    /// The instance number (`NODE_APP_INSTANCE`), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<u32>,
+    /// `out`, `err`, or `pmr` for pmr's own events.
+    pub stream: &'a str,
+    pub message: &'a str,
+}
+
+impl JsonLine<'_> {
+    /// The object and its newline.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+/// What `pmr logs --lines N` gets from the daemon.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RecentLines {
+    /// The last lines of each wanted stream, of every instance whose recent
+    /// past the daemon holds, in the order they arrived.
+    pub lines: Vec<LogLine>,
+    /// Instances whose last lines only their files have (they go back to
+    /// before this daemon, or further than it remembers).
+    pub from_files: Vec<u32>,
 }
 
 /// The files one instance writes to.

@@ -70,6 +70,20 @@ pub enum Request {
         logs: bool,
     },
     ReloadLogs,
+    /// Empty the log files of apps in place (every app without a target).
+    Flush {
+        #[serde(default)]
+        target: Vec<String>,
+    },
+    /// The last lines of instances, out and err in the order they arrived.
+    RecentLogs {
+        ids: Vec<u32>,
+        lines: usize,
+        #[serde(default = "yes")]
+        out: bool,
+        #[serde(default = "yes")]
+        err: bool,
+    },
     /// Change a daemon-wide setting (`pmr set log.max_size 50M`).
     Set {
         key: String,
@@ -86,8 +100,14 @@ pub enum Request {
     Resurrect,
     /// Replace the dump with an empty list.
     ClearDump,
+    /// The instances' figures in Prometheus' text format (a JSON string).
+    Metrics,
     /// Stop every app, then the daemon.
     Kill,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What a client writes: a request with its id and the protocol version.

@@ -5,25 +5,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
-use crate::supervisor::{InstanceInfo, Status, Supervisor};
+use crate::supervisor::{Status, Supervisor};
 
 /// Every instance has a running process (restarts in progress fail it).
-pub fn healthy(all: &[InstanceInfo]) -> bool {
+pub fn healthy(all: &[Status]) -> bool {
     !all.is_empty()
-        && all.iter().all(|i| {
-            matches!(
-                i.status,
-                Status::Online | Status::Launching | Status::Stopping
-            )
-        })
+        && all
+            .iter()
+            .all(|s| matches!(s, Status::Online | Status::Launching | Status::Stopping))
 }
 
 /// Every instance has become ready (online; wait_ready apps sent 'ready').
-pub fn ready(all: &[InstanceInfo]) -> bool {
-    !all.is_empty() && all.iter().all(|i| i.status == Status::Online)
+pub fn ready(all: &[Status]) -> bool {
+    !all.is_empty() && all.iter().all(|s| *s == Status::Online)
 }
 
-fn answer(path: &str, all: &[InstanceInfo]) -> (u16, &'static str) {
+fn answer(path: &str, all: &[Status]) -> (u16, &'static str) {
     let ok = match path {
         "/healthz" => healthy(all),
         "/readyz" => ready(all),
@@ -59,7 +56,8 @@ pub async fn serve(sup: Supervisor, host: &str, port: u16) -> Result<()> {
                 };
                 let head = String::from_utf8_lossy(&buf[..n]);
                 let path = head.split_whitespace().nth(1).unwrap_or("/");
-                let (code, body) = answer(path, &sup.list());
+                let statuses: Vec<Status> = sup.list().iter().map(|i| i.status).collect();
+                let (code, body) = answer(path, &statuses);
                 let reason = match code {
                     200 => "OK",
                     404 => "Not Found",
@@ -79,30 +77,18 @@ pub async fn serve(sup: Supervisor, host: &str, port: u16) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(status: Status) -> InstanceInfo {
-        serde_json::from_value(serde_json::json!({
-            "name": "a", "namespace": "default", "id": 0, "instance": 0, "pid": 1,
-            "status": status, "restarts": 0,
-            "restart_reasons": {"crash": 0, "memory": 0, "watch": 0, "cron": 0, "user": 0},
-            "unstable_restarts": 0, "uptime_ms": 0, "memory": 0, "cpu": 0.0, "mode": "fork",
-            "started_at": null, "created_at": 0, "last_exit": null, "errored_reason": null,
-            "last_error": null, "listening": [], "logs": {"out": "/o", "err": "/e", "combined": null},
-            "log_dropped_bytes": 0
-        }))
-        .unwrap()
-    }
+    use Status::*;
 
     #[test]
     fn probes() {
-        let up = [row(Status::Online), row(Status::Launching)];
-        assert!(healthy(&up));
-        assert!(!ready(&up));
-        assert!(ready(&[row(Status::Online)]));
-        assert!(!healthy(&[row(Status::Online), row(Status::Errored)]));
-        assert!(!healthy(&[row(Status::WaitingRestart)]));
+        assert!(healthy(&[Online, Launching]));
+        assert!(!ready(&[Online, Launching]));
+        assert!(ready(&[Online]));
+        assert!(!healthy(&[Online, Errored]));
+        assert!(!healthy(&[WaitingRestart]));
         assert!(!healthy(&[]));
-        assert_eq!(answer("/nope", &up).0, 404);
-        assert_eq!(answer("/readyz", &up).0, 503);
+        assert_eq!(answer("/nope", &[Online]).0, 404);
+        assert_eq!(answer("/readyz", &[Launching]).0, 503);
+        assert_eq!(answer("/healthz", &[Launching]).0, 200);
     }
 }

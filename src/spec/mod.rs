@@ -118,9 +118,23 @@ pub struct LogSpec {
     pub time: bool,
     /// strftime-style format of that timestamp (ISO 8601 when unset).
     pub log_date_format: Option<String>,
-    /// `json`: one JSON object per line. Accepted, not active yet.
+    /// `json`: one JSON object per line (timestamp, app, id, instance,
+    /// stream, message).
     #[serde(default)]
     pub log_type: Option<String>,
+    /// Rotation options of this app; None: the daemon-wide setting.
+    /// Rotate a file before it passes this many bytes (0: never by size).
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// Rotated files kept per log file.
+    #[serde(default)]
+    pub retain: Option<u32>,
+    /// Gzip rotated files.
+    #[serde(default)]
+    pub compress: Option<bool>,
+    /// `daily`: also rotate at the first write of a new day; `none`: not.
+    #[serde(default)]
+    pub rotate_interval: Option<String>,
 }
 
 impl AppSpec {

@@ -66,6 +66,10 @@ pub const APP_KEYS: &[&str] = &[
     "merge_logs",
     "log_date_format",
     "log_type",
+    "max_size",
+    "retain",
+    "compress",
+    "rotate_interval",
     "time",
     "disable_logs",
     "watch",
@@ -186,6 +190,36 @@ fn whole(v: &Value, what: &str) -> Result<i64, String> {
     match v {
         Value::Number(n) => n.as_i64().ok_or_else(|| format!("must be {what}, got {n}")),
         other => Err(format!("must be {what}, got {}", shown(other))),
+    }
+}
+
+/// Where a log file rotates: a size of at least 1K, or 0 / false for never
+/// by size (an external logrotate, say).
+fn rotation_size(v: &Value) -> Result<u64, String> {
+    let off = match v {
+        Value::Bool(false) => true,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.trim() == "0",
+        _ => false,
+    };
+    if off {
+        return Ok(0);
+    }
+    let b = size(v).map_err(|e| format!("{e}, or 0 to turn rotation by size off"))?;
+    if b < 1024 {
+        return Err(format!(
+            "{} is too small to rotate at (a new file for every write); use at least 1K, or 0 to turn rotation by size off",
+            shown(v)
+        ));
+    }
+    Ok(b)
+}
+
+fn rotate_interval(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) if s == "daily" || s == "none" => Ok(s.clone()),
+        Value::Bool(false) => Ok("none".into()),
+        other => Err(format!("must be 'daily' or 'none', got {}", shown(other))),
     }
 }
 
@@ -489,6 +523,16 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                     }
                     c.log_type = Some(t);
                 }
+                "max_size" => c.max_size = Some(rotation_size(v)?),
+                "retain" => {
+                    let n = whole(v, "a number of files, 0 or more")?;
+                    c.retain =
+                        Some(u32::try_from(n).map_err(|_| {
+                            format!("must be a number of files, 0 or more, got {n}")
+                        })?);
+                }
+                "compress" => c.compress = Some(boolean(v)?),
+                "rotate_interval" => c.rotate_interval = Some(rotate_interval(v)?),
                 "watch" => {
                     c.watch = Some(match v {
                         Value::Bool(b) => Watch::Enabled(*b),
@@ -722,6 +766,44 @@ mod tests {
             assert!(m.iter().any(|x| x.starts_with(want)), "{want}\n{m:#?}");
         }
         assert_eq!(m.len(), 12, "{m:#?}");
+    }
+
+    #[test]
+    fn rotation_options() {
+        let p = parse(
+            json!({"script": "a.js", "max_size": "50M", "retain": 3, "compress": true, "rotate_interval": "daily"}),
+            None,
+        );
+        assert_eq!(messages(&p), Vec::<String>::new());
+        let c = &p.config;
+        assert_eq!(c.max_size, Some(50 << 20));
+        assert_eq!(c.retain, Some(3));
+        assert_eq!(c.compress, Some(true));
+        assert_eq!(c.rotate_interval.as_deref(), Some("daily"));
+        for off in [json!(0), json!(false), json!("0")] {
+            let p = parse(json!({"script": "a.js", "max_size": off}), None);
+            assert_eq!(p.config.max_size, Some(0), "{off}");
+        }
+        let p = parse(
+            json!({"script": "a.js", "max_size": "10", "retain": -2, "compress": "yes", "rotate_interval": "hourly", "max_sise": "1M"}),
+            None,
+        );
+        let m = messages(&p);
+        for want in [
+            "max_size: '10' is too small to rotate at",
+            "retain: must be a number of files, 0 or more, got -2",
+            "compress: must be true or false, got 'yes'",
+            "rotate_interval: must be 'daily' or 'none', got 'hourly'",
+            "max_sise: unknown option — did you mean max_size?",
+        ] {
+            assert!(m.iter().any(|x| x.starts_with(want)), "{want}\n{m:#?}");
+        }
+        let p = parse(json!({"script": "a.js", "max_size": "1GB"}), None);
+        assert!(
+            messages(&p)[0].ends_with("use 1G or 1024M, or 0 to turn rotation by size off"),
+            "{:?}",
+            messages(&p)
+        );
     }
 
     #[test]

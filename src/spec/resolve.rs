@@ -98,6 +98,12 @@ pub struct AppConfig {
     pub time: Option<bool>,
     pub log_date_format: Option<String>,
     pub log_type: Option<String>,
+    /// Log rotation overrides: size in bytes (0: off), files kept, gzip,
+    /// `daily` or `none`.
+    pub max_size: Option<u64>,
+    pub retain: Option<u32>,
+    pub compress: Option<bool>,
+    pub rotate_interval: Option<String>,
     /// PM2's switch to send both streams to /dev/null.
     pub disable_logs: Option<bool>,
     pub instance_var: Option<String>,
@@ -403,6 +409,10 @@ impl AppConfig {
                 .transpose()
                 .map_err(|e| Error::Config(format!("log_date_format: {e}")))?,
             log_type: self.log_type.clone(),
+            max_size: self.max_size,
+            retain: self.retain,
+            compress: self.compress,
+            rotate_interval: self.rotate_interval.clone(),
         };
         let watch = match &self.watch {
             None | Some(Watch::Enabled(false)) => Vec::new(),

@@ -6,6 +6,7 @@
 mod metrics;
 mod persist;
 mod process;
+pub mod prometheus;
 mod slot;
 pub mod state;
 mod target;
@@ -17,12 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::cluster::listeners::ListenerPool;
 use crate::error::{Error, Result};
 use crate::logs::file::LogFiles;
-use crate::logs::{paths_for, LogLine, LogPaths};
+use crate::logs::history::Histories;
+use crate::logs::{is_discard, paths_for, LogLine, LogPaths, RecentLines};
 use crate::process::group::signal_group;
 use crate::protocol::StreamItem;
 use crate::settings::Settings;
@@ -30,7 +32,9 @@ use crate::spec::{AppSpec, ExecMode};
 pub use persist::SavedApp;
 use slot::{Slot, SlotCommand};
 use state::InstanceState;
-pub use state::{Description, Event, EventKind, InstanceInfo, RestartReason, Status};
+pub use state::{
+    Description, Event, EventKind, InstanceInfo, MemoryExceeded, NodeMetrics, RestartReason, Status,
+};
 use target::{select, Candidate, Selected};
 
 /// Milliseconds since the Unix epoch.
@@ -56,7 +60,11 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<Event>,
     pub logs: broadcast::Sender<LogLine>,
     pub files: LogFiles,
+    /// Each instance's recent lines, for `pmr logs --lines`.
+    pub histories: Histories,
     pub node_preload: Option<PathBuf>,
+    /// The live settings (slots read the metrics interval the preload should report at).
+    pub settings: watch::Receiver<Settings>,
     worker_ids: AtomicU64,
 }
 
@@ -171,7 +179,7 @@ struct Inner {
     registry: Mutex<Registry>,
     shared: Arc<Shared>,
     cfg: SupervisorConfig,
-    settings: std::sync::RwLock<Settings>,
+    settings: watch::Sender<Settings>,
 }
 
 #[derive(Clone)]
@@ -185,37 +193,33 @@ impl Supervisor {
         crate::process::fds::close_inherited_on_exec();
         let (events, _) = broadcast::channel(1024);
         let (logs, _) = broadcast::channel(4096);
+        let (settings, settings_rx) = watch::channel(cfg.settings.clone());
         let shared = Arc::new(Shared {
             events,
             logs,
-            files: LogFiles::default(),
+            files: LogFiles::new(cfg.settings.log.clone()),
+            histories: Histories::default(),
             node_preload: cfg.node_preload.clone(),
+            settings: settings_rx.clone(),
             worker_ids: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
             registry: Mutex::new(Registry::default()),
             shared,
-            settings: std::sync::RwLock::new(cfg.settings.clone()),
+            settings,
             cfg,
         });
-        metrics::spawn_sampler(Arc::downgrade(&inner));
+        metrics::spawn_sampler(Arc::downgrade(&inner), settings_rx);
         Supervisor { inner }
     }
 
     pub fn settings(&self) -> Settings {
-        self.inner
-            .settings
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.settings.borrow().clone()
     }
 
     pub fn set_settings(&self, s: Settings) {
-        *self
-            .inner
-            .settings
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = s;
+        self.inner.shared.files.set_defaults(&s.log);
+        self.inner.settings.send_replace(s);
     }
 
     fn reg(&self) -> MutexGuard<'_, Registry> {
@@ -287,6 +291,10 @@ impl Supervisor {
             uptime_ms: st.uptime_ms(),
             memory: st.memory,
             cpu: st.cpu,
+            processes: st.processes,
+            memory_limit: app.spec.max_memory_restart,
+            memory_exceeded: st.memory_exceeded,
+            node: st.node_metrics(),
             mode: app.spec.exec_mode,
             started_at: st.started_at,
             created_at: st.created_at,
@@ -840,6 +848,98 @@ impl Supervisor {
         }
     }
 
+    /// The last `n` lines of each wanted stream of the instances `ids`, in
+    /// the order they arrived, for the instances whose recent past is in
+    /// memory; the others are named, for the caller to read their files.
+    pub fn recent_logs(&self, ids: &[u32], n: usize, out: bool, err: bool) -> RecentLines {
+        let slots: Vec<(u32, LogPaths)> = {
+            let reg = self.reg();
+            reg.apps
+                .iter()
+                .flat_map(|a| a.slots.iter())
+                .filter(|s| ids.contains(&s.id))
+                .map(|s| (s.id, s.paths.clone()))
+                .collect()
+        };
+        let shared = &self.inner.shared;
+        // A file that held lines before this daemon wrote to it has lines
+        // no history has.
+        let fresh = |p: &std::path::Path| match shared.files.find(p) {
+            Some(f) => !f.preexisting(),
+            None => std::fs::metadata(p).map_or(true, |m| m.len() == 0),
+        };
+        let mut recent = RecentLines::default();
+        for (id, paths) in slots {
+            let tail = shared.histories.get(id).map(|h| h.tail(n, out, err));
+            let (lines, have_out, have_err, evicted) = match tail {
+                Some(t) => (t.lines, t.out, t.err, t.evicted),
+                None => (Vec::new(), 0, 0, false),
+            };
+            let enough = |wanted: bool, have: usize, path: &std::path::Path| {
+                !wanted || have >= n || (!evicted && fresh(path))
+            };
+            if enough(out, have_out, &paths.out) && enough(err, have_err, &paths.err) {
+                recent.lines.extend(lines);
+            } else {
+                recent.from_files.push(id);
+            }
+        }
+        recent.lines.sort_by_key(|l| l.seq);
+        recent
+    }
+
+    /// Empties the log files of the selected apps (all of them when
+    /// `targets` is empty) in place, and forgets their recent lines.
+    /// Returns the files emptied.
+    pub fn flush(&self, targets: &[String]) -> Result<Vec<PathBuf>> {
+        let slots: Vec<(u32, LogPaths)> = {
+            let reg = self.reg();
+            let sel = if targets.is_empty() {
+                None
+            } else {
+                Some(reg.select(targets)?)
+            };
+            let chosen = |app: &str, id: u32| {
+                sel.as_ref().is_none_or(|sel| {
+                    sel.iter()
+                        .any(|x| x.app == app && x.ids.as_ref().is_none_or(|ids| ids.contains(&id)))
+                })
+            };
+            reg.apps
+                .iter()
+                .flat_map(|a| a.slots.iter().map(move |s| (a, s)))
+                .filter(|(a, s)| chosen(&a.spec.name, s.id))
+                .map(|(_, s)| (s.id, s.paths.clone()))
+                .collect()
+        };
+        let mut done: Vec<PathBuf> = Vec::new();
+        let mut first_err = None;
+        for (id, paths) in slots {
+            for p in [Some(&paths.out), Some(&paths.err), paths.combined.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if done.contains(p) || is_discard(p) {
+                    continue;
+                }
+                match self.inner.shared.files.truncate(p) {
+                    Ok(()) => done.push(p.clone()),
+                    Err(e) => {
+                        first_err
+                            .get_or_insert(Error::io(format!("cannot empty {}", p.display()), e));
+                    }
+                }
+            }
+            if let Some(h) = self.inner.shared.histories.get(id) {
+                h.clear();
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
     /// Asks every log file to reopen its path (after external rotation).
     pub fn reopen_logs(&self) {
         for f in self.inner.shared.files.all() {
@@ -929,6 +1029,7 @@ impl Supervisor {
                 .collect()
         };
         for s in slots {
+            self.inner.shared.histories.forget(s.id);
             for p in [&s.paths.out, &s.paths.err]
                 .into_iter()
                 .chain(s.paths.combined.as_ref())

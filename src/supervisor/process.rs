@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::Shared;
 use crate::cluster::channel::{self, Channel, ChannelEvent, Outgoing};
 use crate::cluster::listeners::ListenerPool;
-use crate::logs::capture::{capture, Target, Timestamper};
+use crate::logs::capture::{capture, Format, Target};
 use crate::logs::{LogPaths, Stream};
 use crate::process::group::{group_alive, signal_group};
 use crate::process::signal::parse_signal;
@@ -145,18 +145,19 @@ impl RunningProcess {
         })?;
         let started = Instant::now();
 
-        let timestamps = spec
-            .logs
-            .time
-            .then(|| Timestamper::new(spec.logs.log_date_format.clone()));
-        let combined = l.paths.combined.as_ref().map(|p| l.shared.files.get(p));
+        let format = Format::of(&spec.logs);
+        let history = l.shared.histories.of(&spec.name, l.id);
+        let files = &l.shared.files;
+        let combined = l.paths.combined.as_ref().map(|p| files.get(p, &spec.logs));
         let target = |stream: Stream, path: &std::path::Path| Target {
             app: spec.name.clone(),
             id: l.id,
+            instance: l.instance,
             stream,
-            file: l.shared.files.get(path),
+            file: files.get(path, &spec.logs),
             combined: combined.clone(),
-            timestamps: timestamps.clone(),
+            format: format.clone(),
+            history: history.clone(),
             tap: l.shared.logs.clone(),
         };
         tokio::spawn(capture(spawned.stdout, target(Stream::Out, &l.paths.out)));

@@ -12,7 +12,8 @@ use tokio::time::Instant;
 
 use super::process::{wait_for_exit, Launch, ProcessExit, RunningProcess};
 use super::state::{
-    Event, EventKind, ExitRecord, InstanceState, ReloadStep, RestartReason, Status,
+    Event, EventKind, ExitRecord, InstanceState, MemoryExceeded, NodeMetrics, ReloadStep,
+    RestartReason, Status,
 };
 use super::{now_ms, Shared};
 use crate::cluster::channel::ChannelEvent;
@@ -47,6 +48,12 @@ pub(crate) enum SlotCommand {
     /// Stop and end the slot (delete, scale down).
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// The sampler saw process `pid` stay over `max_memory_restart`.
+    MemoryLimit {
+        pid: u32,
+        memory: u64,
+        limit: u64,
     },
 }
 
@@ -194,6 +201,7 @@ impl Slot {
                     };
                     st.errored_reason = None;
                     st.listening.clear();
+                    st.clear_figures();
                 }
                 self.launch_deadline = spec
                     .wait_ready
@@ -237,8 +245,7 @@ impl Slot {
         let mut st = self.st();
         st.pid = None;
         st.started = None;
-        st.cpu = 0.0;
-        st.memory = 0;
+        st.clear_figures();
         st.listening.clear();
     }
 
@@ -385,8 +392,60 @@ impl Slot {
                 self.st().last_error = Some(msg.clone());
                 self.emit(EventKind::Error { message: msg });
             }
+            ChannelEvent::Metrics(r) => {
+                let metrics = NodeMetrics {
+                    event_loop_lag_ms: r.lag_ms,
+                    heap_used: r.heap_used,
+                    heap_total: r.heap_total,
+                    active_handles: r.handles,
+                };
+                let interval = self.shared.settings.borrow().metrics.interval_ms;
+                self.st().node = Some((metrics, Instant::now().into_std(), r.interval_ms));
+                // The preload starts at its default pace: tell it the
+                // configured one (and any later change) when they differ.
+                if r.interval_ms != interval {
+                    p.send(crate::cluster::message::metrics_interval(interval));
+                }
+            }
             ChannelEvent::App(data) => self.emit(EventKind::Message { data }),
         }
+    }
+
+    /// Replaces a process that stayed over its memory limit, gracefully:
+    /// in cluster mode through a reload (the replacement is ready before
+    /// the old process stops, so the other instances and the shared socket
+    /// keep every connection), otherwise by a restart. A reload that fails
+    /// still ends in a restart: the limit is there to protect the machine.
+    async fn replace_for_memory(
+        &mut self,
+        p: Box<RunningProcess>,
+        memory: u64,
+        limit: u64,
+    ) -> Phase {
+        self.st().memory_exceeded = Some(MemoryExceeded {
+            at: now_ms(),
+            memory,
+            limit,
+        });
+        self.emit(EventKind::MemoryLimit { limit, memory });
+        let p = if self.spec.exec_mode == ExecMode::Cluster && p.has_channel() {
+            match self.reload(p, None, RestartReason::Memory).await {
+                (next, Ok(())) => return next,
+                (Phase::Running(old), Err(_)) => old,
+                (other, Err(_)) => return other,
+            }
+        } else {
+            p
+        };
+        let hold = self.pool.as_ref().map(|pool| pool.acquire());
+        self.stop_process(p).await;
+        self.emit(EventKind::Restart {
+            reason: RestartReason::Memory,
+            delay_ms: 0,
+        });
+        let next = self.restart_now(RestartReason::Memory);
+        drop(hold);
+        next
     }
 
     /// Replaces the running process without a gap: the replacement must be
@@ -475,6 +534,7 @@ impl Slot {
         self.count_restart(reason);
         {
             let mut st = self.st();
+            st.clear_figures();
             st.pid = Some(new.pid);
             st.started = Some(new.started.into_std());
             st.started_at = Some(new.started_at);
@@ -579,6 +639,13 @@ impl Slot {
                 let _ = reply.send(());
                 None
             }
+            SlotCommand::MemoryLimit { pid, memory, limit } => match phase {
+                Phase::Running(p) if p.pid == pid => {
+                    Some(self.replace_for_memory(p, memory, limit).await)
+                }
+                // Already replaced or stopped since that sample.
+                other => Some(other),
+            },
         }
     }
 

@@ -96,6 +96,54 @@ impl ExitRecord {
     }
 }
 
+/// What the Node.js runtime of an instance says about itself through the
+/// preload; absent for other apps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NodeMetrics {
+    /// How late a timer fires: 0 on an idle loop, the length of the block
+    /// when the loop is busy (and growing while it stays blocked).
+    pub event_loop_lag_ms: f64,
+    pub heap_used: u64,
+    pub heap_total: u64,
+    pub active_handles: u32,
+}
+
+/// The last time an instance went over its memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryExceeded {
+    /// Milliseconds since the epoch.
+    pub at: u64,
+    pub memory: u64,
+    pub limit: u64,
+}
+
+impl MemoryExceeded {
+    pub fn describe(&self) -> String {
+        format!(
+            "memory limit {} exceeded ({})",
+            short_size(self.limit),
+            short_size(self.memory)
+        )
+    }
+}
+
+/// A size the way users write limits (`300M`, `1.5G`), with a decimal only
+/// where it tells two close figures apart (`80.4M` against a limit of `80M`).
+pub fn short_size(b: u64) -> String {
+    let (unit, name) = match b {
+        b if b >= 1 << 30 => (1u64 << 30, "G"),
+        b if b >= 1 << 20 => (1 << 20, "M"),
+        b if b >= 1 << 10 => (1 << 10, "K"),
+        _ => return b.to_string(),
+    };
+    let v = b as f64 / unit as f64;
+    if b % unit == 0 || v >= 100.0 {
+        format!("{v:.0}{name}")
+    } else {
+        format!("{v:.1}{name}")
+    }
+}
+
 /// One row of `pmr jlist`: the contract in DESIGN.md plus details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceInfo {
@@ -109,8 +157,16 @@ pub struct InstanceInfo {
     pub restart_reasons: RestartCounts,
     pub unstable_restarts: u32,
     pub uptime_ms: u64,
+    /// RSS of the instance's whole process tree, in bytes.
     pub memory: u64,
+    /// CPU of the whole process tree, in percent of one core.
     pub cpu: f64,
+    /// Processes in the tree (the instance's own and its descendants).
+    pub processes: u32,
+    /// `max_memory_restart`, in bytes.
+    pub memory_limit: Option<u64>,
+    pub memory_exceeded: Option<MemoryExceeded>,
+    pub node: Option<NodeMetrics>,
     pub mode: ExecMode,
     pub started_at: Option<u64>,
     pub created_at: u64,
@@ -170,6 +226,11 @@ pub enum EventKind {
     /// Something went wrong that the user should see (bind failure, spawn error).
     Error {
         message: String,
+    },
+    /// The instance stayed over `max_memory_restart`; a replacement follows.
+    MemoryLimit {
+        limit: u64,
+        memory: u64,
     },
 }
 
@@ -235,6 +296,11 @@ impl Event {
                 }
             }
             EventKind::Error { message } => format!("error: {message}"),
+            EventKind::MemoryLimit { limit, memory } => format!(
+                "memory limit {} exceeded ({}){pid}: replacing it",
+                short_size(*limit),
+                short_size(*memory)
+            ),
         }
     }
 }
@@ -257,6 +323,10 @@ pub(crate) struct InstanceState {
     pub last_error: Option<String>,
     pub cpu: f64,
     pub memory: u64,
+    pub processes: u32,
+    pub memory_exceeded: Option<MemoryExceeded>,
+    /// The preload's last report, when it came, and how often it reports.
+    pub node: Option<(NodeMetrics, Instant, u64)>,
     pub listening: Vec<String>,
     pub history: VecDeque<Event>,
     pub created_at: u64,
@@ -277,6 +347,9 @@ impl InstanceState {
             last_error: None,
             cpu: 0.0,
             memory: 0,
+            processes: 0,
+            memory_exceeded: None,
+            node: None,
             listening: Vec::new(),
             history: VecDeque::with_capacity(HISTORY),
             created_at,
@@ -290,6 +363,26 @@ impl InstanceState {
             }
             _ => 0,
         }
+    }
+
+    /// The preload's figures. A report that is overdue means the event loop
+    /// is blocked right now: the lag shown is at least how overdue it is, so
+    /// a stuck app shows a growing lag rather than its last calm figure.
+    pub fn node_metrics(&self) -> Option<NodeMetrics> {
+        let (m, at, interval_ms) = self.node?;
+        let overdue = at.elapsed().as_secs_f64() * 1000.0 - interval_ms as f64;
+        Some(NodeMetrics {
+            event_loop_lag_ms: m.event_loop_lag_ms.max(overdue),
+            ..m
+        })
+    }
+
+    /// Forgets the figures of a process that is gone or replaced.
+    pub fn clear_figures(&mut self) {
+        self.cpu = 0.0;
+        self.memory = 0;
+        self.processes = 0;
+        self.node = None;
     }
 
     pub fn remember(&mut self, e: &Event) {
@@ -310,4 +403,47 @@ pub struct Description {
     pub spec: crate::spec::AppSpec,
     pub history: Vec<Event>,
     pub sockets: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn sizes_read_like_the_limits_users_write() {
+        assert_eq!(short_size(300 << 20), "300M");
+        assert_eq!(short_size(412 * (1 << 20) + 300_000), "412M");
+        assert_eq!(short_size(80 * (1 << 20) + 400_000), "80.4M");
+        assert_eq!(short_size(1 << 30), "1G");
+        assert_eq!(short_size(3 << 29), "1.5G");
+        assert_eq!(short_size(512 << 10), "512K");
+        assert_eq!(short_size(100), "100");
+        let e = MemoryExceeded {
+            at: 0,
+            memory: 412 << 20,
+            limit: 300 << 20,
+        };
+        assert_eq!(e.describe(), "memory limit 300M exceeded (412M)");
+    }
+
+    #[test]
+    fn an_overdue_report_shows_as_lag() {
+        let mut st = InstanceState::new(0);
+        assert_eq!(st.node_metrics(), None);
+        let m = NodeMetrics {
+            event_loop_lag_ms: 2.0,
+            heap_used: 1,
+            heap_total: 2,
+            active_handles: 3,
+        };
+        st.node = Some((m, Instant::now(), 1000));
+        assert_eq!(st.node_metrics(), Some(m), "a fresh report as it is");
+        let late = Instant::now() - Duration::from_millis(4000);
+        st.node = Some((m, late, 1000));
+        let lag = st.node_metrics().unwrap().event_loop_lag_ms;
+        assert!((3000.0..3500.0).contains(&lag), "{lag}");
+        st.clear_figures();
+        assert_eq!(st.node_metrics(), None);
+    }
 }
