@@ -3,7 +3,7 @@
 // the control socket and every policy run in Rust on their own threads; this
 // file forwards the signals Node receives (libuv owns signal handling here).
 const path = require('node:path')
-const { startDaemon, daemonSignal } = require('./index.js')
+const { startDaemon, daemonSignal } = require('./native.js')
 
 const home = process.env.PMR_HOME
 if (!home) {

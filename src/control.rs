@@ -3,12 +3,13 @@
 //! `new Supervisor()`). Connection-level requests (subscribe, kill) are the
 //! transport's business.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
+use crate::daemon::dump::Dump;
 use crate::error::{Error, Result};
+use crate::paths::Home;
 use crate::process::signal::parse_signal;
 use crate::protocol::{Pong, Request, PROTOCOL_VERSION};
 use crate::settings::Settings;
@@ -22,22 +23,19 @@ pub type SettingsHook = Box<dyn Fn(&Settings) -> Result<Option<String>> + Send +
 
 pub struct Controller {
     pub sup: Supervisor,
-    /// Where `set` persists settings (the daemon's config.json); None in-process.
-    settings_file: Option<PathBuf>,
-    /// Serializes `set` so two clients cannot interleave load-modify-save.
-    set_lock: Mutex<()>,
-    /// What `ping` reports as the home.
-    home: String,
+    /// The daemon's home, where settings and the dump live; None in-process.
+    home: Option<Home>,
+    /// Serializes `set`, `save` and `cleardump`: no interleaved load-modify-save.
+    file_lock: Mutex<()>,
     hook: Option<SettingsHook>,
 }
 
 impl Controller {
-    pub fn new(sup: Supervisor, settings_file: Option<PathBuf>, home: String) -> Self {
+    pub fn new(sup: Supervisor, home: Option<Home>) -> Self {
         Controller {
             sup,
-            settings_file,
-            set_lock: Mutex::new(()),
             home,
+            file_lock: Mutex::new(()),
             hook: None,
         }
     }
@@ -48,6 +46,14 @@ impl Controller {
         self
     }
 
+    fn home(&self, what: &str) -> Result<&Home> {
+        self.home.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "{what} needs the daemon's home; an in-process supervisor has none"
+            ))
+        })
+    }
+
     pub async fn handle(&self, req: Request) -> Result<Value> {
         let sup = &self.sup;
         let report = match req {
@@ -56,7 +62,11 @@ impl Controller {
                     pid: std::process::id(),
                     version: crate::VERSION.to_string(),
                     protocol: PROTOCOL_VERSION,
-                    home: self.home.clone(),
+                    home: self
+                        .home
+                        .as_ref()
+                        .map(|h| h.root().display().to_string())
+                        .unwrap_or_else(|| "in-process".into()),
                 })
             }
             Request::List => return to_value(&sup.list()),
@@ -97,6 +107,23 @@ impl Controller {
                 err,
             } => return to_value(&sup.recent_logs(&ids, lines, out, err)),
             Request::Set { key, value } => return self.set(&key, &value),
+            Request::Save => return self.save(),
+            Request::Resurrect => {
+                let path = self.home("resurrect")?.dump_file();
+                let (dump, warning) = crate::daemon::dump::read(&path)?;
+                let mut report = sup.restore(dump.apps).await?;
+                if let Some(w) = warning {
+                    tracing::warn!("{w}");
+                    report.notices.insert(0, w);
+                }
+                report
+            }
+            Request::ClearDump => {
+                let path = self.home("cleardump")?.dump_file();
+                let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
+                crate::daemon::dump::write(&path, &Dump::new(Vec::new()))?;
+                return Ok(json!({ "path": path }));
+            }
             Request::Get { key } => return sup.settings().get(key.as_deref()),
             Request::Metrics => return Ok(Value::String(prometheus::render(&sup.list()))),
             Request::Subscribe { .. } | Request::Kill => {
@@ -108,8 +135,19 @@ impl Controller {
         to_value(&report)
     }
 
+    fn save(&self) -> Result<Value> {
+        let path = self.home("save")?.dump_file();
+        let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let dump = Dump::new(self.sup.saved_apps());
+        crate::daemon::dump::write(&path, &dump)?;
+        tracing::info!("saved {} apps to {}", dump.apps.len(), path.display());
+        Ok(
+            json!({ "path": path, "apps": dump.apps.iter().map(|a| &a.spec.name).collect::<Vec<_>>() }),
+        )
+    }
+
     fn set(&self, key: &str, value: &str) -> Result<Value> {
-        let _one_at_a_time = self.set_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.sup.settings();
         let mut s = old.clone();
         s.set(key, value)?;
@@ -117,8 +155,8 @@ impl Controller {
             Some(hook) => hook(&s)?,
             None => None,
         };
-        if let Some(path) = &self.settings_file {
-            if let Err(e) = s.save(path) {
+        if let Some(home) = &self.home {
+            if let Err(e) = s.save(&home.config_file()) {
                 if let Some(hook) = &self.hook {
                     let _ = hook(&old);
                 }
@@ -134,4 +172,20 @@ impl Controller {
 
 pub fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| Error::Protocol(format!("cannot encode the reply: {e}")))
+}
+
+/// A request and its outcome as JSON text, for callers across a language
+/// boundary (the JS API): `{"ok":true,"result":...}` or
+/// `{"ok":false,"error":{"code":"PMR_...","message":"..."}}`.
+pub fn outcome_json(r: Result<Value>) -> String {
+    let v = match r {
+        Ok(result) => json!({ "ok": true, "result": result }),
+        Err(e) => json!({ "ok": false, "error": e.to_wire() }),
+    };
+    v.to_string()
+}
+
+/// Parses a request written as JSON by the JS API.
+pub fn parse_request(text: &str) -> Result<Request> {
+    serde_json::from_str(text).map_err(|e| Error::Protocol(format!("bad request: {e}")))
 }

@@ -9,11 +9,14 @@ pub mod cluster;
 pub mod control;
 pub mod daemon;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod logs;
 pub mod paths;
 pub mod policy;
 pub mod process;
 pub mod protocol;
+pub mod runtime;
 pub mod settings;
 pub mod spec;
 pub mod supervisor;

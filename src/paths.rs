@@ -55,6 +55,14 @@ impl Home {
     pub fn daemon_log(&self) -> PathBuf {
         self.root.join("pmr.log")
     }
+    /// What the daemon runs, for the next one if it dies.
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+    /// The saved process list (`pmr save`).
+    pub fn dump_file(&self) -> PathBuf {
+        self.root.join("dump.json")
+    }
     /// Daemon-wide settings (`pmr set`).
     pub fn config_file(&self) -> PathBuf {
         self.root.join("config.json")

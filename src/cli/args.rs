@@ -111,6 +111,18 @@ pub enum Command {
     /// Reopen every log file (after an external tool moved them)
     #[command(name = "reloadLogs")]
     ReloadLogs,
+    /// Save the process list, to bring it back with resurrect (after a reboot too, see startup)
+    #[command(visible_alias = "dump")]
+    Save,
+    /// Start the saved apps that are not running (stopped ones come back stopped)
+    Resurrect,
+    /// Empty the saved process list
+    Cleardump,
+    /// Write a systemd unit that brings the daemon and the saved apps back at boot
+    #[command(after_help = STARTUP_HELP)]
+    Startup(StartupArgs),
+    /// Remove the unit written by startup
+    Unstartup(StartupArgs),
     /// Change a daemon-wide setting (kept in $PMR_HOME/config.json)
     #[command(after_help = SET_HELP)]
     Set(SetArgs),
@@ -122,6 +134,34 @@ pub enum Command {
     Kill,
 }
 
+const STARTUP_HELP: &str = "\
+As root, writes a system unit /etc/systemd/system/pmr-<user>.service (for
+--user <name>, or root). Otherwise writes ~/.config/systemd/user/pmr.service,
+and prints how to enable it, how to make it start at boot without a login
+(loginctl enable-linger), and the sudo command for a system unit instead.
+The unit runs `pmr resurrect` at start and `pmr kill` at stop: run `pmr save`
+after changing what runs.
+
+Examples:
+  pmr startup
+  pmr startup --dry-run                       print the unit only
+  sudo pmr startup systemd --user deploy --home-path /home/deploy";
+
+#[derive(Debug, Args)]
+pub struct StartupArgs {
+    /// Init system (only systemd)
+    #[arg(value_name = "systemd")]
+    pub init: Option<String>,
+    /// Print the unit, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The user whose apps the unit runs (root only)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// That user's home directory
+    #[arg(long = "home-path", visible_alias = "hp")]
+    pub home_path: Option<String>,
+}
 const LOGS_HELP: &str = "\
 Lines come from the daemon as the apps write them. The last lines of out and
 err are shown in the order they were written when the daemon has them in

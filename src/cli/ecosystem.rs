@@ -14,7 +14,7 @@ use super::{act, caller_env, info, show, start, Ctx};
 use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::spec::ecosystem::{
-    is_config_file, parse_text, read_apps, Ecosystem, Format, Problem, Selection, DEFAULT_FILES,
+    is_config_file, load_apps, parse_text, read_apps, Format, Problem, Selection, DEFAULT_FILES,
 };
 use crate::spec::{AppSpec, ResolveContext};
 use crate::supervisor::{Description, InstanceInfo, Report};
@@ -98,25 +98,24 @@ fn parse_file(ctx: &Ctx<'_>, file: &str, path: &Path) -> Result<Value> {
     parse_text(format, &text).map_err(|e| Error::Config(format!("{file}:{e}")))
 }
 
-fn print_problems(file: &str, eco: &Ecosystem) {
+fn print_problems(file: &str, problems: &[Problem]) {
     let mut err = std::io::stderr().lock();
-    for p in &eco.problems {
+    for p in problems {
         let kind = if p.warning { "warning" } else { "error" };
         let _ = writeln!(err, "[pmr] {kind}: {}", p.render(file));
     }
 }
 
-fn refuse(file: &str, eco: &Ecosystem, verb: &str) -> Error {
-    let n = eco.problems.iter().filter(|p| !p.warning).count();
+fn refuse(file: &str, problems: &[Problem], verb: &str) -> Error {
+    let n = problems.iter().filter(|p| !p.warning).count();
     Error::Config(format!(
         "{file}: {n} problem{}, nothing was {verb}",
         if n == 1 { "" } else { "s" }
     ))
 }
 
-/// Reads a file and checks its shape: the selected apps as written, and
-/// the problems found so far.
-fn read(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>) -> Result<(PathBuf, Ecosystem)> {
+/// Reads and parses a config file (its path, and its value).
+fn read(ctx: &Ctx<'_>, file: &str) -> Result<(PathBuf, Value)> {
     let path = std::env::current_dir()
         .map_err(|e| Error::io("cannot read the current directory", e))?
         .join(file);
@@ -124,15 +123,20 @@ fn read(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>) -> Result<(PathBuf, Ecos
         return Err(Error::Config(format!("{file}: no such file")));
     }
     let value = parse_file(ctx, file, &path)?;
-    Ok((path, read_apps(&value, sel)))
+    Ok((path, value))
 }
 
 /// Reads, checks and resolves a file's selected apps. Scripts, working
 /// directories and log paths are relative to the file's directory. Apps
 /// whose entry is fine are resolved even when others are not, so that every
 /// problem is reported at once.
-fn load(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>, verb: &str) -> Result<Vec<AppSpec>> {
-    let (path, mut eco) = read(ctx, file, sel)?;
+pub(super) fn load(
+    ctx: &Ctx<'_>,
+    file: &str,
+    sel: &Selection<'_>,
+    verb: &str,
+) -> Result<Vec<AppSpec>> {
+    let (path, value) = read(ctx, file)?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let env = caller_env();
     let node = ctx.host.node();
@@ -146,43 +150,19 @@ fn load(ctx: &Ctx<'_>, file: &str, sel: &Selection<'_>, verb: &str) -> Result<Ve
             .unwrap_or(1),
         log_dir: &log_dir,
     };
-    let mut specs = Vec::new();
-    let mut notices = Vec::new();
-    for app in &eco.apps {
-        let broken = eco
-            .problems
-            .iter()
-            .any(|p| !p.warning && p.at.as_deref() == Some(app.label.as_str()));
-        if broken {
-            continue;
-        }
-        match app.config.resolve(&rctx) {
-            Ok(r) => {
-                notices.extend(
-                    r.notices
-                        .into_iter()
-                        .map(|n| format!("{}: {n}", r.spec.name)),
-                );
-                specs.push(r.spec);
-            }
-            Err(e) => {
-                eco.problems
-                    .push(Problem::error(Some(app.label.clone()), None, e.to_string()))
-            }
-        }
+    let loaded = load_apps(&value, sel, &rctx);
+    print_problems(file, &loaded.problems);
+    if loaded.has_errors() {
+        return Err(refuse(file, &loaded.problems, verb));
     }
-    print_problems(file, &eco);
-    if eco.has_errors() {
-        return Err(refuse(file, &eco, verb));
-    }
-    for n in notices {
+    for n in loaded.notices {
         info(&n);
     }
-    Ok(specs)
+    Ok(loaded.specs)
 }
 
 fn running_list(ctx: &Ctx<'_>) -> Result<Vec<InstanceInfo>> {
-    Ok(match crate::client::Client::connect(&ctx.home)? {
+    Ok(match ctx.existing_daemon()? {
         Some(mut c) => c.request_as(Request::List)?,
         None => Vec::new(),
     })
@@ -320,10 +300,11 @@ pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, delete: bool) -> 
         env: None,
         only: &a.only,
     };
-    let (_, eco) = read(ctx, &file, &sel)?;
-    print_problems(&file, &eco);
+    let (_, value) = read(ctx, &file)?;
+    let eco = read_apps(&value, &sel);
+    print_problems(&file, &eco.problems);
     if eco.has_errors() {
-        return Err(refuse(&file, &eco, past));
+        return Err(refuse(&file, &eco.problems, past));
     }
     let list = running_list(ctx)?;
     let mut known: Vec<String> = Vec::new();

@@ -7,8 +7,10 @@ mod init;
 mod logs;
 mod metrics;
 mod monit;
+pub mod runtime;
 mod show;
 mod start;
+mod startup;
 mod style;
 mod table;
 
@@ -54,18 +56,35 @@ impl Ctx<'_> {
     /// A client of the running daemon, starting one if needed.
     pub fn daemon(&self) -> Result<Client> {
         let (client, started) = connect_or_start(&self.home, &self.launcher())?;
-        if started {
+        if let Some(notices) = started {
             info(&format!(
                 "started the daemon for {}",
                 self.home.root().display()
             ));
+            for n in notices {
+                info(&n);
+            }
         }
         Ok(client)
     }
 
+    /// A client of the daemon if one runs. A daemon that died without
+    /// cleaning up (its state file is still there) may have left apps
+    /// running: then a new one is started, which stops them and brings the
+    /// apps back.
+    pub fn existing_daemon(&self) -> Result<Option<Client>> {
+        if let Some(c) = Client::connect(&self.home)? {
+            return Ok(Some(c));
+        }
+        if self.home.state_file().exists() {
+            return self.daemon().map(Some);
+        }
+        Ok(None)
+    }
+
     /// A client of the running daemon; an error when none runs.
     pub fn running_daemon(&self) -> Result<Client> {
-        Client::connect(&self.home)?.ok_or_else(|| {
+        self.existing_daemon()?.ok_or_else(|| {
             Error::Daemon(format!(
                 "no daemon is running for {} (so no app is either); start an app with pmr start",
                 self.home.root().display()
@@ -165,6 +184,53 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             info("log files reopened");
             Ok(())
         }
+        Command::Save => {
+            let r = ctx.running_daemon()?.request(Request::Save)?;
+            let names: Vec<String> = r["apps"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            info(&format!(
+                "saved {} app{} ({}) to {}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                r["path"].as_str().unwrap_or("")
+            ));
+            Ok(())
+        }
+        Command::Resurrect => {
+            let mut c = ctx.daemon()?;
+            match c.request_as::<Report>(Request::Resurrect) {
+                Ok(report) => {
+                    for n in &report.notices {
+                        info(n);
+                    }
+                    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+                    Ok(())
+                }
+                // Nothing saved is not a failure: the daemon runs, there is nothing to bring back.
+                Err(Error::NotFound(m)) => {
+                    info(&m);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Command::Cleardump => {
+            let r = ctx.daemon()?.request(Request::ClearDump)?;
+            info(&format!(
+                "emptied {}",
+                r["path"].as_str().unwrap_or("the dump")
+            ));
+            Ok(())
+        }
+        Command::Startup(a) => startup::startup(ctx, a),
+        Command::Unstartup(a) => startup::unstartup(ctx, a),
         Command::Set(a) => {
             let r = ctx.daemon()?.request(Request::Set {
                 key: a.key.clone(),
@@ -199,7 +265,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             Ok(())
         }
         Command::Kill => {
-            let Some(mut c) = Client::connect(&ctx.home)? else {
+            let Some(mut c) = ctx.existing_daemon()? else {
                 info(&format!(
                     "no daemon is running for {}",
                     ctx.home.root().display()

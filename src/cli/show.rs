@@ -10,7 +10,7 @@ use crate::supervisor::state::short_size;
 use crate::supervisor::{Description, InstanceInfo, Status};
 
 pub(super) fn list(ctx: &Ctx<'_>) -> Result<()> {
-    let rows: Vec<InstanceInfo> = match crate::client::Client::connect(&ctx.home)? {
+    let rows: Vec<InstanceInfo> = match ctx.existing_daemon()? {
         Some(mut c) => c.request_as(Request::List)?,
         None => Vec::new(),
     };
@@ -62,7 +62,7 @@ pub(super) fn print_table(ctx: &Ctx<'_>, rows: &[InstanceInfo]) {
 }
 
 pub(super) fn jlist(ctx: &Ctx<'_>) -> Result<()> {
-    let rows: serde_json::Value = match crate::client::Client::connect(&ctx.home)? {
+    let rows: serde_json::Value = match ctx.existing_daemon()? {
         Some(mut c) => c.request(Request::List)?,
         None => serde_json::Value::Array(Vec::new()),
     };

@@ -130,7 +130,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
     ecosystem::refuse_file_options(a.env.as_deref(), &a.only)?;
     // Names of known apps win over commands in PATH, as in PM2.
     if may_be_target(&script) {
-        if let Some(mut c) = crate::client::Client::connect(&ctx.home)? {
+        if let Some(mut c) = ctx.existing_daemon()? {
             match c.request_as::<Report>(Request::StartExisting {
                 target: vec![script.clone()],
             }) {

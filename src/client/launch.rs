@@ -25,23 +25,24 @@ pub const ALREADY_RUNNING: &str = "already-running";
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to the home's daemon, starting one if none runs. The flag says
-/// whether a daemon was started.
-pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, bool)> {
+/// Connects to the home's daemon, starting one if none runs. When this
+/// call started it, the second value holds what the new daemon has to tell
+/// (e.g. that its predecessor died and what it did about that).
+pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, Option<Vec<String>>)> {
     if let Some(c) = Client::connect(home)? {
-        return Ok((c, false));
+        return Ok((c, None));
     }
     home.ensure()?;
-    match launch(home, launcher) {
-        Ok(()) => {}
+    let notices = match launch(home, launcher) {
+        Ok(n) => n,
         // Another client started one at the same moment: use it.
-        Err(Error::Daemon(m)) if m == ALREADY_RUNNING => {}
+        Err(Error::Daemon(m)) if m == ALREADY_RUNNING => Vec::new(),
         Err(e) => return Err(e),
-    }
+    };
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(c) = Client::connect(home)? {
-            return Ok((c, true));
+            return Ok((c, Some(notices)));
         }
         if Instant::now() > deadline {
             return Err(Error::Daemon(format!(
@@ -54,7 +55,9 @@ pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, boo
     }
 }
 
-fn launch(home: &Home, l: &Launcher) -> Result<()> {
+/// Starts a daemon and waits for its report: `notice ...` lines, then
+/// `ready <pid>` (or `error <why>`).
+fn launch(home: &Home, l: &Launcher) -> Result<Vec<String>> {
     let mut cmd = Command::new(&l.node);
     // The daemon's JavaScript is a few lines run once: V8's JIT (and the
     // WebAssembly it would enable) only costs memory there.
@@ -110,22 +113,29 @@ fn launch(home: &Home, l: &Launcher) -> Result<()> {
             Err(e) => return Err(Error::Daemon(format!("waiting for the daemon failed: {e}"))),
         }
         let n = out.read(&mut buf).unwrap_or(0);
-        if n > 0 {
-            said.extend_from_slice(&buf[..n]);
-            if said.contains(&b'\n') {
-                break;
-            }
-            continue;
+        if n == 0 {
+            break;
         }
-        break;
+        said.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&said);
+        if text
+            .lines()
+            .any(|l| l.starts_with("ready") || l.starts_with("error "))
+            && text.ends_with('\n')
+        {
+            break;
+        }
     }
     let text = String::from_utf8_lossy(&said);
-    let line = text.lines().next().unwrap_or("").trim();
-    if line.starts_with("ready") {
-        return Ok(());
-    }
-    if let Some(msg) = line.strip_prefix("error ") {
-        return Err(Error::Daemon(msg.to_string()));
+    let mut notices = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(n) = line.strip_prefix("notice ") {
+            notices.push(n.to_string());
+        } else if line.starts_with("ready") {
+            return Ok(notices);
+        } else if let Some(msg) = line.strip_prefix("error ") {
+            return Err(Error::Daemon(msg.to_string()));
+        }
     }
     Err(Error::Daemon(format!(
         "the daemon exited during start-up; see {}",

@@ -1,6 +1,7 @@
 //! A blocking client of the daemon's control socket, for the CLI, and the
 //! launcher that starts a daemon when none is running.
 
+mod async_client;
 mod launch;
 
 use std::io::{Read, Write};
@@ -9,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use async_client::AsyncClient;
 pub use launch::{connect_or_start, Launcher, ALREADY_RUNNING};
 
 use crate::error::{Error, Result};

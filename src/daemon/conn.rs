@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::control::Controller;
 use crate::error::{Error, Result};
@@ -125,7 +125,7 @@ pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
 }
 
 /// Parses a request line; on failure returns the id to answer (0 if unknown).
-fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> {
+pub(crate) fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> {
     let v: Value = serde_json::from_slice(line)
         .map_err(|e| (0, Error::Protocol(format!("malformed JSON: {e}"))))?;
     if !v.is_object() {
@@ -190,8 +190,7 @@ async fn send(out: &mpsc::Sender<Outbound>, r: &Reply) {
 /// Forwards events and log lines to a subscriber. A subscriber that cannot
 /// keep up loses items (and is told how many), never slows the apps.
 fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Outbound>) {
-    let mut ev = events.then(|| sup.subscribe_events());
-    let mut lg = logs.then(|| sup.subscribe_logs());
+    let mut stream = sup.stream(events, logs);
     tokio::spawn(async move {
         let mut dropped: u64 = 0;
         loop {
@@ -206,15 +205,9 @@ fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Ou
                     }
                     Err(_) => return,
                 },
-                r = recv_opt(&mut ev) => match r {
-                    Ok(e) => StreamItem::Event(e),
-                    Err(broadcast::error::RecvError::Lagged(n)) => StreamItem::Lagged(n),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                r = recv_opt(&mut lg) => match r {
-                    Ok(l) => StreamItem::Log(l),
-                    Err(broadcast::error::RecvError::Lagged(n)) => StreamItem::Lagged(n),
-                    Err(broadcast::error::RecvError::Closed) => return,
+                item = stream.next() => match item {
+                    Some(i) => i,
+                    None => return,
                 },
             };
             match out.try_send((line_of(&item), None)) {
@@ -224,13 +217,4 @@ fn spawn_stream(sup: &Supervisor, events: bool, logs: bool, out: mpsc::Sender<Ou
             }
         }
     });
-}
-
-async fn recv_opt<T: Clone>(
-    rx: &mut Option<broadcast::Receiver<T>>,
-) -> std::result::Result<T, broadcast::error::RecvError> {
-    match rx {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
 }

@@ -2,8 +2,10 @@
 //! socket, and runs the supervisor until `pmr kill` or a termination signal.
 
 mod conn;
-mod files;
+pub mod dump;
+pub(crate) mod files;
 mod metrics_http;
+mod state;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::settings::Settings;
 use crate::supervisor::{Supervisor, SupervisorConfig};
+
+#[cfg(test)]
+pub(crate) use conn::parse as parse_request_line;
 
 /// What the host process (Node) forwards to the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +87,16 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
             return Ok(());
         }
     };
+    let recovery = state::recover(&home.state_file()).await;
     let listener = files::bind_socket(&home)?;
     let listener = UnixListener::from_std(listener)
         .map_err(|e| Error::io("cannot serve the control socket", e))?;
     files::write_pid(&home)?;
     tracing::info!(pid = std::process::id(), home = %home.root().display(), version = crate::VERSION, "daemon ready");
     if opts.report_to_stdout {
+        for n in &recovery.notices {
+            files::report(&format!("notice {n}"));
+        }
         files::report(&format!("ready {}", std::process::id()));
         files::release_stdout();
     }
@@ -99,6 +108,13 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
         node_preload: opts.node_preload.clone(),
         settings,
     });
+    if !recovery.apps.is_empty() {
+        match sup.restore(recovery.apps).await {
+            Ok(r) => r.notices.iter().for_each(|n| tracing::info!("{n}")),
+            Err(e) => tracing::error!("restoring the previous daemon's apps failed: {e}"),
+        }
+    }
+    let keeper = state::keep(sup.clone(), home.state_file());
     let endpoint = Arc::new(metrics_http::MetricsEndpoint::new(sup.clone()));
     // A port taken since the setting was made must not keep the apps down.
     if let Err(e) = endpoint.apply(&metrics) {
@@ -106,12 +122,8 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
     }
     let kill = Arc::new(Notify::new());
     let ctx = Arc::new(conn::Context {
-        control: Controller::new(
-            sup.clone(),
-            Some(home.config_file()),
-            home.root().display().to_string(),
-        )
-        .with_settings_hook(Box::new(move |s| endpoint.apply(&s.metrics))),
+        control: Controller::new(sup.clone(), Some(home.clone()))
+            .with_settings_hook(Box::new(move |s| endpoint.apply(&s.metrics))),
         kill: kill.clone(),
         home: home.clone(),
         uid: nix::unistd::geteuid().as_raw(),
@@ -136,6 +148,7 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
         }
     }
     drop(listener);
+    keeper.abort();
     wind_down(&ctx).await;
     tracing::info!("daemon exits");
     Ok(())
@@ -147,5 +160,7 @@ async fn wind_down(ctx: &conn::Context) {
     let _ = std::fs::remove_file(ctx.home.socket());
     tracing::info!("stopping every app");
     ctx.control.sup.shutdown().await;
+    // A clean exit: the next daemon has nothing to recover.
+    let _ = std::fs::remove_file(ctx.home.state_file());
     let _ = std::fs::remove_file(ctx.home.pid_file());
 }

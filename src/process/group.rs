@@ -48,6 +48,30 @@ pub fn parse_stat(stat: &str) -> Option<(char, u32)> {
     Some((state, pgrp))
 }
 
+/// When a process started, in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`): with the pid, it names one process for good, since a
+/// recycled pid starts later.
+pub fn start_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after the command: state is field 3, starttime field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A live process's start time, None when it is gone (or a zombie).
+#[cfg(target_os = "linux")]
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    match parse_stat(&stat)? {
+        ('Z' | 'X', _) => None,
+        _ => start_ticks(&stat),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn process_start(_pid: u32) -> Option<u64> {
+    None
+}
+
 /// Whether a pid is a live (non-zombie) process.
 #[cfg(target_os = "linux")]
 pub fn pid_alive(pid: u32) -> bool {
@@ -71,6 +95,14 @@ mod tests {
         assert_eq!(parse_stat("123 (node) S 1 123 123 0"), Some(('S', 123)));
         assert_eq!(parse_stat("9 (a) b (c)) Z 1 77 77 0"), Some(('Z', 77)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn start_time_field() {
+        let stat = "42 (a b) S 1 42 42 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 123456 1000 10";
+        assert_eq!(start_ticks(stat), Some(123456));
+        #[cfg(target_os = "linux")]
+        assert!(process_start(std::process::id()).is_some());
     }
 
     #[test]

@@ -94,6 +94,12 @@ pub enum Request {
         #[serde(default)]
         key: Option<String>,
     },
+    /// Write the process list to the dump file.
+    Save,
+    /// Start the saved apps that are not in the list.
+    Resurrect,
+    /// Replace the dump with an empty list.
+    ClearDump,
     /// The instances' figures in Prometheus' text format (a JSON string).
     Metrics,
     /// Stop every app, then the daemon.

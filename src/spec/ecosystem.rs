@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::options::{parse_app, Issue};
 use super::suggest::closest;
-use super::AppConfig;
+use super::{AppConfig, AppSpec, ResolveContext};
 
 /// The files `pmr start` looks for in the current directory, in order.
 pub const DEFAULT_FILES: &[&str] = &[
@@ -351,6 +351,53 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
         })
         .collect();
     eco
+}
+
+/// The selected apps of a parsed config, resolved: every app whose entry is
+/// fine is resolved even when others are not, so every problem is found in
+/// one pass. Nothing may start while `problems` holds an error.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub specs: Vec<AppSpec>,
+    pub notices: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(|p| !p.warning)
+    }
+}
+
+pub fn load_apps(root: &Value, sel: &Selection<'_>, ctx: &ResolveContext<'_>) -> Loaded {
+    let eco = read_apps(root, sel);
+    let mut out = Loaded {
+        problems: eco.problems,
+        ..Loaded::default()
+    };
+    for app in eco.apps {
+        let broken = out
+            .problems
+            .iter()
+            .any(|p| !p.warning && p.at.as_deref() == Some(app.label.as_str()));
+        if broken {
+            continue;
+        }
+        match app.config.resolve(ctx) {
+            Ok(r) => {
+                out.notices.extend(
+                    r.notices
+                        .into_iter()
+                        .map(|n| format!("{}: {n}", r.spec.name)),
+                );
+                out.specs.push(r.spec);
+            }
+            Err(e) => out
+                .problems
+                .push(Problem::error(Some(app.label), None, e.to_string())),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! resolved form the supervisor runs: absolute paths, defaults applied, the
 //! full environment spelled out.
 
+pub mod api;
 pub mod cron;
 pub mod datefmt;
 pub mod ecosystem;

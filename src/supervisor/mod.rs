@@ -4,6 +4,7 @@
 //! can also run it in-process.
 
 mod metrics;
+mod persist;
 mod process;
 pub mod prometheus;
 mod slot;
@@ -25,8 +26,10 @@ use crate::logs::file::LogFiles;
 use crate::logs::history::Histories;
 use crate::logs::{is_discard, paths_for, LogLine, LogPaths, RecentLines};
 use crate::process::group::signal_group;
+use crate::protocol::StreamItem;
 use crate::settings::Settings;
 use crate::spec::{AppSpec, ExecMode};
+pub use persist::SavedApp;
 use slot::{Slot, SlotCommand};
 use state::InstanceState;
 pub use state::{
@@ -234,6 +237,14 @@ impl Supervisor {
         self.inner.shared.logs.subscribe()
     }
 
+    /// Events and/or log lines, merged in arrival order.
+    pub fn stream(&self, events: bool, logs: bool) -> Stream {
+        Stream {
+            events: events.then(|| self.subscribe_events()),
+            logs: logs.then(|| self.subscribe_logs()),
+        }
+    }
+
     fn new_slot(
         &self,
         reg: &mut Registry,
@@ -347,13 +358,15 @@ impl Supervisor {
         let mut report = Report::default();
         for spec in specs {
             let name = spec.name.clone();
-            self.start_one(spec).await?;
+            self.start_one(spec, true).await?;
             report.instances.extend(self.infos_of(&name, None));
         }
         Ok(report)
     }
 
-    async fn start_one(&self, spec: AppSpec) -> Result<()> {
+    /// Registers an app and (with `run`) starts its instances; without `run`
+    /// the instances are listed as stopped (a resurrected stopped app).
+    async fn start_one(&self, spec: AppSpec, run: bool) -> Result<()> {
         let spec = Arc::new(spec);
         let name = spec.name.clone();
         let stale = {
@@ -395,6 +408,7 @@ impl Supervisor {
                 .collect();
             let replies: Vec<_> = slots
                 .iter()
+                .filter(|_| run)
                 .map(|s| s.ask(|reply| SlotCommand::Start { spec: None, reply }))
                 .collect();
             reg.apps.push(App {
@@ -579,7 +593,7 @@ impl Supervisor {
                 .app(&name)
                 .map(|a| (a.op.clone(), a.spec.clone()));
             let Some((op, old)) = existing else {
-                self.start_one(spec).await?;
+                self.start_one(spec, true).await?;
                 report
                     .notices
                     .push(format!("{name} was not running: started"));
@@ -611,7 +625,7 @@ impl Supervisor {
                     let _guard = op.try_lock().map_err(|_| busy(&name))?;
                 }
                 self.delete(std::slice::from_ref(&name)).await?;
-                self.start_one(spec).await?;
+                self.start_one(spec, true).await?;
                 report.instances.extend(self.infos_of(&name, None));
                 continue;
             }
@@ -1024,6 +1038,60 @@ impl Supervisor {
                     self.inner.shared.files.forget(p);
                 }
             }
+        }
+    }
+}
+
+/// A subscriber's view of the supervisor: what `pmr logs` follows.
+pub struct Stream {
+    events: Option<broadcast::Receiver<Event>>,
+    logs: Option<broadcast::Receiver<LogLine>>,
+}
+
+impl Stream {
+    /// An item already waiting, without waiting for one.
+    pub fn try_next(&mut self) -> Option<StreamItem> {
+        use broadcast::error::TryRecvError;
+        for rx in [&mut self.events].into_iter().flatten() {
+            match rx.try_recv() {
+                Ok(e) => return Some(StreamItem::Event(e)),
+                Err(TryRecvError::Lagged(n)) => return Some(StreamItem::Lagged(n)),
+                Err(_) => {}
+            }
+        }
+        for rx in [&mut self.logs].into_iter().flatten() {
+            match rx.try_recv() {
+                Ok(l) => return Some(StreamItem::Log(l)),
+                Err(TryRecvError::Lagged(n)) => return Some(StreamItem::Lagged(n)),
+                Err(_) => {}
+            }
+        }
+        None
+    }
+
+    /// The next item; None once the supervisor is gone. A subscriber that
+    /// fell behind is told how many items it missed instead of slowing anyone.
+    pub async fn next(&mut self) -> Option<StreamItem> {
+        use broadcast::error::RecvError;
+        async fn recv<T: Clone>(
+            rx: &mut Option<broadcast::Receiver<T>>,
+        ) -> std::result::Result<T, RecvError> {
+            match rx {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            r = recv(&mut self.events) => match r {
+                Ok(e) => Some(StreamItem::Event(e)),
+                Err(RecvError::Lagged(n)) => Some(StreamItem::Lagged(n)),
+                Err(RecvError::Closed) => None,
+            },
+            r = recv(&mut self.logs) => match r {
+                Ok(l) => Some(StreamItem::Log(l)),
+                Err(RecvError::Lagged(n)) => Some(StreamItem::Lagged(n)),
+                Err(RecvError::Closed) => None,
+            },
         }
     }
 }

@@ -1,0 +1,52 @@
+//! `startDaemon` and `daemonSignal`: the daemon's Node host (daemon.js).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use pmr::daemon::{Control, ControlSender, DaemonOptions};
+use pmr::paths::Home;
+
+use crate::to_js;
+
+/// The running daemon's control channel (one daemon per process).
+static DAEMON: Mutex<Option<ControlSender>> = Mutex::new(None);
+
+/// Starts the daemon for `home` on a thread of its own. `onExit` is called
+/// with an error message (or null) when it ends; until then Node stays alive.
+#[napi(catch_unwind)]
+pub fn start_daemon(
+    home: String,
+    preload: Option<String>,
+    on_exit: ThreadsafeFunction<Option<String>, (), Option<String>, Status, false>,
+) -> Result<()> {
+    let opts = DaemonOptions {
+        home: Home::new(home),
+        node_preload: preload.map(PathBuf::from),
+        report_to_stdout: true,
+    };
+    let tx = pmr::daemon::spawn(opts, move |result| {
+        let msg = result.err().map(|e| e.to_string());
+        on_exit.call(msg, ThreadsafeFunctionCallMode::Blocking);
+    })
+    .map_err(to_js)?;
+    *DAEMON.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    Ok(())
+}
+
+/// Forwards a signal the daemon's Node process received.
+#[napi(catch_unwind)]
+pub fn daemon_signal(signal: String) -> bool {
+    let control = match signal.as_str() {
+        "SIGINT" | "SIGTERM" => Control::Shutdown,
+        "SIGHUP" | "SIGUSR2" => Control::ReopenLogs,
+        _ => return false,
+    };
+    DAEMON
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|tx| tx.send(control).is_ok())
+}
