@@ -166,14 +166,34 @@ if (isMainThread && typeof process.send === 'function') {
   const MIN_INTERVAL_MS = 100
   const noop = () => {}
   let interval = 1000
-  let expected = 0
   let timer = null
+  let probe = null
+  let expected = 0
+  let lag = 0
 
-  const report = () => {
+  // Reports fall on multiples of the interval in wall-clock time, so the
+  // instances of a machine report together and pmr wakes once for all of
+  // them rather than once per instance.
+  const nextReport = () => {
+    const now = Date.now()
+    timer = setTimeout(report, interval - (now % interval))
+    timer.unref()
+  }
+
+  // The lag is measured apart, at a moment of this process's own: at the
+  // shared moment of the reports, every instance of a busy machine wakes at
+  // once and they would all see each other's start-up as lag.
+  const measure = () => {
     const now = performance.now()
     // A blocked loop runs this timer late by as long as it was blocked.
-    const lag = Math.max(0, now - expected)
+    lag = Math.max(0, now - expected)
     expected = now + interval
+    probe = setTimeout(measure, interval)
+    probe.unref()
+  }
+
+  const report = () => {
+    nextReport()
     if (!process.connected) return
     const heap = v8.getHeapStatistics()
     const handles = typeof process._getActiveHandles === 'function' ? process._getActiveHandles().length : 0
@@ -192,11 +212,14 @@ if (isMainThread && typeof process.send === 'function') {
   }
 
   const schedule = (ms) => {
-    if (timer) clearInterval(timer)
+    clearTimeout(timer)
+    clearTimeout(probe)
     interval = ms
-    expected = performance.now() + ms
-    timer = setInterval(report, ms)
-    timer.unref()
+    nextReport()
+    const first = Math.random() * ms
+    expected = performance.now() + first
+    probe = setTimeout(measure, first)
+    probe.unref()
   }
 
   schedule(interval)

@@ -241,7 +241,7 @@ mod os {
                 .unwrap_or(4096);
             Ok(Scanner {
                 path: String::with_capacity(32),
-                buf: Vec::with_capacity(1024),
+                buf: vec![0; 4096],
                 tick_ms: 1000.0 / hz as f64,
                 page: page as u64,
             })
@@ -262,11 +262,12 @@ mod os {
                 let Ok(mut f) = File::open(&self.path) else {
                     continue;
                 };
-                self.buf.clear();
-                if f.read_to_end(&mut self.buf).is_err() {
+                // One read takes the whole file: a stat line is a few hundred
+                // bytes (read_to_end would add an fstat and a seek per file).
+                let Ok(n) = f.read(&mut self.buf) else {
                     continue;
-                }
-                if let Some(s) = parse_stat(&self.buf, self.tick_ms, self.page) {
+                };
+                if let Some(s) = parse_stat(&self.buf[..n], self.tick_ms, self.page) {
                     out.push(s);
                 }
             }
@@ -351,9 +352,14 @@ pub(super) fn spawn_sampler(inner: Weak<Inner>, mut settings: watch::Receiver<Se
         });
         let mut watches: HashMap<u32, MemoryWatch> = HashMap::new();
         loop {
-            let period = Duration::from_millis(settings.borrow_and_update().metrics.interval_ms);
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let ms = settings.borrow_and_update().metrics.interval_ms.max(1);
+            let period = Duration::from_millis(ms);
+            // Ticks fall on multiples of the interval in wall-clock time, as
+            // the preload's reports do: one wake-up serves both.
+            let to_boundary = Duration::from_millis(ms - super::now_ms() % ms);
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + to_boundary, period);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
