@@ -93,6 +93,8 @@ impl Controller {
                 let sig = parse_signal(&signal).map_err(Error::Config)?;
                 sup.signal(&target, sig).await?
             }
+            Request::Reset { target } => sup.reset(&target)?,
+            Request::StopWatch { target } => sup.stop_watch(&target).await?,
             Request::ReloadLogs => {
                 sup.reopen_logs();
                 return Ok(json!({"reopened": true}));

@@ -62,6 +62,14 @@ pub enum Request {
         target: Vec<String>,
         signal: String,
     },
+    /// Zero the restart counts of instances.
+    Reset {
+        target: Vec<String>,
+    },
+    /// Stop watching apps' files; the apps keep running.
+    StopWatch {
+        target: Vec<String>,
+    },
     /// Turns the connection into a stream of events and/or log lines.
     Subscribe {
         #[serde(default)]

@@ -3,6 +3,8 @@
 //! list, describe). The daemon serves it over the control socket; the JS API
 //! can also run it in-process.
 
+mod auto;
+mod cron;
 mod metrics;
 mod persist;
 mod process;
@@ -10,6 +12,7 @@ pub mod prometheus;
 mod slot;
 pub mod state;
 mod target;
+mod watcher;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +32,7 @@ use crate::process::group::signal_group;
 use crate::protocol::StreamItem;
 use crate::settings::Settings;
 use crate::spec::{AppSpec, ExecMode};
+use auto::{AbortOnDrop, Automation};
 pub use persist::SavedApp;
 use slot::{Slot, SlotCommand};
 use state::InstanceState;
@@ -109,6 +113,7 @@ struct App {
     slots: Vec<SlotHandle>,
     /// Serializes multi-step operations (restart, reload, scale, delete) on the app.
     op: Arc<tokio::sync::Mutex<()>>,
+    auto: Automation,
 }
 
 #[derive(Default)]
@@ -305,6 +310,8 @@ impl Supervisor {
             logs: s.paths.clone(),
             log_dropped_bytes: files.dropped_bytes(&s.paths.out)
                 + files.dropped_bytes(&s.paths.err),
+            watching: app.auto.watch.is_some(),
+            next_cron_restart: app.auto.cron.as_ref().and_then(|c| c.next_ms()),
         }
     }
 
@@ -346,6 +353,7 @@ impl Supervisor {
                     spec: (*app.spec).clone(),
                     history: slot.st().history.iter().cloned().collect(),
                     sockets: app.pool.as_ref().map(|p| p.addresses()).unwrap_or_default(),
+                    watch_error: app.auto.watch_error.clone(),
                 });
             }
         }
@@ -358,7 +366,8 @@ impl Supervisor {
         let mut report = Report::default();
         for spec in specs {
             let name = spec.name.clone();
-            self.start_one(spec, true).await?;
+            let notices = self.start_one(spec, true).await?;
+            report.notices.extend(notices);
             report.instances.extend(self.infos_of(&name, None));
         }
         Ok(report)
@@ -366,7 +375,8 @@ impl Supervisor {
 
     /// Registers an app and (with `run`) starts its instances; without `run`
     /// the instances are listed as stopped (a resurrected stopped app).
-    async fn start_one(&self, spec: AppSpec, run: bool) -> Result<()> {
+    /// Returns what the user should know (a path that cannot be watched).
+    async fn start_one(&self, spec: AppSpec, run: bool) -> Result<Vec<String>> {
         let spec = Arc::new(spec);
         let name = spec.name.clone();
         let stale = {
@@ -416,6 +426,7 @@ impl Supervisor {
                 pool,
                 slots,
                 op: Arc::new(tokio::sync::Mutex::new(())),
+                auto: Automation::default(),
             });
             replies
         };
@@ -438,11 +449,12 @@ impl Supervisor {
             }
             return Err(e);
         }
-        Ok(())
+        Ok(self.sync_automation(&name).await)
     }
 
     /// `pmr start <name|id>`: starts the stopped or errored instances of existing apps.
     pub async fn start_existing(&self, targets: &[String]) -> Result<Report> {
+        self.watch_on(targets)?;
         self.each_selected(targets, |_, slots| async move {
             let mut pending = Vec::new();
             for s in &slots {
@@ -490,10 +502,12 @@ impl Supervisor {
                 continue;
             };
             let _guard = op.lock().await;
+            self.set_watch_off(&s.app, false);
             let spec = self.updated_spec(&s.app, caller_env.as_ref());
-            if let Err(e) = self.restart_locked(&s, spec).await {
+            if let Err(e) = self.restart_locked(&s, spec, RestartReason::User).await {
                 first_err.get_or_insert(e);
             }
+            report.notices.extend(self.sync_automation(&s.app).await);
             report
                 .instances
                 .extend(self.infos_of(&s.app, s.ids.as_deref()));
@@ -506,14 +520,19 @@ impl Supervisor {
 
     /// Stops and starts the selected instances all at once, with `new_spec`
     /// if given; the caller holds the app's operation lock.
-    async fn restart_locked(&self, s: &Selected, new_spec: Option<Arc<AppSpec>>) -> Result<()> {
+    async fn restart_locked(
+        &self,
+        s: &Selected,
+        new_spec: Option<Arc<AppSpec>>,
+        reason: RestartReason,
+    ) -> Result<()> {
         let pending: Vec<_> = self
             .slot_refs(s)
             .iter()
             .map(|sl| {
                 sl.0.ask(|reply| SlotCommand::Restart {
                     spec: new_spec.clone(),
-                    reason: RestartReason::User,
+                    reason,
                     reply,
                 })
             })
@@ -554,8 +573,13 @@ impl Supervisor {
                 continue;
             };
             let _guard = op.try_lock().map_err(|_| busy(&s.app))?;
+            self.set_watch_off(&s.app, false);
             let new_spec = self.updated_spec(&s.app, caller_env.as_ref());
-            self.reload_locked(&s, new_spec, &mut report).await?;
+            let done = self
+                .reload_locked(&s, new_spec, &mut report, RestartReason::User)
+                .await;
+            report.notices.extend(self.sync_automation(&s.app).await);
+            done?;
         }
         Ok(report)
     }
@@ -593,10 +617,11 @@ impl Supervisor {
                 .app(&name)
                 .map(|a| (a.op.clone(), a.spec.clone()));
             let Some((op, old)) = existing else {
-                self.start_one(spec, true).await?;
+                let notices = self.start_one(spec, true).await?;
                 report
                     .notices
                     .push(format!("{name} was not running: started"));
+                report.notices.extend(notices);
                 report.instances.extend(self.infos_of(&name, None));
                 continue;
             };
@@ -625,11 +650,13 @@ impl Supervisor {
                     let _guard = op.try_lock().map_err(|_| busy(&name))?;
                 }
                 self.delete(std::slice::from_ref(&name)).await?;
-                self.start_one(spec, true).await?;
+                let notices = self.start_one(spec, true).await?;
+                report.notices.extend(notices);
                 report.instances.extend(self.infos_of(&name, None));
                 continue;
             }
             let _guard = op.try_lock().map_err(|_| busy(&name))?;
+            self.set_watch_off(&name, false);
             let new = Arc::new(spec);
             let current = self
                 .reg()
@@ -646,15 +673,19 @@ impl Supervisor {
             let mut step = Report::default();
             match how {
                 Apply::Reload => {
-                    self.reload_locked(&all, Some(new.clone()), &mut step)
+                    self.reload_locked(&all, Some(new.clone()), &mut step, RestartReason::User)
                         .await?
                 }
-                Apply::Restart => self.restart_locked(&all, Some(new.clone())).await?,
+                Apply::Restart => {
+                    self.restart_locked(&all, Some(new.clone()), RestartReason::User)
+                        .await?
+                }
             }
             report.notices.extend(step.notices);
             if new.instances > current {
                 self.resize_locked(&name, new.clone()).await?;
             }
+            report.notices.extend(self.sync_automation(&name).await);
             report.instances.extend(self.infos_of(&name, None));
         }
         Ok(report)
@@ -666,6 +697,7 @@ impl Supervisor {
         s: &Selected,
         new_spec: Option<Arc<AppSpec>>,
         report: &mut Report,
+        reason: RestartReason,
     ) -> Result<()> {
         let Some(mode) = self.reg().app(&s.app).map(|a| a.spec.exec_mode) else {
             return Ok(());
@@ -675,12 +707,12 @@ impl Supervisor {
                 "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime). Start it with -i 1 for zero-downtime reloads.",
                 s.app
             ));
-            self.restart_locked(s, new_spec).await?;
+            self.restart_locked(s, new_spec, reason).await?;
         } else {
             for sl in &self.slot_refs(s) {
                 let r = sl.0.ask(|reply| SlotCommand::Reload {
                     spec: new_spec.clone(),
-                    reason: RestartReason::User,
+                    reason,
                     reply,
                 });
                 flatten(r.await)?;
@@ -721,6 +753,7 @@ impl Supervisor {
             };
             self.shutdown_slots(&removed).await;
             self.forget_logs(&removed);
+            report.notices.extend(self.sync_automation(&s.app).await);
         }
         for i in &mut report.instances {
             i.status = Status::Stopped;
@@ -999,6 +1032,7 @@ impl Supervisor {
             if let Err(e) = op(s.app.clone(), slots).await {
                 first_err.get_or_insert(e);
             }
+            report.notices.extend(self.sync_automation(&s.app).await);
             report
                 .instances
                 .extend(self.infos_of(&s.app, s.ids.as_deref()));

@@ -45,7 +45,8 @@ impl Supervisor {
                 continue;
             }
             match self.start_one(saved.spec, !saved.stopped).await {
-                Ok(()) => {
+                Ok(notices) => {
+                    report.notices.extend(notices);
                     if saved.stopped {
                         report
                             .notices

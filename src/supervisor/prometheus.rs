@@ -228,6 +228,8 @@ mod tests {
                 combined: None,
             },
             log_dropped_bytes: 0,
+            watching: false,
+            next_cron_restart: None,
         }
     }
 

@@ -52,6 +52,18 @@ pub enum RestartReason {
     User,
 }
 
+impl RestartReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::Crash => "crash",
+            RestartReason::Memory => "memory",
+            RestartReason::Watch => "watch",
+            RestartReason::Cron => "cron",
+            RestartReason::User => "user",
+        }
+    }
+}
+
 /// Restarts counted by why they happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartCounts {
@@ -176,6 +188,12 @@ pub struct InstanceInfo {
     pub listening: Vec<String>,
     pub logs: LogPaths,
     pub log_dropped_bytes: u64,
+    /// Changes under the app's `watch` paths replace it right now.
+    #[serde(default)]
+    pub watching: bool,
+    /// When `cron_restart` next replaces the app, in milliseconds since the epoch.
+    #[serde(default)]
+    pub next_cron_restart: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +250,12 @@ pub enum EventKind {
         limit: u64,
         memory: u64,
     },
+    /// A watched file changed or the cron schedule came due: the instance
+    /// is being replaced (reloaded in cluster mode, restarted in fork mode).
+    Replacing {
+        reason: RestartReason,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,10 +293,7 @@ impl Event {
                 format!("{how}{why}{pid}")
             }
             EventKind::Restart { reason, delay_ms } => {
-                let r = serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
+                let r = reason.as_str();
                 if *delay_ms > 0 {
                     format!("restarting in {delay_ms} ms (reason: {r})")
                 } else {
@@ -301,6 +322,9 @@ impl Event {
                 short_size(*limit),
                 short_size(*memory)
             ),
+            EventKind::Replacing { reason, detail } => {
+                format!("{detail}: replacing it{pid} (reason: {})", reason.as_str())
+            }
         }
     }
 }
@@ -403,6 +427,9 @@ pub struct Description {
     pub spec: crate::spec::AppSpec,
     pub history: Vec<Event>,
     pub sockets: Vec<String>,
+    /// Why the app's `watch` paths are not watched, when they should be.
+    #[serde(default)]
+    pub watch_error: Option<String>,
 }
 
 #[cfg(test)]
