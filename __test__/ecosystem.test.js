@@ -270,8 +270,8 @@ test('describe masks secret-looking values; pmr env prints them', withHome(async
   assert.match(desc, /DB_PASSWORD=\*\*\*\*/)
   assert.match(desc, /LOG_LEVEL=debug/)
   assert.doesNotMatch(desc, /tok-123456|hunter2/)
-  assert.match(desc, /cron restart +│ 0 3 \* \* \* \(accepted, not active yet\)/)
-  assert.match(desc, /watch +│ .*src \(accepted, not active yet\)/)
+  assert.match(desc, /cron restart +│ 0 3 \* \* \*: next at \d{4}-\d\d-\d\d 03:00:00/)
+  assert.match(desc, /watch +│ .*src, delay 1000 ms: not watching: cannot watch .*src: /)
 
   const env = home.ok(['env', 'api']).stdout.trim().split('\n')
   for (const line of ['API_TOKEN=tok-123456', 'DB_PASSWORD=hunter2', 'LOG_LEVEL=debug', 'PORT=4000', 'FROM_SHELL=yes']) {

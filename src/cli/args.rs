@@ -12,6 +12,7 @@ Examples:
   pmr start npm --name next -- start      any command, with its arguments after --
   pmr logs api --lines 50                 last 50 lines, then follow
   pmr list                                what runs, with CPU and memory
+  pmr examples                            more: cluster, reload, env_production, crash loops
 
 Environment:
   PMR_HOME   where the daemon keeps its socket, pid file and logs (default ~/.pmr)
@@ -40,9 +41,9 @@ pub enum Command {
     Start(Box<StartArgs>),
     /// Stop apps (they stay in the list; `pmr start <name>` brings them back)
     #[command(
-        after_help = "Examples:\n  pmr stop api\n  pmr stop 3          only the instance with id 3\n  pmr stop all\n  pmr stop ecosystem.config.js"
+        after_help = "Examples:\n  pmr stop api\n  pmr stop 3             only the instance with id 3\n  pmr stop all\n  pmr stop /^api-/       every app whose name matches\n  pmr stop ecosystem.config.js\n  pmr stop --watch api   stop watching api's files; api keeps running"
     )]
-    Stop(FileTargetArgs),
+    Stop(StopArgs),
     /// Stop then start apps, all instances at once (brief downtime; see reload)
     #[command(
         after_help = "restart stops every instance and starts it again, so there is a gap in service.\nFor a deploy use `pmr reload`, which replaces instances one by one without\ndropping a request. With an ecosystem file, apps of the file that are not\nrunning are started; a changed definition is applied by reload, not restart.\n\nExamples:\n  pmr restart api\n  pmr restart api --update-env    take the current shell's environment\n  pmr restart ecosystem.config.js"
@@ -64,6 +65,11 @@ pub enum Command {
     List,
     /// Print the process list as JSON (one object per instance)
     Jlist,
+    /// Print the process list as indented JSON
+    Prettylist,
+    /// Print the pids of an app's running instances, one per line (every app's without a name)
+    #[command(after_help = "Examples:\n  pmr pid api\n  kill -USR2 $(pmr pid api)")]
+    Pid(PidArgs),
     /// Show everything about an app: config, pids, restarts, last exit, log paths
     #[command(visible_aliases = ["desc", "show", "info"], after_help = "Examples:\n  pmr describe api\n  pmr describe 0")]
     Describe(TargetArgs),
@@ -101,6 +107,26 @@ pub enum Command {
         after_help = "Examples:\n  pmr scale api 4     exactly 4 instances\n  pmr scale api +2    two more\n  pmr scale api -1    one fewer"
     )]
     Scale(ScaleArgs),
+    /// Zero the restart counts of apps (restarts, by reason, and unstable restarts)
+    #[command(after_help = "Examples:\n  pmr reset api\n  pmr reset all")]
+    Reset(TargetArgs),
+    /// Start the apps of an ecosystem file that do not run; restart the ones that do
+    #[command(
+        name = "startOrRestart",
+        after_help = "Like pmr restart <file>: every app of the file gets the file's current\ndefinition, stopped and started at once (brief downtime); the ones not running\nare started.\n\nExamples:\n  pmr startOrRestart ecosystem.config.js --env production"
+    )]
+    StartOrRestart(EcosystemArgs),
+    /// Start the apps of an ecosystem file that do not run; reload the ones that do
+    #[command(
+        name = "startOrReload",
+        after_help = "Like pmr reload <file>: what changed in the file is applied to the running\napps one instance at a time (zero downtime in cluster mode); the apps not\nrunning are started.\n\nExamples:\n  pmr startOrReload ecosystem.config.js --env production"
+    )]
+    StartOrReload(EcosystemArgs),
+    /// Replace the running daemon by the installed version of pmr, keeping the apps
+    #[command(after_help = UPDATE_HELP)]
+    Update,
+    /// Show how to do the everyday things: cluster mode, reloads, ecosystem files, crash loops
+    Examples,
     /// Send a signal to the processes of apps
     #[command(
         name = "sendSignal",
@@ -133,6 +159,17 @@ pub enum Command {
     /// Stop every app gracefully, then the daemon
     Kill,
 }
+
+const UPDATE_HELP: &str = "\
+After installing a new version of pmr, the daemon still running is the old
+one. pmr update saves the process list (as pmr save does: $PMR_HOME/dump.json,
+the previous one kept as dump.json.bak), stops the old daemon, which stops
+every app gracefully, starts the installed daemon and brings the saved apps
+back (as pmr resurrect does). The apps are down between their stop and their
+start again: a few seconds, the time of their kill_timeout and start-up.
+
+Examples:
+  npm install pmr@latest && npx pmr update";
 
 const STARTUP_HELP: &str = "\
 As root, writes a system unit /etc/systemd/system/pmr-<user>.service (for
@@ -207,14 +244,46 @@ pub struct GetArgs {
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// App name, id, namespace, or `all` (several allowed)
+    /// App name, id, namespace, /regex/ or `all` (several allowed)
     #[arg(required = true, value_name = "name|id|all")]
     pub targets: Vec<String>,
 }
 
 #[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub file: FileTargetArgs,
+    /// Only stop watching the apps' files: the apps keep running (pmr restart watches again)
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PidArgs {
+    /// App name, id, namespace or /regex/ (default: every app)
+    #[arg(value_name = "name|id")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EcosystemArgs {
+    /// The ecosystem file (ecosystem.config.js, .json, .yaml...)
+    #[arg(value_name = "file")]
+    pub file: String,
+    /// Merge each app's env_<NAME> over its env
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Only these apps of the file (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+    /// Give the running apps the environment of this shell
+    #[arg(long)]
+    pub update_env: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct FileTargetArgs {
-    /// App name, id, namespace, `all` (several allowed), or an ecosystem file
+    /// App name, id, namespace, /regex/, `all` (several allowed), or an ecosystem file
     #[arg(required = true, value_name = "name|id|all|file")]
     pub targets: Vec<String>,
     /// With an ecosystem file: only these apps of it (comma-separated)
@@ -224,7 +293,7 @@ pub struct FileTargetArgs {
 
 #[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// App name, id, namespace, `all` (several allowed), or an ecosystem file
+    /// App name, id, namespace, /regex/, `all` (several allowed), or an ecosystem file
     #[arg(required = true, value_name = "name|id|all|file")]
     pub targets: Vec<String>,
     /// Give the apps the environment of this shell instead of the one they were started with
@@ -386,16 +455,16 @@ pub struct StartArgs {
     #[arg(long, value_name = "NAME")]
     pub increment_var: Option<String>,
 
-    /// Restart on file changes (`--watch` for the cwd, `--watch=src,lib` for paths); accepted, not active yet
+    /// Reload the app when files change (`--watch` for the cwd, `--watch=src,lib` for paths)
     #[arg(long, num_args = 0..=1, require_equals = true, value_name = "PATHS")]
     pub watch: Option<Option<String>>,
-    /// Paths or patterns not to watch (comma-separated); accepted, not active yet
+    /// Globs not to watch, comma-separated, e.g. "*.log,tmp" (node_modules and dotfiles never are)
     #[arg(long, value_delimiter = ',', value_name = "PATHS")]
     pub ignore_watch: Vec<String>,
-    /// Wait this long after a change before restarting; accepted, not active yet
+    /// Reload once files have been quiet this long after a change [default: 1000ms]
     #[arg(long, value_name = "TIME")]
     pub watch_delay: Option<String>,
-    /// Restart on a cron schedule, e.g. "0 3 * * *"; accepted, not active yet
+    /// Reload on a cron schedule, e.g. "0 3 * * *", "@daily", or 6 fields with seconds first
     #[arg(
         short = 'c',
         long = "cron-restart",

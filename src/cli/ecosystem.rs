@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::args::{FileTargetArgs, RestartArgs};
+use super::args::{EcosystemArgs, FileTargetArgs, RestartArgs};
 use super::{act, caller_env, info, show, start, Ctx};
 use crate::error::{Error, Result};
 use crate::protocol::Request;
@@ -278,19 +278,27 @@ pub(super) fn restart(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `stop_or_delete` does to the apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removal {
+    Stop,
+    /// `pmr stop --watch`: only the watching stops.
+    StopWatch,
+    Delete,
+}
+
 /// `pmr stop|delete <file>`: acts on the file's apps that pmr knows.
-pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, delete: bool) -> Result<()> {
-    let (verb, past) = if delete {
-        ("delete", "deleted")
-    } else {
-        ("stop", "stopped")
+pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, how: Removal) -> Result<()> {
+    let (verb, past) = match how {
+        Removal::Delete => ("delete", "deleted"),
+        Removal::Stop => ("stop", "stopped"),
+        // Its notices say what happened to each app.
+        Removal::StopWatch => ("stop watching", ""),
     };
-    let make = |target: Vec<String>| {
-        if delete {
-            Request::Delete { target }
-        } else {
-            Request::Stop { target }
-        }
+    let make = |target: Vec<String>| match how {
+        Removal::Delete => Request::Delete { target },
+        Removal::Stop => Request::Stop { target },
+        Removal::StopWatch => Request::StopWatch { target },
     };
     let Some(file) = file_target(&a.targets)? else {
         refuse_file_options(None, &a.only)?;
@@ -319,6 +327,29 @@ pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, delete: bool) -> 
         return Ok(());
     }
     act(ctx, make(known), past)
+}
+
+/// `pmr startOrRestart|startOrReload <file>`: restart or reload <file>,
+/// which start the apps of the file that do not run.
+pub(super) fn start_or(ctx: &Ctx<'_>, a: EcosystemArgs, reload_them: bool) -> Result<()> {
+    if file_target(std::slice::from_ref(&a.file))?.is_none() {
+        return Err(Error::Config(format!(
+            "{} is not an ecosystem file: name one, e.g. ecosystem.config.js (for apps by name use pmr {})",
+            a.file,
+            if reload_them { "reload" } else { "restart" }
+        )));
+    }
+    let args = RestartArgs {
+        targets: vec![a.file],
+        update_env: a.update_env,
+        only: a.only,
+        env: a.env,
+    };
+    if reload_them {
+        reload(ctx, args)
+    } else {
+        restart(ctx, args)
+    }
 }
 
 /// `pmr env <name|id>`: the environment the app runs with, values as they

@@ -3,6 +3,7 @@
 
 mod args;
 mod ecosystem;
+mod examples;
 mod init;
 mod logs;
 mod metrics;
@@ -13,6 +14,7 @@ mod start;
 mod startup;
 mod style;
 mod table;
+mod update;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use crate::paths::Home;
 use crate::protocol::{Pong, Request};
 use crate::supervisor::{InstanceInfo, Report, ScaleTo};
 use args::{Cli, Command};
+use ecosystem::Removal;
 use style::Style;
 
 /// What the JS host lends the CLI.
@@ -145,14 +148,32 @@ pub fn run(argv: &[String], host: &dyn Host) -> i32 {
 fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
     match cmd {
         Command::Start(a) => start::run(ctx, *a),
-        Command::Stop(a) => ecosystem::stop_or_delete(ctx, a, false),
+        Command::Stop(a) => ecosystem::stop_or_delete(
+            ctx,
+            a.file,
+            if a.watch {
+                Removal::StopWatch
+            } else {
+                Removal::Stop
+            },
+        ),
         Command::Restart(a) => ecosystem::restart(ctx, a),
         Command::Reload(a) => ecosystem::reload(ctx, a),
-        Command::Delete(a) => ecosystem::stop_or_delete(ctx, a, true),
+        Command::StartOrRestart(a) => ecosystem::start_or(ctx, a, false),
+        Command::StartOrReload(a) => ecosystem::start_or(ctx, a, true),
+        Command::Delete(a) => ecosystem::stop_or_delete(ctx, a, Removal::Delete),
         Command::Env(a) => ecosystem::print_env(ctx, a.target),
         Command::Init => init::run(),
         Command::List => show::list(ctx),
-        Command::Jlist => show::jlist(ctx),
+        Command::Jlist => show::jlist(ctx, false),
+        Command::Prettylist => show::jlist(ctx, true),
+        Command::Pid(a) => show::pids(ctx, a.target),
+        Command::Reset(a) => act(ctx, Request::Reset { target: a.targets }, "reset"),
+        Command::Update => update::run(ctx),
+        Command::Examples => {
+            out(examples::TEXT);
+            Ok(())
+        }
         Command::Describe(a) => show::describe(ctx, a.targets),
         Command::Monit => monit::run(ctx),
         Command::Metrics => metrics::run(ctx),
@@ -300,7 +321,7 @@ fn act(ctx: &Ctx<'_>, req: Request, verb: &str) -> Result<()> {
             names.push(&i.name);
         }
     }
-    if !names.is_empty() {
+    if !names.is_empty() && !verb.is_empty() {
         info(&format!("{verb} {}", names.join(", ")));
     }
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);

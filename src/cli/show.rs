@@ -2,10 +2,11 @@
 
 use super::table::Table;
 use super::{outln, Ctx};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::spec::looks_secret;
 use crate::spec::units::{format_bytes, format_uptime};
+use crate::spec::watch::DEFAULT_WATCH_DELAY_MS;
 use crate::supervisor::state::short_size;
 use crate::supervisor::{Description, InstanceInfo, Status};
 
@@ -61,12 +62,42 @@ pub(super) fn print_table(ctx: &Ctx<'_>, rows: &[InstanceInfo]) {
     }
 }
 
-pub(super) fn jlist(ctx: &Ctx<'_>) -> Result<()> {
+/// `jlist`, and `prettylist` (`pretty`): the same JSON, indented.
+pub(super) fn jlist(ctx: &Ctx<'_>, pretty: bool) -> Result<()> {
     let rows: serde_json::Value = match ctx.existing_daemon()? {
         Some(mut c) => c.request(Request::List)?,
         None => serde_json::Value::Array(Vec::new()),
     };
-    outln(&rows.to_string());
+    let text = if pretty {
+        serde_json::to_string_pretty(&rows)
+            .map_err(|e| Error::Protocol(format!("cannot print the list: {e}")))?
+    } else {
+        rows.to_string()
+    };
+    outln(&text);
+    Ok(())
+}
+
+/// `pmr pid [name]`: the pids of running instances, one per line; with no
+/// daemon there are none.
+pub(super) fn pids(ctx: &Ctx<'_>, target: Option<String>) -> Result<()> {
+    let rows: Vec<InstanceInfo> = match (target, ctx.existing_daemon()?) {
+        (None, None) => Vec::new(),
+        (None, Some(mut c)) => c.request_as(Request::List)?,
+        (Some(t), c) => {
+            let mut c = match c {
+                Some(c) => c,
+                None => ctx.running_daemon()?,
+            };
+            let descs: Vec<Description> = c.request_as(Request::Describe { target: vec![t] })?;
+            descs.into_iter().map(|d| d.info).collect()
+        }
+    };
+    for pid in rows.iter().filter_map(|r| r.pid) {
+        if !outln(&pid.to_string()) {
+            break;
+        }
+    }
     Ok(())
 }
 
@@ -266,13 +297,31 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             if !sp.ignore_watch.is_empty() {
                 w.push_str(&format!(", ignoring {}", sp.ignore_watch.join(", ")));
             }
-            if let Some(d) = sp.watch_delay_ms {
-                w.push_str(&format!(", delay {d} ms"));
-            }
-            kv("watch", format!("{w} {LATER}"));
+            w.push_str(&format!(
+                ", delay {} ms",
+                sp.watch_delay_ms.unwrap_or(DEFAULT_WATCH_DELAY_MS)
+            ));
+            let state = if i.watching {
+                "watching".to_string()
+            } else if let Some(e) = &d.watch_error {
+                s.red(&format!("not watching: {e}"))
+            } else if i.status == Status::Stopped {
+                "not watching while stopped".to_string()
+            } else {
+                format!(
+                    "not watching (pmr stop --watch; pmr restart {} watches again)",
+                    i.name
+                )
+            };
+            kv("watch", format!("{w}: {state}"));
         }
         if let Some(c) = &sp.cron_restart {
-            kv("cron restart", format!("{c} {LATER}"));
+            let next = match i.next_cron_restart {
+                Some(at) => format!("next at {}", time_of(at)),
+                None if i.status == Status::Stopped => "not while stopped".into(),
+                None => "no next run".into(),
+            };
+            kv("cron restart", format!("{c}: {next}"));
         }
         if sp.uid.is_some() || sp.gid.is_some() {
             kv(

@@ -103,10 +103,11 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
     })
 }
 
-/// `pmr start api`, `pmr start 3`, `pmr start all`: something that is not a
-/// file but may name apps the daemon knows.
+/// `pmr start api`, `pmr start 3`, `pmr start all`, `pmr start /^api-/`:
+/// something that is not a file but may name apps the daemon knows.
 fn may_be_target(s: &str) -> bool {
-    !s.contains('/') && !Path::new(s).exists()
+    let regex = s.len() > 2 && s.starts_with('/') && s.ends_with('/');
+    (regex || !s.contains('/')) && !Path::new(s).exists()
 }
 
 pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
