@@ -74,13 +74,13 @@ export interface AppOptions {
   log_type?: 'json'
   /** Send both streams to /dev/null. */
   disable_logs?: boolean
-  /** Restart on file changes (`true`: the cwd). */
+  /** Reload the app when files change (`true`: the cwd). */
   watch?: boolean | string | string[]
-  /** Paths or patterns not watched. */
+  /** Globs not watched (`node_modules` and dotfiles never are). */
   ignore_watch?: string | string[]
-  /** Wait after a change before restarting. */
+  /** Reload once files have been quiet this long after a change. Default 1000 ms. */
   watch_delay?: Duration
-  /** Restart on a schedule: a cron pattern (5 or 6 fields) or `'@daily'`... */
+  /** Reload on a schedule: a cron pattern (5 fields, or 6 with seconds first) or `'@daily'`... */
   cron_restart?: string
   /** Variable holding the instance number. Default `'NODE_APP_INSTANCE'`. */
   instance_var?: string
@@ -99,7 +99,7 @@ export interface AppOptions {
 /** What `start` takes: one app, several, or the path of an ecosystem file. */
 export type AppsInput = AppOptions | AppOptions[] | { apps: AppOptions[] } | string
 
-/** An app, an instance id, a namespace, `'all'`, or several of them. */
+/** An app, an instance id, a namespace, `'/regex/'` over app names, `'all'`, or several of them. */
 export type Target = string | number | Array<string | number>
 
 export type Status = 'launching' | 'online' | 'stopping' | 'stopped' | 'errored' | 'waiting-restart'
@@ -149,6 +149,10 @@ export interface InstanceInfo {
   listening: string[]
   logs: { out: string; err: string; combined: string | null }
   log_dropped_bytes: number
+  /** Changes under the app's `watch` paths replace it right now. */
+  watching: boolean
+  /** When `cron_restart` next replaces the app, in milliseconds since the epoch. */
+  next_cron_restart: number | null
   [more: string]: unknown
 }
 
@@ -161,6 +165,8 @@ export interface Description {
   history: PmrEvent[]
   /** Sockets pmr holds for the app (cluster mode). */
   sockets: string[]
+  /** Why the app's `watch` paths are not watched although they should be (e.g. the inotify limit). */
+  watch_error: string | null
 }
 
 /** What start, stop, restart, reload, delete, scale and signal resolve to. */
@@ -201,9 +207,11 @@ export interface ReloadEvent extends EventBase {
   detail: string | null
 }
 export interface ErrorEvent extends EventBase { type: 'error'; message: string }
+/** A watched file changed or the cron schedule came due: the instance is being replaced (reloaded in cluster mode, restarted in fork mode). */
+export interface ReplacingEvent extends EventBase { type: 'replacing'; reason: 'watch' | 'cron'; detail: string }
 
 export type PmrEvent = StartEvent | OnlineEvent | ListeningEvent | ReadyEvent | ExitEvent | RestartEvent |
-  ErroredEvent | StopEvent | MessageEvent | ReloadEvent | ErrorEvent
+  ErroredEvent | StopEvent | MessageEvent | ReloadEvent | ErrorEvent | ReplacingEvent
 
 export interface LogLine {
   app: string
@@ -277,6 +285,10 @@ declare abstract class PmrApi {
   describe(target: Target): Promise<Description[]>
   /** Sends a signal (e.g. `'SIGUSR2'`) to the instances' processes. */
   signal(target: Target, signal: string): Promise<Report>
+  /** Zeroes the instances' restart counts (restarts, by reason, unstable restarts). */
+  reset(target: Target): Promise<Report>
+  /** Stops watching the apps' files; the apps keep running (a restart or reload watches again). */
+  stopWatch(target: Target): Promise<Report>
   /** Past lines of the log files, then (with `follow`) new lines. */
   logs(target?: Target, options?: LogsOptions): AsyncIterableIterator<LogLine>
   on(event: 'start', listener: (e: StartEvent) => void): this
@@ -290,6 +302,7 @@ declare abstract class PmrApi {
   on(event: 'message', listener: (e: MessageEvent) => void): this
   on(event: 'reload', listener: (e: ReloadEvent) => void): this
   on(event: 'error', listener: (e: ErrorEvent) => void): this
+  on(event: 'replacing', listener: (e: ReplacingEvent) => void): this
   on(event: 'log', listener: (line: LogLine) => void): this
   on(event: 'lagged', listener: (e: LaggedEvent) => void): this
   /** Every event and log line. */

@@ -173,6 +173,14 @@ class Api {
     return this._request('signal', { target: targets(target), signal: String(signal) })
   }
 
+  reset (target) {
+    return this._request('reset', { target: targets(target) })
+  }
+
+  stopWatch (target) {
+    return this._request('stop_watch', { target: targets(target) })
+  }
+
   /** Log lines as an async iterator: the last `lines` of each file, then
    * (with `follow`) new lines as the apps write them. */
   async * logs (target = 'all', { lines = 15, follow = false } = {}) {
