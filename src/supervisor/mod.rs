@@ -788,7 +788,7 @@ impl Supervisor {
         self.resize_locked(name, spec).await?;
         Ok(Report {
             instances: self.infos_of(name, None),
-            notices: Vec::new(),
+            notices: self.sync_automation(name).await,
         })
     }
 
