@@ -201,6 +201,11 @@ test('regex and namespace targets; reset zeroes the counts (CLI and JS API)', wi
     const report = await pm.reset('jobs')
     assert.deepEqual(report.instances.map((i) => [i.name, i.restarts]), [['worker', 0]])
     await assert.rejects(pm.reset('/^zzz/'), (e) => e.code === 'PMR_NOT_FOUND')
+    const unwatched = await pm.stopWatch('worker')
+    assert.deepEqual(unwatched.notices, ['worker: not watched (no watch option)'])
+    const lines = []
+    for await (const l of pm.logs('/^api-/', { lines: 1 })) lines.push(l.app)
+    assert.ok(lines.length > 0 && lines.every((a) => a.startsWith('api-')), lines.join())
   } finally {
     await pm.close()
   }

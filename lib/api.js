@@ -184,9 +184,17 @@ class Api {
   /** Log lines as an async iterator: the last `lines` of each file, then
    * (with `follow`) new lines as the apps write them. */
   async * logs (target = 'all', { lines = 15, follow = false } = {}) {
+    const pattern = /^\/(.+)\/$/.exec(String(target))
+    let byName = null
+    try {
+      if (pattern) byName = new RegExp(pattern[1])
+    } catch (e) {
+      throw new PmrError(`${target} is not a usable regular expression: ${e.message}`, 'PMR_CONFIG')
+    }
     const wanted = (row) => {
       if (target === 'all') return true
       const t = String(target)
+      if (byName) return byName.test(row.name)
       return /^\d+$/.test(t) ? row.id === Number(t) : row.name === t || row.namespace === t
     }
     const rows = (await this.list()).filter(wanted)
