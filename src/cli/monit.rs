@@ -840,6 +840,7 @@ mod tests {
                 combined: None,
             },
             log_dropped_bytes: 0,
+            kill_scope: None,
         }
     }
 

@@ -176,6 +176,8 @@ pub struct InstanceInfo {
     pub listening: Vec<String>,
     pub logs: LogPaths,
     pub log_dropped_bytes: u64,
+    /// What a stop reaches: `cgroup <path>` or `process group <pgid>`.
+    pub kill_scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
