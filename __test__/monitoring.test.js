@@ -217,6 +217,16 @@ test('a blocked event loop shows as a growing lag, and falls back once it runs a
   await waitFor('the lag back to normal', () => rows(home, 'web')[0].node.event_loop_lag_ms < 250, { timeout: 3000, interval: 100 })
 }))
 
+test('an app that closes its IPC channel lives on without Node.js figures', withHome(async (home) => {
+  home.ok(['start', 'disconnects.js', '--name', 'quiet'], { cwd: DIR })
+  await waitFor('Node.js figures', () => rows(home, 'quiet')[0].node)
+  home.ok(['sendSignal', 'SIGUSR2', 'quiet'])
+  const r = await waitFor('the figures to go', () => { const [x] = rows(home, 'quiet'); return x.node === null ? x : null })
+  assert.equal(r.status, 'online')
+  assert.equal(r.restarts, 0)
+  assert.ok(r.memory > 0, 'CPU and memory are still sampled')
+}))
+
 test('pmr metrics prints Prometheus text; the HTTP endpoint serves it on loopback, moves and stops live', withHome(async (home) => {
   const port = await freePort()
   home.ok(['start', 'server.js', '--name', 'api', '-i', '2', '--max-memory-restart', '300M'], { env: { PORT: String(port) } })

@@ -44,6 +44,8 @@ pub enum ChannelEvent {
     },
     /// The preload's report on the Node.js runtime.
     Metrics(NodeReport),
+    /// The worker closed the channel (it may live on without one).
+    Closed,
     /// Any other message the app sent.
     App(Value),
 }
@@ -103,7 +105,10 @@ impl Channel {
             tokio::select! {
                 r = self.stream.read(&mut buf) => {
                     let n = match r {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) | Err(_) => {
+                            let _ = self.events.send(ChannelEvent::Closed);
+                            return;
+                        }
                         Ok(n) => n,
                     };
                     framer.push(&buf[..n], &mut frames);

@@ -1,5 +1,12 @@
-//! Checking `cron_restart` patterns as PM2 users write them, so a typo is
-//! refused when the app is defined rather than silently never firing.
+//! `cron_restart` patterns as PM2 users write them: checked when the app is
+//! defined, so a typo is refused rather than silently never firing, and
+//! their next run times, in local time (croner, which follows Vixie cron:
+//! a day matches when its day of month *or* its day of week does).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone};
+use croner::Cron;
 
 struct Field {
     name: &'static str,
@@ -60,6 +67,68 @@ const MACROS: &[&str] = &[
 /// Accepts `m h dom mon dow`, the same with seconds first, and the
 /// `@daily`-style macros.
 pub fn check_cron(expr: &str) -> Result<(), String> {
+    check_fields(expr)?;
+    // What is accepted must also be what runs.
+    Schedule::parse(expr).map(|_| ())
+}
+
+/// A checked pattern, ready to give its run times.
+#[derive(Debug, Clone)]
+pub struct Schedule(Cron);
+
+impl Schedule {
+    pub fn parse(expr: &str) -> Result<Self, String> {
+        let e = expr.trim();
+        // croner knows every macro but this one.
+        let e = if e.eq_ignore_ascii_case("@midnight") {
+            "@daily".to_string()
+        } else {
+            open_steps(e)
+        };
+        Cron::from_str(&e)
+            .map(Schedule)
+            .map_err(|err| format!("'{expr}' is not a cron pattern: {err}"))
+    }
+
+    /// The first run strictly after `t`; None when the pattern never
+    /// matches again (the 31st of February).
+    pub fn next_after<Tz: TimeZone>(&self, t: &DateTime<Tz>) -> Option<DateTime<Tz>>
+    where
+        DateTime<Tz>: croner::CronDateTime,
+    {
+        self.0.find_next_occurrence(t, false).ok()
+    }
+}
+
+/// `5/15` is Vixie cron's "from 5, every 15"; croner wants it spelled
+/// `5-59/15`.
+fn open_steps(expr: &str) -> String {
+    let parts: Vec<&str> = expr.split_whitespace().collect();
+    let fields: &[Field] = match parts.len() {
+        5 => &[MINUTE, HOUR, DAY, MONTH, WEEKDAY],
+        6 => &[SECOND, MINUTE, HOUR, DAY, MONTH, WEEKDAY],
+        _ => return expr.to_string(),
+    };
+    let open = |item: &str, f: &Field| match item.split_once('/') {
+        Some((start, step)) if start != "*" && !start.contains('-') => {
+            format!("{start}-{}/{step}", f.max)
+        }
+        _ => item.to_string(),
+    };
+    parts
+        .iter()
+        .zip(fields)
+        .map(|(part, f)| {
+            part.split(',')
+                .map(|item| open(item, f))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn check_fields(expr: &str) -> Result<(), String> {
     let e = expr.trim();
     if e.starts_with('@') {
         return if MACROS.contains(&e.to_ascii_lowercase().as_str()) {
@@ -147,6 +216,99 @@ mod tests {
             "0 12 ? * 7",
             "@daily",
             "@HOURLY",
+        ] {
+            assert_eq!(check_cron(p), Ok(()), "{p}");
+        }
+    }
+
+    fn at(s: &str) -> DateTime<chrono::Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    fn next(expr: &str, from: &str) -> String {
+        Schedule::parse(expr)
+            .unwrap()
+            .next_after(&at(from))
+            .unwrap()
+            .to_rfc3339()
+    }
+
+    #[test]
+    fn next_run_times() {
+        assert_eq!(
+            next("0 3 * * *", "2026-03-10T02:59:59Z"),
+            "2026-03-10T03:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 3 * * *", "2026-03-10T03:00:00Z"),
+            "2026-03-11T03:00:00+00:00"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2026-03-10T10:16:00Z"),
+            "2026-03-10T10:30:00+00:00"
+        );
+        // Six fields: seconds first.
+        assert_eq!(
+            next("*/2 * * * * *", "2026-03-10T10:00:01Z"),
+            "2026-03-10T10:00:02+00:00"
+        );
+        assert_eq!(
+            next("30 0 3 * * sun", "2026-03-10T00:00:00Z"),
+            "2026-03-15T03:00:30+00:00"
+        );
+        // 7 is Sunday too; names and ranges.
+        assert_eq!(
+            next("0 12 * * 7", "2026-03-10T00:00:00Z"),
+            "2026-03-15T12:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 * JAN-MAR MON-FRI", "2026-03-31T00:00:00Z"),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("@daily", "2026-03-10T10:00:00Z"),
+            "2026-03-11T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("@midnight", "2026-03-10T10:00:00Z"),
+            "2026-03-11T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("@hourly", "2026-03-10T10:00:00Z"),
+            "2026-03-10T11:00:00+00:00"
+        );
+        assert_eq!(
+            next("5/15 * * * *", "2026-03-10T10:21:00Z"),
+            "2026-03-10T10:35:00+00:00"
+        );
+        assert_eq!(
+            next("5/15,0 * * * *", "2026-03-10T10:51:00Z"),
+            "2026-03-10T11:00:00+00:00"
+        );
+        // Vixie cron: day of month OR day of week.
+        assert_eq!(
+            next("0 0 13 * FRI", "2026-03-10T00:00:00Z"),
+            "2026-03-13T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 1,15 * MON", "2026-03-10T00:00:00Z"),
+            "2026-03-15T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn every_accepted_form_runs() {
+        for p in [
+            "5/15 * * * *",
+            "0-59/5 * * * *",
+            "0 0 ? * *",
+            "0 0 * * ?",
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
         ] {
             assert_eq!(check_cron(p), Ok(()), "{p}");
         }

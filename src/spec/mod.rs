@@ -11,6 +11,7 @@ mod options;
 mod resolve;
 pub mod suggest;
 pub mod units;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 use super::suggest::closest;
 use super::units::{parse_duration_ms, parse_size};
 use super::{
-    cron, datefmt, default_name, validate_name, AppConfig, ExecMode, Instances, LogFile, Watch,
+    cron, datefmt, default_name, validate_name, watch, AppConfig, ExecMode, Instances, LogFile,
+    Watch,
 };
 use crate::process::signal::parse_signal;
 
@@ -544,7 +545,11 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                         })?),
                     })
                 }
-                "ignore_watch" => c.ignore_watch = Some(string_list(v)?),
+                "ignore_watch" => {
+                    let patterns = string_list(v)?;
+                    watch::check_ignore(&patterns)?;
+                    c.ignore_watch = Some(patterns);
+                }
                 "cron_restart" => {
                     let s = non_empty(v)?;
                     cron::check_cron(&s)?;
@@ -744,7 +749,7 @@ mod tests {
                 "autorestart": "yes", "instances": "lots", "exec_mode": "threads",
                 "max_restarts": -1, "env": {"A": {"nested": 1}}, "kill_signal": "SIGNOPE",
                 "cron_restart": "0 25 * * *", "log_type": "xml", "stop_exit_codes": "0",
-                "log_date_format": "%Y %Q"
+                "log_date_format": "%Y %Q", "ignore_watch": ["*.log", "src/["]
             }),
             None,
         );
@@ -762,10 +767,11 @@ mod tests {
             "log_type: 'xml' is not a log type",
             "stop_exit_codes: must be an exit code or a list of them",
             "log_date_format: '%Y %Q' is not a date format",
+            "ignore_watch: 'src/[' is not a glob pattern",
         ] {
             assert!(m.iter().any(|x| x.starts_with(want)), "{want}\n{m:#?}");
         }
-        assert_eq!(m.len(), 12, "{m:#?}");
+        assert_eq!(m.len(), 13, "{m:#?}");
     }
 
     #[test]

@@ -414,6 +414,9 @@ impl AppConfig {
             compress: self.compress,
             rotate_interval: self.rotate_interval.clone(),
         };
+        let ignore_watch = self.ignore_watch.clone().unwrap_or_default();
+        super::watch::check_ignore(&ignore_watch)
+            .map_err(|e| Error::Config(format!("ignore_watch: {e}")))?;
         let watch = match &self.watch {
             None | Some(Watch::Enabled(false)) => Vec::new(),
             Some(Watch::Enabled(true)) => vec![cwd.clone()],
@@ -454,7 +457,7 @@ impl AppConfig {
             increment_var: self.increment_var.clone(),
             logs,
             watch,
-            ignore_watch: self.ignore_watch.clone().unwrap_or_default(),
+            ignore_watch,
             watch_delay_ms: self.watch_delay,
             cron_restart: self.cron_restart.clone(),
             uid: self.uid.clone(),

@@ -23,7 +23,7 @@ use crate::settings::Settings;
 /// How many samples in a row must be over the limit before the instance is
 /// replaced: one sample can catch a short spike (a GC about to run, a big
 /// response being built) that the app handles on its own.
-pub(crate) const SAMPLES_OVER_LIMIT: u32 = 2;
+const SAMPLES_OVER_LIMIT: u32 = 2;
 
 /// One process as one tick of the sampler sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

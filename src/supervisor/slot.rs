@@ -407,6 +407,8 @@ impl Slot {
                     p.send(crate::cluster::message::metrics_interval(interval));
                 }
             }
+            // No more reports will come: figures that would only age away.
+            ChannelEvent::Closed => self.st().node = None,
             ChannelEvent::App(data) => self.emit(EventKind::Message { data }),
         }
     }

@@ -1,5 +1,6 @@
 //! Which instances a command means: `all`, an id, an app name, a namespace,
-//! or several of those at once.
+//! a regular expression over app names (`/^api-/`), or several of those at
+//! once.
 
 use crate::error::{Error, Result};
 
@@ -57,6 +58,17 @@ pub(crate) fn select(apps: &[Candidate<'_>], targets: &[String]) -> Result<Vec<S
             add(a.name, None);
             continue;
         }
+        if let Some(re) = regex_target(t)? {
+            let matching: Vec<&Candidate<'_>> =
+                apps.iter().filter(|a| re.is_match(a.name)).collect();
+            if matching.is_empty() {
+                return Err(Error::NotFound(format!(
+                    "no app name matches {t} (see pmr list)"
+                )));
+            }
+            matching.iter().for_each(|a| add(a.name, None));
+            continue;
+        }
         let in_ns: Vec<&Candidate<'_>> = apps.iter().filter(|a| a.namespace == t).collect();
         if in_ns.is_empty() {
             return Err(Error::NotFound(format!(
@@ -66,6 +78,21 @@ pub(crate) fn select(apps: &[Candidate<'_>], targets: &[String]) -> Result<Vec<S
         in_ns.iter().for_each(|a| add(a.name, None));
     }
     Ok(out)
+}
+
+/// `/.../` names apps by a regular expression (PM2's spelling). Anything
+/// else is not a regex target; a malformed one is an error, not a name.
+pub(crate) fn regex_target(t: &str) -> Result<Option<regex::Regex>> {
+    let Some(body) = t
+        .strip_prefix('/')
+        .and_then(|r| r.strip_suffix('/'))
+        .filter(|b| !b.is_empty())
+    else {
+        return Ok(None);
+    };
+    regex::Regex::new(body)
+        .map(Some)
+        .map_err(|e| Error::Config(format!("{t} is not a usable regular expression: {e}")))
 }
 
 #[cfg(test)]
@@ -136,6 +163,33 @@ mod tests {
         assert_eq!(s[1].app, "worker");
         let s = select(&a, &t(&["0", "api"])).unwrap();
         assert_eq!(s[0].ids, None);
+    }
+
+    fn names(sel: Vec<Selected>) -> Vec<String> {
+        sel.into_iter().map(|s| s.app).collect()
+    }
+
+    #[test]
+    fn regular_expressions_over_names() {
+        let a = apps();
+        assert_eq!(
+            names(select(&a, &t(&["/^a/"])).unwrap()),
+            vec!["api", "admin"]
+        );
+        assert_eq!(names(select(&a, &t(&["/er$/"])).unwrap()), vec!["worker"]);
+        assert_eq!(names(select(&a, &t(&["/./", "api"])).unwrap()).len(), 3);
+        let none = select(&a, &t(&["/^zzz/"])).unwrap_err();
+        assert_eq!(none.code(), "PMR_NOT_FOUND");
+        assert!(none.to_string().contains("no app name matches /^zzz/"));
+        let bad = select(&a, &t(&["/a(/"])).unwrap_err();
+        assert_eq!(bad.code(), "PMR_CONFIG");
+        assert!(bad
+            .to_string()
+            .contains("/a(/ is not a usable regular expression"));
+        // Slashes alone are not a pattern.
+        assert!(regex_target("/").unwrap().is_none());
+        assert!(regex_target("//").unwrap().is_none());
+        assert!(regex_target("api").unwrap().is_none());
     }
 
     #[test]
