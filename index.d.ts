@@ -133,10 +133,20 @@ export interface InstanceInfo {
   /** Consecutive exits within min_uptime. */
   unstable_restarts: number
   uptime_ms: number
-  /** Bytes. */
+  /** Bytes (RSS of the instance's whole process tree). */
   memory: number
-  /** Percent of one core. */
+  /** Percent of one core, over the instance's whole process tree. */
   cpu: number
+  /** Processes in the instance's tree (children included). */
+  processes: number
+  /** max_memory_restart in bytes, if set. */
+  memory_limit: number | null
+  /** The last time the tree went over the limit and the instance was replaced. */
+  memory_exceeded: { at: number; memory: number; limit: number } | null
+  /** What the Node.js process reports (null for other apps). */
+  node: { event_loop_lag_ms: number; heap_used: number; heap_total: number; active_handles: number } | null
+  /** What a stop reaches: `cgroup <path>` or `process group <pgid>` (null when not running). */
+  kill_scope: string | null
   mode: 'fork' | 'cluster'
   /** Milliseconds since the epoch. */
   started_at: number | null
@@ -210,8 +220,11 @@ export interface ErrorEvent extends EventBase { type: 'error'; message: string }
 /** A watched file changed or the cron schedule came due: the instance is being replaced (reloaded in cluster mode, restarted in fork mode). */
 export interface ReplacingEvent extends EventBase { type: 'replacing'; reason: 'watch' | 'cron'; detail: string }
 
+/** The tree went over max_memory_restart twice in a row; a `restart` (reason `memory`) follows. */
+export interface MemoryLimitEvent extends EventBase { type: 'memory_limit'; limit: number; memory: number }
+
 export type PmrEvent = StartEvent | OnlineEvent | ListeningEvent | ReadyEvent | ExitEvent | RestartEvent |
-  ErroredEvent | StopEvent | MessageEvent | ReloadEvent | ErrorEvent | ReplacingEvent
+  ErroredEvent | StopEvent | MessageEvent | ReloadEvent | ErrorEvent | ReplacingEvent | MemoryLimitEvent
 
 export interface LogLine {
   app: string
@@ -303,6 +316,7 @@ declare abstract class PmrApi {
   on(event: 'reload', listener: (e: ReloadEvent) => void): this
   on(event: 'error', listener: (e: ErrorEvent) => void): this
   on(event: 'replacing', listener: (e: ReplacingEvent) => void): this
+  on(event: 'memory_limit', listener: (e: MemoryLimitEvent) => void): this
   on(event: 'log', listener: (line: LogLine) => void): this
   on(event: 'lagged', listener: (e: LaggedEvent) => void): this
   /** Every event and log line. */

@@ -192,7 +192,7 @@ test('pmr-runtime health endpoints and JSON output', withHome(async (home) => {
     await waitFor('ready', async () => (await get(health, '/readyz').catch(() => ({}))).status === 200)
     assert.equal((await get(health, '/healthz')).status, 200)
     assert.equal((await get(health, '/nope')).status, 404)
-    const line = r.out.split('\n').find((l) => l.includes('listening on'))
+    const line = await waitFor('the listening line', () => r.out.split('\n').find((l) => l.includes('listening on')))
     const obj = JSON.parse(line)
     assert.equal(obj.app, 'hs')
     assert.equal(obj.stream, 'out')

@@ -145,3 +145,134 @@ test('another user cannot use the control socket', withHome(async (home, t) => {
   assert.equal(lines[lines.length - 1], '""', `the daemon closed the connection without answering: ${peer.stdout} ${peer.stderr}`)
   assert.match(fs.readFileSync(path.join(home.dir, 'pmr.log'), 'utf8'), /refused a control connection from another user/)
 }))
+
+const inodes = (pid) => fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+  try { return [Number(fd), fs.readlinkSync(`/proc/${pid}/fd/${fd}`)] } catch { return [Number(fd), null] }
+}).filter(([, t]) => t)
+
+test('a stop reaches processes that left the group with setsid (cgroup scope)', withHome(async (home, t) => {
+  fs.writeFileSync(path.join(home.dir, 'escape.js'), `
+    const { spawn } = require('child_process')
+    const c = spawn('setsid', ['sleep', '1000'], { stdio: 'ignore', detached: false })
+    console.log('escapee ' + c.pid)
+    setInterval(() => {}, 1 << 30)`)
+  home.ok(['start', path.join(home.dir, 'escape.js'), '--name', 'esc'])
+  const [r] = rows(home, 'esc')
+  const escapee = await waitFor('the escapee', () => {
+    const m = fs.readFileSync(home.logFile('esc-out.log'), 'utf8').match(/escapee (\d+)/)
+    return m && Number(m[1])
+  })
+  home.pids.add(escapee)
+  const stat = fs.readFileSync(`/proc/${escapee}/stat`, 'utf8')
+  const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
+  assert.notEqual(pgrp, r.pid, 'the escapee is out of the app\'s process group')
+  const desc = home.ok(['describe', 'esc']).stdout
+  if (!/kill scope +│ cgroup /.test(desc)) {
+    assert.match(desc, /kill scope +│ process group \d+/)
+    return t.skip('no cgroup v2 here: process groups cannot reach a setsid escapee')
+  }
+  home.ok(['stop', 'esc'])
+  await waitFor('the escapee to be gone', () => !alive(escapee))
+  assert.ok(!alive(r.pid))
+  assert.equal(rows(home, 'esc')[0].kill_scope, null)
+}))
+
+test('an app gets exactly fds 0, 1, 2 (and 3, its IPC channel) and nothing of the daemon', withHome(async (home) => {
+  home.ok(['start', 'sleep', '--name', 'plain', '--', '1000'])
+  const [plain] = rows(home, 'plain')
+  assert.deepEqual(inodes(plain.pid).map(([fd]) => fd).sort(), [0, 1, 2])
+  const port = await freePort()
+  home.ok(['start', 'server.js', '--name', 'worker', '-i', '1'], { env: { PORT: String(port) } })
+  await waitFor('listening', () => rows(home, 'worker')[0].listening.length === 1)
+  const [w] = rows(home, 'worker')
+  const daemonInodes = new Set(inodes(home.daemonPid()).map(([, t]) => t).filter((t) => /^(socket|pipe):/.test(t)))
+  const shared = inodes(w.pid).filter(([fd, t]) => daemonInodes.has(t))
+  // Only the ends of the output pipes and the listening socket pmr handed over.
+  for (const [fd, t] of shared) {
+    assert.ok(fd === 1 || fd === 2 || /^socket:/.test(t), `fd ${fd} (${t}) is shared with the daemon`)
+  }
+  assert.ok(shared.filter(([fd]) => fd > 2).length <= 1, `only the listening socket: ${JSON.stringify(shared)}`)
+  assert.match(fs.readlinkSync(`/proc/${w.pid}/fd/3`), /^socket:/)
+}))
+
+test('200 instances exiting at the same instant are all seen and restarted', withHome(async (home) => {
+  // Light shell processes (200 Node ones would take this machine longer to
+  // start than the wait); each sleeps until the same wall-clock instant.
+  const at = (Date.now() + 6000) / 1000
+  fs.writeFileSync(path.join(home.dir, 'together.sh'), `#!/bin/sh
+d=$(awk -v at=${at} -v now=$(date +%s.%N) 'BEGIN { d = at - now; if (d > 0) printf "%.3f", d; else print 0 }')
+if [ "$d" != "0" ]; then sleep "$d"; exit 1; fi
+exec sleep 1000
+`)
+  fs.writeFileSync(path.join(home.dir, 'herd.json'), JSON.stringify({
+    apps: [{ name: 'herd', script: 'together.sh', instances: 200, min_uptime: 0 }],
+  }))
+  home.ok(['start', 'herd.json'], { cwd: home.dir, timeout: 60000 })
+  assert.ok(Date.now() / 1000 < at, 'every instance started before the instant')
+  await waitFor('every instance restarted once', () => {
+    const all = rows(home, 'herd')
+    return all.length === 200 && all.every((r) => r.restarts === 1 && r.status === 'online')
+  }, { timeout: 30000, interval: 200 })
+}))
+
+test('as root: uid/gid drop privileges, HOME/USER/LOGNAME follow, planted log symlinks are refused', withHome(async (home, t) => {
+  if (process.getuid() !== 0) return t.skip('needs root to switch users')
+  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'pmr-uid-'))
+  try {
+    fs.chmodSync(dir, 0o755)
+    const script = path.join(dir, 'who.js')
+    fs.writeFileSync(script, `console.log(JSON.stringify({ HOME: process.env.HOME, USER: process.env.USER, LOGNAME: process.env.LOGNAME })); setInterval(() => {}, 1 << 30)`)
+    fs.chmodSync(script, 0o644)
+    const first = home.ok(['start', script, '--name', 'rooty', '--cwd', dir])
+    assert.match(first.stdout, /rooty runs as root because the daemon does and the app sets no uid/)
+    const second = home.ok(['start', 'idle.js', '--name', 'rooty2'])
+    assert.doesNotMatch(second.stdout, /runs as root/, 'the warning is given once')
+
+    home.ok(['start', script, '--name', 'nob', '--uid', 'nobody', '--gid', 'nogroup', '--cwd', dir])
+    const [nob] = rows(home, 'nob')
+    const status = fs.readFileSync(`/proc/${nob.pid}/status`, 'utf8')
+    assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m)
+    assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m)
+    assert.doesNotMatch(status, /^Groups:.*\b0\b/m, 'root\'s groups are gone')
+    const env = await waitFor('the env line', () => {
+      try { return JSON.parse(fs.readFileSync(home.logFile('nob-out.log'), 'utf8').trim()) } catch { return null }
+    })
+    assert.equal(env.USER, 'nobody')
+    assert.equal(env.LOGNAME, 'nobody')
+    assert.notEqual(env.HOME, process.env.HOME)
+
+    // A link planted where an app's log should go is not followed.
+    const victim = path.join(dir, 'victim.txt')
+    fs.writeFileSync(victim, 'untouched\n')
+    const planted = path.join(dir, 'out.log')
+    fs.symlinkSync(victim, planted)
+    home.ok(['start', script, '--name', 'planted', '--uid', 'nobody', '--cwd', dir, '-o', planted])
+    await waitFor('the refused write to be counted', () => rows(home, 'planted')[0].log_dropped_bytes > 0)
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'untouched\n')
+    const bad = home.run(['start', script, '--name', 'ghostuser', '--uid', 'no-such-user-here'])
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /no user named 'no-such-user-here'/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}))
+
+test('soak: 10 000 crash-restarts leave the daemon\'s fds and memory as they were', {
+  skip: !process.env.PMR_SLOW && 'slow (about a minute): run with PMR_SLOW=1',
+}, withHome(async (home, t) => {
+  home.ok(['ping'])
+  const daemon = home.daemonPid()
+  const fds = () => fs.readdirSync(`/proc/${daemon}/fd`).length
+  const rss = () => Number(fs.readFileSync(`/proc/${daemon}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024
+  home.ok(['start', 'sh', '--name', 'flap', '--max-restarts', '100000000', '--min-uptime', '0', '--', '-c', 'exit 1'])
+  await waitFor('100 restarts', () => rows(home, 'flap')[0].restarts >= 100, { timeout: 30000 })
+  const fd0 = fds()
+  const rss0 = rss()
+  await waitFor('10 000 restarts', () => rows(home, 'flap')[0].restarts >= 10100, { timeout: 300000, interval: 1000 })
+  home.ok(['stop', 'flap'])
+  const fd1 = fds()
+  const rss1 = rss()
+  t.diagnostic(`daemon fds ${fd0} -> ${fd1}, RSS ${(rss0 / 1048576).toFixed(1)} MB -> ${(rss1 / 1048576).toFixed(1)} MB`)
+  assert.ok(fd1 <= fd0, `the daemon's fd count came back (${fd0} -> ${fd1})`)
+  assert.ok(rss1 - rss0 < 2 * 1048576, `RSS grew by ${((rss1 - rss0) / 1048576).toFixed(2)} MB`)
+}))

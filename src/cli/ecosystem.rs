@@ -207,7 +207,7 @@ pub(super) fn start(ctx: &Ctx<'_>, file: &str, env: Option<&str>, only: &[String
     }
     let mut c = ctx.daemon()?;
     let report: Report = c.request_as(Request::Start { apps: missing })?;
-    start::summarize(&report.instances);
+    start::summarize(&report);
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
     Ok(())
 }
@@ -237,10 +237,7 @@ pub(super) fn reload(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
         apps,
         update_env: a.update_env,
     })?;
-    for n in &report.notices {
-        info(n);
-    }
-    start::summarize(&report.instances);
+    start::summarize(&report);
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
     Ok(())
 }
@@ -270,10 +267,7 @@ pub(super) fn restart(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
         apps,
         update_env: a.update_env,
     })?;
-    for n in &report.notices {
-        info(n);
-    }
-    start::summarize(&report.instances);
+    start::summarize(&report);
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
     Ok(())
 }

@@ -226,6 +226,9 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
         }
         kv("out log", i.logs.out.display().to_string());
         kv("error log", i.logs.err.display().to_string());
+        if let Some(scope) = &i.kill_scope {
+            kv("kill scope", scope.clone());
+        }
         if let Some(c) = &i.logs.combined {
             kv("combined log", c.display().to_string());
         }

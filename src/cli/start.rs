@@ -137,7 +137,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
             }) {
                 Ok(report) => {
                     info(&format!("started {script}"));
-                    summarize(&report.instances);
+                    summarize(&report);
                     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
                     return Ok(());
                 }
@@ -175,13 +175,18 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
     ));
     let mut c = ctx.daemon()?;
     let report: Report = c.request_as(Request::Start { apps: vec![spec] })?;
-    summarize(&report.instances);
+    summarize(&report);
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
     Ok(())
 }
 
-pub(super) fn summarize(instances: &[InstanceInfo]) {
-    for i in instances {
+/// What the daemon had to say about an operation, and the errors of the
+/// instances it touched.
+pub(super) fn summarize(report: &Report) {
+    for n in &report.notices {
+        info(n);
+    }
+    for i in &report.instances {
         if let Some(e) = &i.last_error {
             info(&format!("{} (id {}): {e}", i.name, i.id));
         }

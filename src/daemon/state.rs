@@ -41,6 +41,9 @@ pub struct Tracked {
     pub start: u64,
     pub kill_signal: String,
     pub kill_timeout_ms: u64,
+    /// Its cgroup, when it had one: it holds even processes that left the group.
+    #[serde(default)]
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 pub fn snapshot(sup: &Supervisor) -> State {
@@ -58,6 +61,11 @@ pub fn snapshot(sup: &Supervisor) -> State {
                 start: process_start(pid)?,
                 kill_signal: spec.kill_signal.clone(),
                 kill_timeout_ms: spec.kill_timeout_ms,
+                cgroup: i
+                    .kill_scope
+                    .as_deref()
+                    .and_then(|s| s.strip_prefix("cgroup "))
+                    .map(std::path::PathBuf::from),
             })
         })
         .collect();
@@ -119,6 +127,13 @@ pub async fn recover(path: &Path) -> Recovery {
             return out;
         }
     };
+    #[cfg(target_os = "linux")]
+    let cgroups: Vec<crate::process::cgroup::AppCgroup> = state
+        .processes
+        .iter()
+        .filter_map(|t| t.cgroup.as_deref())
+        .filter_map(crate::process::cgroup::AppCgroup::open)
+        .collect();
     let alive: Vec<&Tracked> = state
         .processes
         .iter()
@@ -137,6 +152,23 @@ pub async fn recover(path: &Path) -> Recovery {
         // Still the same process (or its group): finish it.
         if process_start(t.pid) == Some(t.start) || group_alive(t.pid) {
             let _ = signal_group(t.pid, Signal::SIGKILL);
+        }
+    }
+    // What left the process groups is still in the cgroups.
+    #[cfg(target_os = "linux")]
+    for cg in &cgroups {
+        if cg.populated() {
+            let _ = cg.kill();
+        }
+        for _ in 0..100 {
+            if !cg.populated() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = cg.remove();
+        if let Some(parent) = cg.path().parent() {
+            let _ = std::fs::remove_dir(parent);
         }
     }
     let names: Vec<String> = state.apps.iter().map(|a| a.spec.name.clone()).collect();
@@ -188,6 +220,7 @@ mod tests {
                     start,
                     kill_signal: "SIGTERM".into(),
                     kill_timeout_ms: 2000,
+                    cgroup: None,
                 },
                 // Same pid number, another process: must be left alone.
                 Tracked {
@@ -197,6 +230,7 @@ mod tests {
                     start: 1,
                     kill_signal: "SIGKILL".into(),
                     kill_timeout_ms: 0,
+                    cgroup: None,
                 },
             ],
         };

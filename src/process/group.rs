@@ -14,6 +14,28 @@ pub fn signal_group(pgid: u32, sig: Signal) -> nix::Result<bool> {
     }
 }
 
+/// Live (non-zombie) processes of the group.
+#[cfg(target_os = "linux")]
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+                .is_some_and(|(state, pgrp)| pgrp == pgid && state != 'Z' && state != 'X')
+        })
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn group_members(_pgid: u32) -> Vec<u32> {
+    Vec::new()
+}
+
 /// Whether any process of the group is still alive. Zombies do not count:
 /// they hold nothing and wait only for their parent (or init) to reap them.
 #[cfg(target_os = "linux")]

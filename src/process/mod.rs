@@ -1,7 +1,11 @@
 //! Operating-system work on processes: spawning an app in its own process
 //! group with an explicit environment, and signalling whole groups.
 
+#[cfg(target_os = "linux")]
+pub mod cgroup;
 pub mod fds;
 pub mod group;
+pub mod pidfd;
+pub mod scope;
 pub mod signal;
 pub mod spawn;

@@ -20,6 +20,91 @@ pub struct SpawnArgs<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// The worker's end of the IPC channel, placed at fd 3.
     pub ipc: Option<OwnedFd>,
+    /// Run as this user instead of the daemon's.
+    pub credentials: Option<&'a Credentials>,
+    /// `cgroup.procs` of the cgroup the process starts in.
+    pub cgroup_procs: Option<&'a std::ffi::CString>,
+}
+
+/// Who an app runs as, resolved before fork (name lookups allocate and
+/// lock, which the forked child must not do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, as login would give them.
+    pub groups: Vec<libc::gid_t>,
+    pub user: String,
+    pub home: std::path::PathBuf,
+}
+
+impl Credentials {
+    /// `uid`/`gid` as written in an app's config: names or numbers. The
+    /// group defaults to the user's primary group.
+    pub fn resolve(uid: Option<&str>, gid: Option<&str>) -> Result<Option<Credentials>, String> {
+        use nix::unistd::{Gid, Group, Uid, User};
+        let Some(u) = uid else {
+            return match gid {
+                Some(g) => Err(format!("gid {g} without uid: give the user to run as too")),
+                None => Ok(None),
+            };
+        };
+        let user = match u.parse::<u32>() {
+            Ok(n) => User::from_uid(Uid::from_raw(n)),
+            Err(_) => User::from_name(u),
+        }
+        .map_err(|e| format!("cannot look up user {u}: {e}"))?
+        .ok_or_else(|| format!("no user {u} on this machine"))?;
+        let gid = match gid {
+            None => user.gid,
+            Some(g) => match g.parse::<u32>() {
+                Ok(n) => Gid::from_raw(n),
+                Err(_) => {
+                    Group::from_name(g)
+                        .map_err(|e| format!("cannot look up group {g}: {e}"))?
+                        .ok_or_else(|| format!("no group {g} on this machine"))?
+                        .gid
+                }
+            },
+        };
+        Ok(Some(Credentials {
+            uid: user.uid.as_raw(),
+            gid: gid.as_raw(),
+            groups: supplementary_groups(&user.name, gid),
+            user: user.name,
+            home: user.dir,
+        }))
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn supplementary_groups(user: &str, gid: nix::unistd::Gid) -> Vec<libc::gid_t> {
+    let Ok(name) = std::ffi::CString::new(user) else {
+        return vec![gid.as_raw()];
+    };
+    match nix::unistd::getgrouplist(&name, gid) {
+        Ok(g) => g.into_iter().map(|g| g.as_raw()).collect(),
+        Err(_) => vec![gid.as_raw()],
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn supplementary_groups(_user: &str, gid: nix::unistd::Gid) -> Vec<libc::gid_t> {
+    vec![gid.as_raw()]
+}
+
+/// Runs in the forked child: groups, then group, then user (the other way
+/// round, the process would no longer have the right to set its groups).
+fn drop_privileges(c: &Credentials) -> io::Result<()> {
+    // SAFETY (each call): plain syscalls on values prepared before fork;
+    // nothing here allocates.
+    let ok = unsafe { libc::setgroups(c.groups.len() as _, c.groups.as_ptr()) } == 0
+        && unsafe { libc::setgid(c.gid as libc::gid_t) } == 0
+        && unsafe { libc::setuid(c.uid as libc::uid_t) } == 0;
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 pub struct Spawned {
@@ -46,6 +131,22 @@ pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
         // async-signal-safe and nothing here allocates or locks.
         unsafe {
             cmd.pre_exec(move || place_at_fd3(raw));
+        }
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(procs) = a.cgroup_procs {
+        let procs = procs.clone();
+        // SAFETY: open/write/close on a path built before fork. Entering
+        // the cgroup before exec means nothing the app starts escapes it.
+        unsafe {
+            cmd.pre_exec(move || super::cgroup::AppCgroup::enter_from_child(&procs));
+        }
+    }
+    if let Some(c) = a.credentials {
+        let c = c.clone();
+        // SAFETY: set*id are async-signal-safe; `c` was built before fork.
+        unsafe {
+            cmd.pre_exec(move || drop_privileges(&c));
         }
     }
     let mut child = cmd.spawn()?;

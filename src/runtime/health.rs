@@ -5,6 +5,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
+use crate::spec::ExecMode;
 use crate::supervisor::{Status, Supervisor};
 
 /// Every instance has a running process (restarts in progress fail it).
@@ -15,14 +16,31 @@ pub fn healthy(all: &[Status]) -> bool {
             .all(|s| matches!(s, Status::Online | Status::Launching | Status::Stopping))
 }
 
-/// Every instance has become ready (online; wait_ready apps sent 'ready').
-pub fn ready(all: &[Status]) -> bool {
-    !all.is_empty() && all.iter().all(|s| *s == Status::Online)
+/// One instance as the probes see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    pub status: Status,
+    /// A cluster worker, which serves once it listens.
+    pub cluster: bool,
+    pub listening: bool,
+    /// Online long enough that a worker that would listen would have.
+    pub past_listen_timeout: bool,
 }
 
-fn answer(path: &str, all: &[Status]) -> (u16, &'static str) {
+/// Every instance has become ready: online (wait_ready apps sent 'ready'),
+/// and cluster workers listening — unless a worker has been up longer than
+/// listen_timeout without listening, i.e. it never will (a queue consumer).
+pub fn ready(all: &[Probe]) -> bool {
+    !all.is_empty()
+        && all.iter().all(|p| {
+            p.status == Status::Online && (!p.cluster || p.listening || p.past_listen_timeout)
+        })
+}
+
+fn answer(path: &str, all: &[Probe]) -> (u16, &'static str) {
+    let statuses: Vec<Status> = all.iter().map(|p| p.status).collect();
     let ok = match path {
-        "/healthz" => healthy(all),
+        "/healthz" => healthy(&statuses),
         "/readyz" => ready(all),
         _ => return (404, "not found\n"),
     };
@@ -31,6 +49,26 @@ fn answer(path: &str, all: &[Status]) -> (u16, &'static str) {
     } else {
         (503, "not yet\n")
     }
+}
+
+fn probes(sup: &Supervisor) -> Vec<Probe> {
+    let specs = sup.saved_apps();
+    sup.list()
+        .into_iter()
+        .map(|i| {
+            let timeout = specs
+                .iter()
+                .find(|a| a.spec.name == i.name)
+                .map(|a| a.spec.listen_timeout_ms)
+                .unwrap_or(crate::spec::DEFAULT_LISTEN_TIMEOUT_MS);
+            Probe {
+                status: i.status,
+                cluster: i.mode == ExecMode::Cluster,
+                listening: !i.listening.is_empty(),
+                past_listen_timeout: i.uptime_ms > timeout,
+            }
+        })
+        .collect()
 }
 
 pub async fn serve(sup: Supervisor, host: &str, port: u16) -> Result<()> {
@@ -56,8 +94,7 @@ pub async fn serve(sup: Supervisor, host: &str, port: u16) -> Result<()> {
                 };
                 let head = String::from_utf8_lossy(&buf[..n]);
                 let path = head.split_whitespace().nth(1).unwrap_or("/");
-                let statuses: Vec<Status> = sup.list().iter().map(|i| i.status).collect();
-                let (code, body) = answer(path, &statuses);
+                let (code, body) = answer(path, &probes(&sup));
                 let reason = match code {
                     200 => "OK",
                     404 => "Not Found",
@@ -79,16 +116,40 @@ mod tests {
     use super::*;
     use Status::*;
 
+    fn p(status: Status, cluster: bool, listening: bool, late: bool) -> Probe {
+        Probe {
+            status,
+            cluster,
+            listening,
+            past_listen_timeout: late,
+        }
+    }
+
     #[test]
     fn probes() {
         assert!(healthy(&[Online, Launching]));
-        assert!(!ready(&[Online, Launching]));
-        assert!(ready(&[Online]));
         assert!(!healthy(&[Online, Errored]));
         assert!(!healthy(&[WaitingRestart]));
         assert!(!healthy(&[]));
-        assert_eq!(answer("/nope", &[Online]).0, 404);
-        assert_eq!(answer("/readyz", &[Launching]).0, 503);
-        assert_eq!(answer("/healthz", &[Launching]).0, 200);
+        assert!(ready(&[p(Online, false, false, false)]));
+        assert!(
+            !ready(&[p(Online, true, false, false)]),
+            "a worker not listening yet"
+        );
+        assert!(ready(&[p(Online, true, true, false)]));
+        assert!(
+            ready(&[p(Online, true, false, true)]),
+            "a worker that never listens"
+        );
+        assert!(!ready(&[p(Launching, false, false, true)]));
+        assert_eq!(answer("/nope", &[]).0, 404);
+        assert_eq!(
+            answer("/healthz", &[p(Launching, true, false, false)]).0,
+            200
+        );
+        assert_eq!(
+            answer("/readyz", &[p(Launching, true, false, false)]).0,
+            503
+        );
     }
 }

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::logs::file::LogFiles;
 use crate::logs::history::Histories;
 use crate::logs::{is_discard, paths_for, LogLine, LogPaths, RecentLines};
-use crate::process::group::signal_group;
+use crate::process::scope::KillScope;
 use crate::protocol::StreamItem;
 use crate::settings::Settings;
 use crate::spec::{AppSpec, ExecMode};
@@ -69,12 +69,22 @@ pub(crate) struct Shared {
     pub node_preload: Option<PathBuf>,
     /// The live settings (slots read the metrics interval the preload should report at).
     pub settings: watch::Receiver<Settings>,
+    /// Where each app process gets its cgroup, when pmr may create them.
+    #[cfg(target_os = "linux")]
+    pub cgroups: Option<crate::process::cgroup::CgroupRoot>,
+    /// The tree of every running process, by its main pid.
+    pub scopes: Mutex<std::collections::HashMap<u32, std::sync::Weak<KillScope>>>,
     worker_ids: AtomicU64,
 }
 
 impl Shared {
     pub fn next_worker_id(&self) -> u64 {
         self.worker_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn scope_of(&self, pid: u32) -> Option<Arc<KillScope>> {
+        let scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        scopes.get(&pid).and_then(std::sync::Weak::upgrade)
     }
 }
 
@@ -185,6 +195,8 @@ struct Inner {
     shared: Arc<Shared>,
     cfg: SupervisorConfig,
     settings: watch::Sender<Settings>,
+    /// The "apps run as root" warning was given.
+    root_warned: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -206,6 +218,9 @@ impl Supervisor {
             histories: Histories::default(),
             node_preload: cfg.node_preload.clone(),
             settings: settings_rx.clone(),
+            #[cfg(target_os = "linux")]
+            cgroups: crate::process::cgroup::CgroupRoot::detect(),
+            scopes: Mutex::default(),
             worker_ids: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
@@ -213,6 +228,7 @@ impl Supervisor {
             shared,
             settings,
             cfg,
+            root_warned: std::sync::atomic::AtomicBool::new(false),
         });
         metrics::spawn_sampler(Arc::downgrade(&inner), settings_rx);
         Supervisor { inner }
@@ -312,6 +328,10 @@ impl Supervisor {
                 + files.dropped_bytes(&s.paths.err),
             watching: app.auto.watch.is_some(),
             next_cron_restart: app.auto.cron.as_ref().and_then(|c| c.next_ms()),
+            kill_scope: st
+                .pid
+                .and_then(|p| self.inner.shared.scope_of(p))
+                .map(|s| s.describe()),
         }
     }
 
@@ -366,11 +386,31 @@ impl Supervisor {
         let mut report = Report::default();
         for spec in specs {
             let name = spec.name.clone();
+            if let Some(w) = self.root_warning(&spec) {
+                report.notices.push(w);
+            }
             let notices = self.start_one(spec, true).await?;
             report.notices.extend(notices);
             report.instances.extend(self.infos_of(&name, None));
         }
         Ok(report)
+    }
+
+    /// Said once per daemon: apps of a root daemon run as root unless they
+    /// name a user.
+    fn root_warning(&self, spec: &AppSpec) -> Option<String> {
+        if spec.uid.is_some() || !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        if self.inner.root_warned.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        let w = format!(
+            "{} runs as root because the daemon does and the app sets no uid; set uid (and gid) to drop privileges",
+            spec.name
+        );
+        tracing::warn!("{w}");
+        Some(w)
     }
 
     /// Registers an app and (with `run`) starts its instances; without `run`
@@ -873,11 +913,17 @@ impl Supervisor {
     /// Kills every app's process group at once, synchronously: for an
     /// in-process supervisor whose host process is exiting.
     pub fn kill_all_now(&self) {
-        let reg = self.reg();
-        for s in reg.apps.iter().flat_map(|a| a.slots.iter()) {
-            if let Some(pid) = s.st().pid {
-                let _ = signal_group(pid, Signal::SIGKILL);
-            }
+        let scopes: Vec<Arc<KillScope>> = {
+            let map = self
+                .inner
+                .shared
+                .scopes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            map.values().filter_map(std::sync::Weak::upgrade).collect()
+        };
+        for s in scopes {
+            s.kill_all();
         }
     }
 

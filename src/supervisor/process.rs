@@ -18,9 +18,10 @@ use crate::cluster::channel::{self, Channel, ChannelEvent, Outgoing};
 use crate::cluster::listeners::ListenerPool;
 use crate::logs::capture::{capture, Format, Target};
 use crate::logs::{LogPaths, Stream};
-use crate::process::group::{group_alive, signal_group};
+use crate::process::pidfd::Pidfd;
+use crate::process::scope::KillScope;
 use crate::process::signal::parse_signal;
-use crate::process::spawn::{spawn, SpawnArgs, IPC_FD};
+use crate::process::spawn::{spawn, Credentials, SpawnArgs, IPC_FD};
 use crate::spec::{AppSpec, ExecMode};
 
 /// How often a stop looks for processes left in the group after the main one exited.
@@ -79,6 +80,8 @@ pub(crate) struct RunningProcess {
     /// The worker left through `disconnect` on its own: not a crash.
     pub exited_after_disconnect: bool,
     pub listened: bool,
+    /// Every process of this one's tree (its cgroup, or its group).
+    pub scope: Arc<KillScope>,
 }
 
 impl Drop for RunningProcess {
@@ -136,13 +139,45 @@ impl RunningProcess {
             Some((o, t)) => (Some(o), Some(t)),
             None => (None, None),
         };
+        let credentials = Credentials::resolve(spec.uid.as_deref(), spec.gid.as_deref())
+            .map_err(io::Error::other)?;
+        if let Some(c) = &credentials {
+            // What login would set; the daemon's own values would be wrong.
+            env.insert("HOME".into(), c.home.display().to_string());
+            env.insert("USER".into(), c.user.clone());
+            env.insert("LOGNAME".into(), c.user.clone());
+        }
+        #[cfg(target_os = "linux")]
+        let cgroup = l.shared.cgroups.as_ref().and_then(|root| {
+            let name = format!("{}-{}-{}", spec.name, l.id, l.shared.next_worker_id());
+            root.create(&name)
+                .map_err(|e| tracing::warn!("no cgroup for {name}: {e}"))
+                .ok()
+        });
+        #[cfg(target_os = "linux")]
+        let cgroup_procs = cgroup.as_ref().map(|c| c.procs_path().clone());
+        #[cfg(not(target_os = "linux"))]
+        let cgroup_procs = None;
         let spawned = spawn(SpawnArgs {
             program: &program,
             args: &args,
             cwd: &spec.cwd,
             env: &env,
             ipc: theirs,
+            credentials: credentials.as_ref(),
+            cgroup_procs: cgroup_procs.as_ref(),
         })?;
+        // Before anything can reap it: the pidfd names this process for good.
+        let leader = Pidfd::open(spawned.pid).ok();
+        #[cfg(target_os = "linux")]
+        let scope = Arc::new(KillScope::new(spawned.pid, leader, cgroup));
+        #[cfg(not(target_os = "linux"))]
+        let scope = Arc::new(KillScope::new(spawned.pid, leader));
+        {
+            let mut scopes = l.shared.scopes.lock().unwrap_or_else(|e| e.into_inner());
+            scopes.retain(|_, s| s.strong_count() > 0);
+            scopes.insert(spawned.pid, Arc::downgrade(&scope));
+        }
         let started = Instant::now();
 
         let format = Format::of(&spec.logs);
@@ -202,6 +237,7 @@ impl RunningProcess {
             channel_task,
             exited_after_disconnect: false,
             listened: false,
+            scope,
         })
     }
 
@@ -226,13 +262,20 @@ impl RunningProcess {
             .is_some_and(|o| o.send(Outgoing::Message(msg)).is_ok())
     }
 
-    pub fn signal(&self, sig: Signal) -> nix::Result<()> {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), sig)
+    /// A signal to the main process only (`pmr sendSignal`), through its
+    /// pidfd: never to another process that got its pid.
+    pub fn signal(&self, sig: Signal) -> io::Result<()> {
+        match Pidfd::open(self.pid) {
+            Ok(fd) if self.exit.borrow().is_none() => fd.signal(sig),
+            _ => Err(io::Error::from_raw_os_error(
+                nix::errno::Errno::ESRCH as i32,
+            )),
+        }
     }
 
-    /// Kills what is left of the group after the main process died on its own.
+    /// Kills what is left of the tree after the main process died on its own.
     pub fn kill_orphans(&self) {
-        let _ = signal_group(self.pid, Signal::SIGKILL);
+        self.scope.kill_all();
     }
 
     /// Graceful stop: the kill signal (or the 'shutdown' message) to the
@@ -245,18 +288,18 @@ impl RunningProcess {
             && self.send(Value::String("shutdown".into()));
         if !by_message {
             let sig = parse_signal(&spec.kill_signal).unwrap_or(Signal::SIGINT);
-            let _ = signal_group(self.pid, sig);
+            self.scope.signal_all(sig);
         }
         let exited = tokio::time::timeout_at(deadline, self.wait_exit())
             .await
             .ok();
         if exited.is_some() {
-            while group_alive(self.pid) && Instant::now() < deadline {
+            while self.scope.alive() && Instant::now() < deadline {
                 tokio::time::sleep(GROUP_POLL).await;
             }
         }
-        if exited.is_none() || group_alive(self.pid) {
-            let _ = signal_group(self.pid, Signal::SIGKILL);
+        if exited.is_none() || self.scope.alive() {
+            self.scope.kill_all();
         }
         match exited {
             Some(e) => e,
@@ -266,7 +309,7 @@ impl RunningProcess {
 
     /// Immediate end of the whole group, for a replacement that failed.
     pub async fn kill(&mut self) -> ProcessExit {
-        let _ = signal_group(self.pid, Signal::SIGKILL);
+        self.scope.kill_all();
         self.wait_exit().await
     }
 }

@@ -230,6 +230,7 @@ mod tests {
             log_dropped_bytes: 0,
             watching: false,
             next_cron_restart: None,
+            kill_scope: None,
         }
     }
 

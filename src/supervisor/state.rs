@@ -194,6 +194,8 @@ pub struct InstanceInfo {
     /// When `cron_restart` next replaces the app, in milliseconds since the epoch.
     #[serde(default)]
     pub next_cron_restart: Option<u64>,
+    /// What a stop reaches: `cgroup <path>` or `process group <pgid>`.
+    pub kill_scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
