@@ -307,3 +307,17 @@ test('pid, prettylist and examples', withHome(async (home) => {
   }
   assert.match(home.ok(['--help']).stdout, /pmr examples/)
 }))
+
+test('reset also forgets the crash-loop count: a crashing app gets its full max_restarts again', withHome(async (home) => {
+  home.ok(['start', 'crash.js', '--name', 'loopy', '--max-restarts', '3', '--restart-delay', '400', '--min-uptime', '5000'])
+  await waitFor('two unstable restarts', () => one(home, 'loopy').unstable_restarts >= 2, { timeout: 10000 })
+  home.ok(['reset', 'loopy'])
+  const after = await waitFor('errored', () => {
+    const r = one(home, 'loopy')
+    return r.status === 'errored' ? r : null
+  }, { timeout: 15000 })
+  // Three more unstable restarts (plus one already scheduled at the reset,
+  // if any); with the old crash-loop count kept it would be at most two.
+  assert.ok(after.restarts >= 3, `${after.restarts} restarts after the reset, then errored`)
+  assert.equal(after.unstable_restarts, 4)
+}))

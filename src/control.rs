@@ -93,7 +93,7 @@ impl Controller {
                 let sig = parse_signal(&signal).map_err(Error::Config)?;
                 sup.signal(&target, sig).await?
             }
-            Request::Reset { target } => sup.reset(&target)?,
+            Request::Reset { target } => sup.reset(&target).await?,
             Request::StopWatch { target } => sup.stop_watch(&target).await?,
             Request::ReloadLogs => {
                 sup.reopen_logs();

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::state::{Event, EventKind, RestartCounts};
+use super::slot::SlotCommand;
+use super::state::{Event, EventKind};
 use super::target::Selected;
 use super::watcher::WatchKey;
 use super::{cron, now_ms, watcher, App, Report, RestartReason, Status, Supervisor};
@@ -227,27 +228,19 @@ impl Supervisor {
     }
 
     /// `pmr reset`: zero the restart counts of the selected instances.
-    pub fn reset(&self, targets: &[String]) -> Result<Report> {
-        let sel = {
-            let reg = self.reg();
-            let sel = reg.select(targets)?;
-            for s in &sel {
-                let Some(app) = reg.app(&s.app) else { continue };
-                for slot in app
-                    .slots
-                    .iter()
-                    .filter(|x| s.ids.as_ref().is_none_or(|ids| ids.contains(&x.id)))
-                {
-                    let mut st = slot.st();
-                    st.restarts = 0;
-                    st.reasons = RestartCounts::default();
-                    st.unstable_restarts = 0;
-                }
-            }
-            sel
-        };
+    pub async fn reset(&self, targets: &[String]) -> Result<Report> {
+        let sel = self.reg().select(targets)?;
         let mut report = Report::default();
         for s in sel {
+            // The slot owns its counts (its crash-loop count too): it resets them.
+            let pending: Vec<_> = self
+                .slot_refs(&s)
+                .iter()
+                .map(|sl| sl.0.ask(|reply| SlotCommand::ResetCounters { reply }))
+                .collect();
+            for p in pending {
+                let _ = p.await;
+            }
             report
                 .instances
                 .extend(self.infos_of(&s.app, s.ids.as_deref()));

@@ -49,6 +49,10 @@ pub(crate) enum SlotCommand {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// `pmr reset`: forget the restart counts, the crash-loop count included.
+    ResetCounters {
+        reply: oneshot::Sender<()>,
+    },
     /// The sampler saw process `pid` stay over `max_memory_restart`.
     MemoryLimit {
         pid: u32,
@@ -640,6 +644,17 @@ impl Slot {
                 self.stop_phase(phase).await;
                 let _ = reply.send(());
                 None
+            }
+            SlotCommand::ResetCounters { reply } => {
+                self.policy.reset();
+                {
+                    let mut st = self.st();
+                    st.restarts = 0;
+                    st.reasons = Default::default();
+                    st.unstable_restarts = 0;
+                }
+                let _ = reply.send(());
+                Some(phase)
             }
             SlotCommand::MemoryLimit { pid, memory, limit } => match phase {
                 Phase::Running(p) if p.pid == pid => {
