@@ -149,7 +149,7 @@ pub fn short_size(b: u64) -> String {
         _ => return b.to_string(),
     };
     let v = b as f64 / unit as f64;
-    if b % unit == 0 || v >= 100.0 {
+    if b.is_multiple_of(unit) || v >= 100.0 {
         format!("{v:.0}{name}")
     } else {
         format!("{v:.1}{name}")
