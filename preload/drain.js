@@ -27,45 +27,47 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
   const GRACE_MS = Number(process.env.PMR_DRAIN_IDLE_MS) || 500
   const SIGNALS = [...new Set(['SIGINT', 'SIGTERM', process.env.PMR_KILL_SIGNAL].filter(Boolean))]
   const servers = new Set()
-  const sockets = new Map() // socket -> last time a request or response moved on it
+  // Filled when the drain starts: socket -> last time a request or a
+  // response moved on it. Nothing is tracked before, so an app that is not
+  // stopping pays nothing per connection or per request.
+  const sockets = new Map()
   let draining = false
   let sweeper = null
 
   const touch = (socket) => { if (sockets.has(socket)) sockets.set(socket, Date.now()) }
 
+  const originalListen = net.Server.prototype.listen
+  net.Server.prototype.listen = function (...args) {
+    servers.add(this)
+    return originalListen.apply(this, args)
+  }
+
+  // An HTTP server's open connections: Node keeps them in a list of its own
+  // (behind a symbol; Node 20, the oldest pmr supports, has it).
+  function connectionsOf (server) {
+    const sym = Object.getOwnPropertySymbols(server).find((s) => s.description === 'http.server.connections')
+    const list = sym && server[sym]
+    if (!list || typeof list.all !== 'function') return null
+    return list.all().map((c) => c.socket).filter(Boolean)
+  }
+
   // Only HTTP connections are drained and waited for: other protocols (raw
   // TCP, upgraded WebSockets) have no way to be told to go elsewhere, and
   // end with the process as they would without pmr.
-  const originalListen = net.Server.prototype.listen
-  net.Server.prototype.listen = function (...args) {
-    if (!servers.has(this)) {
-      servers.add(this)
-      if (this instanceof http.Server) {
-        this.on('connection', (socket) => {
-          sockets.set(socket, Date.now())
-          socket.once('close', () => {
-            sockets.delete(socket)
-            maybeDone()
-          })
-        })
-        // Wrapping emit rather than listening: an 'upgrade' listener would
-        // change how Node treats upgrade requests the app does not handle.
-        const emit = this.emit
-        this.emit = function (event, ...args) {
-          if (event === 'upgrade' && args[1]) {
-            sockets.delete(args[1])
-            maybeDone()
-          }
-          return emit.call(this, event, ...args)
-        }
-        this.prependListener('request', (req, res) => {
-          touch(req.socket)
-          if (draining) res.shouldKeepAlive = false
-          res.once('finish', () => touch(req.socket))
-        })
-      }
-    }
-    return originalListen.apply(this, args)
+  function track (socket, now) {
+    if (sockets.has(socket) || socket.destroyed) return
+    sockets.set(socket, now)
+    socket.once('close', () => {
+      sockets.delete(socket)
+      maybeDone()
+    })
+  }
+
+  function onDrainRequest (req, res) {
+    track(req.socket, Date.now())
+    touch(req.socket)
+    res.shouldKeepAlive = false
+    res.once('finish', () => touch(req.socket))
   }
 
   // Node 19+ closes "idle" connections inside server.close(); during a drain
@@ -86,6 +88,11 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
     const now = Date.now()
     for (const [socket, last] of sockets) {
       if (socket.destroyed) continue
+      // Upgraded (a WebSocket): no longer an HTTP connection to wait for.
+      if (!socket.parser && !socket._httpMessage) {
+        sockets.delete(socket)
+        continue
+      }
       if (busy(socket)) {
         // In progress: its response will carry Connection: close.
         if (!socket._httpMessage.headersSent) socket._httpMessage.shouldKeepAlive = false
@@ -112,7 +119,13 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
   function drain () {
     if (draining) return
     draining = true
+    const now = Date.now()
     for (const s of servers) {
+      if (s instanceof http.Server) {
+        const open = connectionsOf(s)
+        if (open) for (const socket of open) track(socket, now)
+        s.prependListener('request', onDrainRequest)
+      }
       if (s.listening) {
         // net's close, not http's: it stops accepting and leaves connections be.
         net.Server.prototype.close.call(s, () => maybeDone())
