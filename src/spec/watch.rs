@@ -5,7 +5,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use glob::{MatchOptions, Pattern};
 
 /// Quiet time after the last change before the app is replaced.
 pub const DEFAULT_WATCH_DELAY_MS: u64 = 1000;
@@ -17,21 +17,43 @@ const ALWAYS_IGNORED: &[&str] = &["node_modules"];
 #[derive(Debug, Clone)]
 pub struct IgnoreRules {
     /// Patterns without a `/` (`*.log`, `tmp`): match any one path component.
-    names: GlobSet,
+    names: Vec<Pattern>,
     /// Patterns with a `/` (`client/img`, `logs/**`): match a path relative
     /// to the app's cwd or to the watched path, or an absolute one.
-    paths: GlobSet,
+    paths: Vec<Pattern>,
     cwd: PathBuf,
     /// Paths whose changes never count (pmr's own log files).
     excluded: Vec<PathBuf>,
 }
 
-fn glob(pattern: &str) -> Result<Glob, String> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map_err(|e| format!("'{pattern}' is not a glob pattern: {e}"))
+/// `*` and `?` stop at `/`; `**` crosses directories.
+const MATCH: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+fn glob(pattern: &str) -> Result<Pattern, String> {
+    // A backslash escapes the next character, as in shells and globset;
+    // this glob syntax escapes with brackets instead.
+    let mut escaped = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some(next)) => {
+                chars.next();
+                if matches!(next, '*' | '?' | '[' | ']') {
+                    escaped.push('[');
+                    escaped.push(next);
+                    escaped.push(']');
+                } else {
+                    escaped.push(next);
+                }
+            }
+            _ => escaped.push(c),
+        }
+    }
+    Pattern::new(&escaped).map_err(|e| format!("'{pattern}' is not a glob pattern: {}", e.msg))
 }
 
 /// The pattern as it is matched: PM2 users write `./logs`, `logs/` and
@@ -58,20 +80,19 @@ pub fn check_ignore(patterns: &[String]) -> Result<(), String> {
 
 impl IgnoreRules {
     pub fn new(cwd: &Path, patterns: &[String], excluded: Vec<PathBuf>) -> Result<Self, String> {
-        let mut names = GlobSetBuilder::new();
-        let mut paths = GlobSetBuilder::new();
+        let mut names = Vec::new();
+        let mut paths = Vec::new();
         for raw in patterns {
             let p = normalize(raw);
             if p.contains('/') {
-                paths.add(glob(p)?);
+                paths.push(glob(p)?);
             } else {
-                names.add(glob(p)?);
+                names.push(glob(p)?);
             }
         }
-        let build = |b: GlobSetBuilder| b.build().map_err(|e| format!("ignore_watch: {e}"));
         Ok(IgnoreRules {
-            names: build(names)?,
-            paths: build(paths)?,
+            names,
+            paths,
             cwd: cwd.to_path_buf(),
             excluded,
         })
@@ -93,7 +114,7 @@ impl IgnoreRules {
             if name.starts_with('.') || ALWAYS_IGNORED.contains(&name.as_ref()) {
                 return true;
             }
-            if self.names.is_match(name.as_ref()) {
+            if self.names.iter().any(|g| g.matches_with(name.as_ref(), MATCH)) {
                 return true;
             }
         }
@@ -104,7 +125,7 @@ impl IgnoreRules {
             let mut prefix = PathBuf::new();
             rel.components().any(|c| {
                 prefix.push(c);
-                self.paths.is_match(&prefix)
+                self.paths.iter().any(|g| g.matches_path_with(&prefix, MATCH))
             })
         };
         prefixes_match(rel)

@@ -82,7 +82,7 @@ pub(crate) fn select(apps: &[Candidate<'_>], targets: &[String]) -> Result<Vec<S
 
 /// `/.../` names apps by a regular expression (PM2's spelling). Anything
 /// else is not a regex target; a malformed one is an error, not a name.
-pub(crate) fn regex_target(t: &str) -> Result<Option<regex::Regex>> {
+pub(crate) fn regex_target(t: &str) -> Result<Option<regex_lite::Regex>> {
     let Some(body) = t
         .strip_prefix('/')
         .and_then(|r| r.strip_suffix('/'))
@@ -90,7 +90,7 @@ pub(crate) fn regex_target(t: &str) -> Result<Option<regex::Regex>> {
     else {
         return Ok(None);
     };
-    regex::Regex::new(body)
+    regex_lite::Regex::new(body)
         .map(Some)
         .map_err(|e| Error::Config(format!("{t} is not a usable regular expression: {e}")))
 }
