@@ -359,3 +359,16 @@ test('the app gets the caller environment plus its instance variables', withHome
     fs.unlinkSync(path.join(FIXTURES, '.env-dump.js'))
   }
 }))
+
+test('the native daemon runs where it is built; PMR_NODE_DAEMON=1 picks the Node host, which works alike', withHome(async (home) => {
+  home.ok(['start', 'idle.js', '--name', 'n'])
+  assert.match(fs.readlinkSync(`/proc/${home.daemonPid()}/exe`), /pmr-daemon$/)
+  const rss = Number(fs.readFileSync(`/proc/${home.daemonPid()}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1])
+  assert.ok(rss < 30000, `the native daemon is small (${rss} kB)`)
+  home.ok(['kill'])
+  home.ok(['start', 'idle.js', '--name', 'n'], { env: { PMR_NODE_DAEMON: '1' } })
+  assert.match(fs.readlinkSync(`/proc/${home.daemonPid()}/exe`), /node$/)
+  const [r] = app(home, 'n')
+  process.kill(r.pid, 'SIGKILL')
+  await waitFor('the Node-hosted daemon to restart the app', () => app(home, 'n')[0].restarts === 1)
+}))

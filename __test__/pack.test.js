@@ -34,6 +34,7 @@ test('pack, install into an empty project, run the CLI and the API there', {
     run(NPM, ['pack', '--ignore-scripts', '--pack-destination', dist], { cwd: ROOT })
     fs.copyFileSync(path.join(ROOT, 'npm', PLATFORM, 'package.json'), path.join(plat, 'package.json'))
     fs.copyFileSync(binary, path.join(plat, path.basename(binary)))
+    fs.copyFileSync(path.join(ROOT, 'pmr-daemon'), path.join(plat, 'pmr-daemon'))
     run(NPM, ['pack', '--ignore-scripts', '--pack-destination', dist], { cwd: plat })
     const tarballs = fs.readdirSync(dist).map((f) => path.join(dist, f)).sort()
     assert.deepEqual(tarballs.map((t) => path.basename(t)), ['pmr-0.1.0.tgz', `pmr-${PLATFORM}-0.1.0.tgz`])
@@ -55,6 +56,8 @@ test('pack, install into an empty project, run the CLI and the API there', {
       name: 'scripted', script: 'app.js', env_production: { NODE_ENV: 'production' } }] }\n`)
     run(NPM, ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], { cwd: project })
     assert.ok(!fs.lstatSync(path.join(project, 'node_modules', 'pmr')).isSymbolicLink())
+    assert.deepEqual(fs.readdirSync(path.join(project, 'node_modules', `pmr-${PLATFORM}`)).sort(),
+      ['package.json', 'pmr-daemon', `pmr.${PLATFORM}.node`])
     fs.writeFileSync(path.join(project, 'app.js'), "console.log('consumer app'); setInterval(() => {}, 1 << 30)\n")
 
     const env = { ...process.env, PMR_HOME: home.dir, NO_COLOR: '1' }
@@ -64,6 +67,9 @@ test('pack, install into an empty project, run the CLI and the API there', {
     const rows = JSON.parse(run(bin, ['jlist'], { cwd: project, env }))
     for (const r of rows) home.pids.add(r.pid)
     home.notePids()
+    // The native daemon from the platform package runs, not the Node host.
+    const daemonExe = fs.readlinkSync(`/proc/${home.daemonPid()}/exe`)
+    assert.equal(daemonExe, path.join(project, 'node_modules', `pmr-${PLATFORM}`, 'pmr-daemon'))
     assert.equal(rows[0].name, 'consumer')
     assert.match(run(bin, ['list'], { cwd: project, env }), /consumer/)
     // package.json scripts find the package's bin, as users run them.

@@ -48,6 +48,7 @@ pub async fn connect_daemon(opts: ConnectOptions) -> Result<NativeClient> {
     let launcher = opts.start.then(|| Launcher {
         node: PathBuf::from(&opts.node),
         daemon_script: PathBuf::from(&opts.daemon_script),
+        daemon_binary: crate::daemon_binary(),
     });
     let home = Home::new(&opts.home);
     let inner = AsyncClient::connect(&home, launcher).await.map_err(to_js)?;

@@ -26,6 +26,9 @@ impl pmr::cli::Host for Host<'_> {
     fn daemon_script(&self) -> PathBuf {
         PathBuf::from(&self.paths.daemon_script)
     }
+    fn daemon_binary(&self) -> Option<PathBuf> {
+        crate::daemon_binary()
+    }
     fn load_js_config(&self, path: &Path) -> pmr::Result<String> {
         self.load_config
             .call(path.to_string_lossy().into_owned())

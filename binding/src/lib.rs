@@ -17,3 +17,20 @@ use napi::bindgen_prelude::*;
 fn to_js(e: pmr::Error) -> Error {
     Error::new(Status::GenericFailure, format!("{}: {e}", e.code()))
 }
+
+/// The native daemon shipped beside this addon: in a checkout and in the
+/// npm platform package alike, `pmr-daemon` sits next to the `.node` file.
+pub(crate) fn daemon_binary() -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: dladdr only reads the loader's tables for an address inside
+    // this library; a zeroed Dl_info is a valid out-parameter.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let here = daemon_binary as *const libc::c_void;
+    if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
+    let file = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let dir = std::path::Path::new(std::ffi::OsStr::from_bytes(file.to_bytes())).parent()?;
+    Some(dir.join("pmr-daemon"))
+}

@@ -36,6 +36,10 @@ pub trait Host {
     fn node(&self) -> PathBuf;
     /// The daemon's entry script.
     fn daemon_script(&self) -> PathBuf;
+    /// The native daemon, when the addon ships one.
+    fn daemon_binary(&self) -> Option<PathBuf> {
+        None
+    }
     /// Evaluates a JavaScript config file (CommonJS or ES module), which
     /// only Node can. Answers JSON text: `{"config": <what it exports>}`, or
     /// `{"error": "<one line>", "line": <line in the file or null>}`.
@@ -53,6 +57,7 @@ impl Ctx<'_> {
         Launcher {
             node: self.host.node(),
             daemon_script: self.host.daemon_script(),
+            daemon_binary: self.host.daemon_binary(),
         }
     }
 

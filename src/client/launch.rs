@@ -17,7 +17,45 @@ use crate::paths::Home;
 #[derive(Debug, Clone)]
 pub struct Launcher {
     pub node: PathBuf,
+    /// daemon.js: the Node-hosted daemon, used when there is no native one.
     pub daemon_script: PathBuf,
+    /// The native daemon (`pmr-daemon`, next to the addon), when there is one.
+    pub daemon_binary: Option<PathBuf>,
+}
+
+impl Launcher {
+    /// The drain preload every Node app loads, shipped beside daemon.js.
+    fn preload(&self) -> PathBuf {
+        self.daemon_script
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("preload")
+            .join("drain.js")
+    }
+
+    fn command(&self) -> Command {
+        // PMR_NODE_DAEMON=1 picks the Node host even where the native daemon
+        // exists (to compare them, or to debug with Node's tools).
+        let native = self
+            .daemon_binary
+            .as_ref()
+            .filter(|b| b.is_file() && std::env::var_os("PMR_NODE_DAEMON").is_none());
+        match native {
+            Some(bin) => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("--preload").arg(self.preload());
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(&self.node);
+                // The daemon's JavaScript is a few lines run once: V8's JIT
+                // (and the WebAssembly it would enable) only costs memory there.
+                cmd.args(["--jitless", "--no-expose-wasm"])
+                    .arg(&self.daemon_script);
+                cmd
+            }
+        }
+    }
 }
 
 /// What a daemon that lost the race for the home's lock says.
@@ -58,12 +96,8 @@ pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, Opt
 /// Starts a daemon and waits for its report: `notice ...` lines, then
 /// `ready <pid>` (or `error <why>`).
 fn launch(home: &Home, l: &Launcher) -> Result<Vec<String>> {
-    let mut cmd = Command::new(&l.node);
-    // The daemon's JavaScript is a few lines run once: V8's JIT (and the
-    // WebAssembly it would enable) only costs memory there.
-    cmd.args(["--jitless", "--no-expose-wasm"])
-        .arg(&l.daemon_script)
-        .env("PMR_HOME", home.root())
+    let mut cmd = l.command();
+    cmd.env("PMR_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -76,9 +110,8 @@ fn launch(home: &Home, l: &Launcher) -> Result<Vec<String>> {
     }
     let mut child = cmd.spawn().map_err(|e| {
         Error::Daemon(format!(
-            "cannot start the daemon ({} {}): {e}",
-            l.node.display(),
-            l.daemon_script.display()
+            "cannot start the daemon ({}): {e}",
+            cmd.get_program().to_string_lossy()
         ))
     })?;
     let mut out = child

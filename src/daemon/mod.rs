@@ -74,6 +74,52 @@ pub fn spawn(
     Ok(tx)
 }
 
+/// Runs a daemon as a process of its own (the `pmr-daemon` binary): no
+/// Node host, so the runtime owns the process's signals.
+pub fn run_standalone(opts: DaemonOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pmr-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the daemon's runtime", e))?;
+    let report = opts.report_to_stdout;
+    let result = rt.block_on(async move {
+        let (tx, rx) = mpsc::unbounded_channel();
+        forward_signals(tx)?;
+        run(opts, rx).await
+    });
+    if let Err(e) = &result {
+        tracing::error!("daemon stopped: {e}");
+        if report {
+            files::report(&format!("error {e}"));
+        }
+    }
+    result
+}
+
+/// SIGINT/SIGTERM stop the daemon gracefully; SIGHUP/SIGUSR2 reopen logs.
+fn forward_signals(tx: ControlSender) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    for (kind, control) in [
+        (SignalKind::interrupt(), Control::Shutdown),
+        (SignalKind::terminate(), Control::Shutdown),
+        (SignalKind::hangup(), Control::ReopenLogs),
+        (SignalKind::user_defined2(), Control::ReopenLogs),
+    ] {
+        let mut s = signal(kind).map_err(|e| Error::io("cannot handle signals", e))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(control).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
 async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>) -> Result<()> {
     let home = opts.home.clone();
     home.ensure()?;

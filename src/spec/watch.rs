@@ -114,7 +114,11 @@ impl IgnoreRules {
             if name.starts_with('.') || ALWAYS_IGNORED.contains(&name.as_ref()) {
                 return true;
             }
-            if self.names.iter().any(|g| g.matches_with(name.as_ref(), MATCH)) {
+            if self
+                .names
+                .iter()
+                .any(|g| g.matches_with(name.as_ref(), MATCH))
+            {
                 return true;
             }
         }
@@ -125,7 +129,9 @@ impl IgnoreRules {
             let mut prefix = PathBuf::new();
             rel.components().any(|c| {
                 prefix.push(c);
-                self.paths.iter().any(|g| g.matches_path_with(&prefix, MATCH))
+                self.paths
+                    .iter()
+                    .any(|g| g.matches_path_with(&prefix, MATCH))
             })
         };
         prefixes_match(rel)
