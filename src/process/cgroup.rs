@@ -35,7 +35,11 @@ pub fn v2_mount(mountinfo: &str) -> Option<(PathBuf, String)> {
 
 impl CgroupRoot {
     /// A writable place for app cgroups beside the daemon's own, if any.
+    /// `PMR_CGROUPS=off` in the daemon's environment keeps to process groups.
     pub fn detect() -> Option<CgroupRoot> {
+        if std::env::var("PMR_CGROUPS").is_ok_and(|v| v == "off") {
+            return None;
+        }
         let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
         let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         let own = own_path(&cg)?;
