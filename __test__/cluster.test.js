@@ -7,24 +7,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
 const http = require('node:http')
-const { Home, alive, waitFor, freePort, get, load } = require('./helpers')
-
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
-
-const rows = (home, name) => home.jlist().filter((r) => r.name === name)
-const online = (home, name, n) => waitFor(`${n} online instances of ${name}`, () => {
-  const r = rows(home, name)
-  return r.length === n && r.every((x) => x.status === 'online' && x.listening.length > 0) ? r : null
-})
+const { alive, waitFor, freePort, get, load, withHome, rows, online } = require('./helpers')
 
 /** Fresh-connection requests until `n` distinct pids have answered. */
 async function distinctPids (port, n) {

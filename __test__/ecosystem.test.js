@@ -6,24 +6,11 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { Home, waitFor, freePort, get, FIXTURES } = require('./helpers')
+const { waitFor, freePort, get, FIXTURES, withHome, rows } = require('./helpers')
 
 const ECO = path.join(FIXTURES, 'eco')
 const FORMATS = path.join(ECO, 'formats')
 const BAD = path.join(ECO, 'bad')
-
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
-
-const rows = (home, name) => home.jlist().filter((r) => r.name === name)
 
 async function online (home, name, count = 1) {
   return waitFor(`${name} online`, () => {

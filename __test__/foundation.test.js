@@ -6,18 +6,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
-const { Home, alive, groupMembers, waitFor, FIXTURES } = require('./helpers')
-
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
+const { alive, groupMembers, waitFor, FIXTURES, withHome } = require('./helpers')
 
 const app = (home, name) => home.jlist().filter((r) => r.name === name)
 

@@ -228,4 +228,25 @@ class Home {
   }
 }
 
-module.exports = { Home, alive, groupMembers, waitFor, freePort, get, load, FIXTURES, ROOT, BIN }
+/** A test body run with a fresh PMR_HOME that is cleaned up whatever happens. */
+function withHome (fn) {
+  return async (t) => {
+    const home = new Home()
+    try {
+      await fn(home, t)
+    } finally {
+      await home.cleanup()
+    }
+  }
+}
+
+const rows = (home, name) => home.jlist().filter((r) => r.name === name)
+
+/** Waits for exactly `n` online instances of an app (listening on their
+ * sockets too, unless the app is not a server). */
+const online = (home, name, n, { listening = true } = {}) => waitFor(`${n} online instances of ${name}`, () => {
+  const r = rows(home, name)
+  return r.length === n && r.every((x) => x.status === 'online' && (!listening || x.listening.length > 0)) ? r : null
+})
+
+module.exports = { Home, withHome, rows, online, alive, groupMembers, waitFor, freePort, get, load, FIXTURES, ROOT, BIN }

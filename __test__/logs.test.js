@@ -10,20 +10,9 @@ const net = require('node:net')
 const path = require('node:path')
 const zlib = require('node:zlib')
 const { spawnSync } = require('node:child_process')
-const { Home, waitFor, FIXTURES } = require('./helpers')
+const { waitFor, FIXTURES, withHome } = require('./helpers')
 
 const LOGS = path.join(FIXTURES, 'logs')
-
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
 
 const app = (home, name) => home.jlist().filter((r) => r.name === name)
 const read = (file) => { try { return fs.readFileSync(file, 'utf8') } catch { return '' } }

@@ -8,28 +8,11 @@ const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Home, alive, waitFor, freePort, get, load, FIXTURES, ROOT } = require('./helpers')
+const { Home, alive, waitFor, freePort, get, load, FIXTURES, ROOT, withHome, rows, online } = require('./helpers')
 
 const MISC = path.join(FIXTURES, 'misc')
 
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
-
-const rows = (home, name) => home.jlist().filter((r) => r.name === name)
 const one = (home, name) => rows(home, name)[0]
-const online = (home, name, n) => waitFor(`${n} online instances of ${name}`, () => {
-  const r = rows(home, name)
-  return r.length === n && r.every((x) => x.status === 'online') ? r : null
-})
-
 /** A directory of the test's own (beside PMR_HOME's files, not in them)
  * holding copies of fixtures, which the test may edit. */
 function scratch (home, files) {
@@ -154,7 +137,7 @@ test('cron_restart: a per-second schedule fires, describe and jlist show the nex
 
 test('sendSignal and its alias signal reach every instance', withHome(async (home) => {
   home.ok(['start', path.join(MISC, 'signals.js'), '--name', 'sig', '-i', '2'])
-  const r = await online(home, 'sig', 2)
+  const r = await online(home, 'sig', 2, { listening: false })
   const logs = r.map((x) => x.logs.out)
   await waitFor('both ready', () => r.every((x, i) => fs.existsSync(logs[i]) && fs.readFileSync(logs[i], 'utf8').includes(`ready ${x.pid}`)))
   const sent = home.ok(['sendSignal', 'SIGUSR2', 'sig'])
@@ -222,7 +205,7 @@ test('update replaces the daemon and ends with the same apps, in the same states
   home.ok(['start', 'idle.js', '--name', 'worker'])
   home.ok(['start', 'idle.js', '--name', 'parked'])
   home.ok(['stop', 'parked'])
-  await online(home, 'api', 2)
+  await online(home, 'api', 2, { listening: false })
   const before = home.jlist()
   const oldDaemon = home.daemonPid()
   assert.ok(oldDaemon > 1)
@@ -236,7 +219,7 @@ test('update replaces the daemon and ends with the same apps, in the same states
   assert.ok(!alive(oldDaemon))
   for (const x of before) if (x.pid) assert.ok(!alive(x.pid), `old pid ${x.pid} of ${x.name} is gone`)
 
-  await online(home, 'api', 2)
+  await online(home, 'api', 2, { listening: false })
   const after = home.jlist()
   assert.deepEqual(after.map((x) => [x.name, x.status]), [['api', 'online'], ['api', 'online'], ['worker', 'online'], ['parked', 'stopped']])
   assert.equal((await get(port)).status, 200)
@@ -267,11 +250,11 @@ test('startOrRestart and startOrReload start what is missing and restart or relo
   const one1 = one(home, 'one')
   assert.notEqual(one1.pid, one0.pid)
   assert.equal(one1.restart_reasons.user, 1)
-  const two1 = await online(home, 'two', 2)
+  const two1 = await online(home, 'two', 2, { listening: false })
   assert.ok(two1.every((x) => x.restarts === 0))
 
   home.ok(['startOrReload', 'ecosystem.config.js'], { cwd: dir })
-  const two2 = await online(home, 'two', 2)
+  const two2 = await online(home, 'two', 2, { listening: false })
   assert.ok(two2.every((x) => x.restarts === 1 && !two1.some((y) => y.pid === x.pid)))
   assert.equal(one(home, 'one').restarts, 2)
   assert.equal((await get(port)).status, 200)
@@ -286,7 +269,7 @@ test('pid, prettylist and examples', withHome(async (home) => {
   assert.equal(home.daemonPid(), null)
   home.ok(['start', 'idle.js', '--name', 'p', '-i', '2'])
   home.ok(['start', 'idle.js', '--name', 'q'])
-  const ps = await online(home, 'p', 2)
+  const ps = await online(home, 'p', 2, { listening: false })
   const pids = (args) => home.ok(['pid', ...args]).stdout.trim().split('\n').filter(Boolean).map(Number).sort()
   assert.deepEqual(pids(['p']), ps.map((x) => x.pid).sort())
   assert.equal(pids([]).length, 3)

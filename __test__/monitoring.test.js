@@ -10,27 +10,11 @@ const fs = require('node:fs')
 const path = require('node:path')
 const http = require('node:http')
 const { spawnSync } = require('node:child_process')
-const { Home, alive, waitFor, freePort, load, FIXTURES, BIN } = require('./helpers')
+const { alive, waitFor, freePort, load, FIXTURES, BIN, withHome, rows, online } = require('./helpers')
 
 const DIR = path.join(FIXTURES, 'monitoring')
 const MB = 1048576
 
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
-
-const rows = (home, name) => home.jlist().filter((r) => r.name === name)
-const online = (home, name, n) => waitFor(`${n} online instances of ${name}`, () => {
-  const r = rows(home, name)
-  return r.length === n && r.every((x) => x.status === 'online' && x.listening.length > 0) ? r : null
-})
 const jsonLines = (file) => fs.existsSync(file)
   ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
   : []

@@ -6,18 +6,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
-const { Home, alive, waitFor, freePort, get, FIXTURES, ROOT } = require('./helpers')
-
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
+const { waitFor, freePort, get, FIXTURES, ROOT, withHome } = require('./helpers')
 
 const RUNTIME = path.join(ROOT, 'bin', 'pmr-runtime.js')
 

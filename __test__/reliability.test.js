@@ -7,20 +7,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { Home, alive, waitFor, freePort, get } = require('./helpers')
-
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
-
-const rows = (home, name) => home.jlist().filter((r) => r.name === name)
+const { alive, waitFor, freePort, get, withHome, rows } = require('./helpers')
 
 test('daemon killed with -9: the next command stops the orphans and brings the apps back once', withHome(async (home) => {
   const port = await freePort()

@@ -6,24 +6,7 @@ const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Home, alive, waitFor, freePort, get, load } = require('./helpers')
-
-function withHome (fn) {
-  return async (t) => {
-    const home = new Home()
-    try {
-      await fn(home, t)
-    } finally {
-      await home.cleanup()
-    }
-  }
-}
-
-const rows = (home, name) => home.jlist().filter((r) => r.name === name)
-const online = (home, name, n) => waitFor(`${n} online instances of ${name}`, () => {
-  const r = rows(home, name)
-  return r.length === n && r.every((x) => x.status === 'online' && x.listening.length > 0) ? r : null
-})
+const { alive, waitFor, freePort, get, load, withHome, rows, online } = require('./helpers')
 
 /** Starts behave.js with a behaviour file the test can rewrite. */
 async function startBehaving (home, name, args = [], behaviour = {}) {
