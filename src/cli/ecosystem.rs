@@ -16,8 +16,8 @@ use crate::protocol::Request;
 use crate::spec::ecosystem::{
     is_config_file, load_apps, parse_text, read_apps, Format, Problem, Selection, DEFAULT_FILES,
 };
-use crate::spec::{AppSpec, ResolveContext};
-use crate::supervisor::{Description, InstanceInfo, Report};
+use crate::spec::{host_cpus, AppSpec, ResolveContext};
+use crate::supervisor::{Description, InstanceInfo};
 
 /// The ecosystem file `pmr start` uses when given no argument.
 pub(super) fn default_file() -> Result<String> {
@@ -145,9 +145,7 @@ pub(super) fn load(
         base_dir: &dir,
         caller_env: &env,
         node: &node,
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cpus: host_cpus(),
         log_dir: &log_dir,
     };
     let loaded = load_apps(&value, sel, &rctx);
@@ -195,81 +193,55 @@ pub(super) fn start(ctx: &Ctx<'_>, file: &str, env: Option<&str>, only: &[String
         show::print_table(ctx, &list);
         return Ok(());
     }
-    for s in &missing {
-        info(&format!(
-            "starting {} as {} ({} mode, {} instance{})",
-            s.script.display(),
-            s.name,
-            s.exec_mode.as_str(),
-            s.instances,
-            if s.instances == 1 { "" } else { "s" }
-        ));
-    }
-    let mut c = ctx.daemon()?;
-    let report: Report = c.request_as(Request::Start { apps: missing })?;
-    start::summarize(&report);
-    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-    Ok(())
+    missing.iter().for_each(start::announce);
+    start::send_and_show(ctx, Request::Start { apps: missing })
 }
 
 /// `pmr reload <file>`: applies the file's definitions to the running apps
 /// with zero downtime where the mode allows, and starts the missing ones.
 /// Otherwise a reload of named apps.
 pub(super) fn reload(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
-    let Some(file) = file_target(&a.targets)? else {
-        refuse_file_options(a.env.as_deref(), &a.only)?;
-        return act(
-            ctx,
-            Request::Reload {
-                target: a.targets,
-                env: a.update_env.then(caller_env),
-            },
-            "reloaded",
-        );
-    };
-    let sel = Selection {
-        env: a.env.as_deref(),
-        only: &a.only,
-    };
-    let apps = load(ctx, &file, &sel, "reloaded")?;
-    let mut c = ctx.daemon()?;
-    let report: Report = c.request_as(Request::ReloadApps {
-        apps,
-        update_env: a.update_env,
-    })?;
-    start::summarize(&report);
-    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-    Ok(())
+    reapply(
+        ctx,
+        a,
+        "reloaded",
+        |target, env| Request::Reload { target, env },
+        |apps, update_env| Request::ReloadApps { apps, update_env },
+    )
 }
 
 /// `pmr restart <file>`: stops and starts the file's apps with the file's
 /// current definitions (PM2's restart ignores an edited file), and starts
 /// the ones not running. Otherwise a restart of named apps.
 pub(super) fn restart(ctx: &Ctx<'_>, a: RestartArgs) -> Result<()> {
+    reapply(
+        ctx,
+        a,
+        "restarted",
+        |target, env| Request::Restart { target, env },
+        |apps, update_env| Request::RestartApps { apps, update_env },
+    )
+}
+
+/// Shared by `reload` and `restart`: a config file target sends the file's
+/// apps, anything else names running apps.
+fn reapply(
+    ctx: &Ctx<'_>,
+    a: RestartArgs,
+    verb: &str,
+    named: impl FnOnce(Vec<String>, Option<BTreeMap<String, String>>) -> Request,
+    from_file: impl FnOnce(Vec<AppSpec>, bool) -> Request,
+) -> Result<()> {
     let Some(file) = file_target(&a.targets)? else {
         refuse_file_options(a.env.as_deref(), &a.only)?;
-        return act(
-            ctx,
-            Request::Restart {
-                target: a.targets,
-                env: a.update_env.then(caller_env),
-            },
-            "restarted",
-        );
+        return act(ctx, named(a.targets, a.update_env.then(caller_env)), verb);
     };
     let sel = Selection {
         env: a.env.as_deref(),
         only: &a.only,
     };
-    let apps = load(ctx, &file, &sel, "restarted")?;
-    let mut c = ctx.daemon()?;
-    let report: Report = c.request_as(Request::RestartApps {
-        apps,
-        update_env: a.update_env,
-    })?;
-    start::summarize(&report);
-    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-    Ok(())
+    let apps = load(ctx, &file, &sel, verb)?;
+    start::send_and_show(ctx, from_file(apps, a.update_env))
 }
 
 /// What `stop_or_delete` does to the apps.

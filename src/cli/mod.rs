@@ -211,22 +211,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             Ok(())
         }
         Command::Save => {
-            let r = ctx.running_daemon()?.request(Request::Save)?;
-            let names: Vec<String> = r["apps"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|n| n.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            info(&format!(
-                "saved {} app{} ({}) to {}",
-                names.len(),
-                if names.len() == 1 { "" } else { "s" },
-                names.join(", "),
-                r["path"].as_str().unwrap_or("")
-            ));
+            report_saved(&ctx.running_daemon()?.request(Request::Save)?);
             Ok(())
         }
         Command::Resurrect => {
@@ -304,6 +289,23 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints the daemon's answer to `save`: which apps went to which file.
+/// Returns how many.
+fn report_saved(saved: &serde_json::Value) -> usize {
+    let names: Vec<&str> = saved["apps"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    info(&format!(
+        "saved {} app{} ({}) to {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        saved["path"].as_str().unwrap_or("the dump file")
+    ));
+    names.len()
 }
 
 /// The environment of this CLI call, which apps inherit.

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::runtime::{Output, RuntimeOptions};
 use crate::spec::ecosystem::{is_config_file, Selection};
-use crate::spec::ResolveContext;
+use crate::spec::{host_cpus, ResolveContext};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,9 +84,7 @@ fn resolve(
                 base_dir: &cwd,
                 caller_env: &env,
                 node: &node,
-                cpus: std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1),
+                cpus: host_cpus(),
                 log_dir: &log_dir,
             })?;
             for n in &r.notices {

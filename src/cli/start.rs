@@ -9,7 +9,7 @@ use crate::protocol::Request;
 use crate::spec::cron::check_cron;
 use crate::spec::ecosystem::is_config_file;
 use crate::spec::units::{parse_duration_ms, parse_size};
-use crate::spec::{AppConfig, Instances, LogFile, ResolveContext, Watch};
+use crate::spec::{host_cpus, AppConfig, AppSpec, Instances, LogFile, ResolveContext, Watch};
 use crate::supervisor::{InstanceInfo, Report};
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
@@ -150,21 +150,27 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
     let env = caller_env();
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     let node = ctx.host.node();
     let resolved = cfg.resolve(&ResolveContext {
         base_dir: &cwd,
         caller_env: &env,
         node: &node,
-        cpus,
+        cpus: host_cpus(),
         log_dir: &ctx.home.log_dir(),
     })?;
     for n in &resolved.notices {
         info(n);
     }
-    let spec = resolved.spec;
+    announce(&resolved.spec);
+    send_and_show(
+        ctx,
+        Request::Start {
+            apps: vec![resolved.spec],
+        },
+    )
+}
+
+pub(super) fn announce(spec: &AppSpec) {
     info(&format!(
         "starting {} as {} ({} mode, {} instance{})",
         spec.script.display(),
@@ -173,8 +179,13 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
         spec.instances,
         if spec.instances == 1 { "" } else { "s" }
     ));
+}
+
+/// Sends an operation on apps to the daemon, then prints what it reported
+/// and the process table.
+pub(super) fn send_and_show(ctx: &Ctx<'_>, req: Request) -> Result<()> {
     let mut c = ctx.daemon()?;
-    let report: Report = c.request_as(Request::Start { apps: vec![spec] })?;
+    let report: Report = c.request_as(req)?;
     summarize(&report);
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
     Ok(())

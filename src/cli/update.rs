@@ -24,18 +24,7 @@ pub(super) fn run(ctx: &Ctx<'_>) -> Result<()> {
         return Ok(());
     };
     let old: Pong = c.request_as(Request::Ping)?;
-    let saved = c.request(Request::Save)?;
-    let names: Vec<&str> = saved["apps"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
-        .unwrap_or_default();
-    info(&format!(
-        "saved {} app{} ({}) to {}",
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
-        names.join(", "),
-        saved["path"].as_str().unwrap_or("the dump")
-    ));
+    let saved_apps = super::report_saved(&c.request(Request::Save)?);
     info(&format!(
         "stopping the daemon (pid {}, pmr {}) and its apps",
         old.pid, old.version
@@ -58,7 +47,7 @@ pub(super) fn run(ctx: &Ctx<'_>) -> Result<()> {
     let report: Report = match c.request_as(Request::Resurrect) {
         Ok(r) => r,
         // Nothing was running: nothing to bring back.
-        Err(Error::NotFound(_)) if names.is_empty() => Report::default(),
+        Err(Error::NotFound(_)) if saved_apps == 0 => Report::default(),
         Err(e) => return Err(e),
     };
     for n in &report.notices {

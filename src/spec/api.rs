@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ecosystem::{load_apps, parse_text, Format, Selection};
-use super::{AppSpec, ResolveContext};
+use super::{host_cpus, AppSpec, ResolveContext};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -47,9 +47,7 @@ pub fn resolve(input: &ResolveInput) -> Result<ResolveOutput> {
         base_dir: &input.base_dir,
         caller_env: &input.caller_env,
         node: &input.node,
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cpus: host_cpus(),
         log_dir: &input.log_dir,
     };
     let sel = Selection {

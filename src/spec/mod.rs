@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use resolve::{
-    check_runnable, default_name, is_node_script, validate_name, AppConfig, Instances, LogFile,
-    ResolveContext, Resolved, Watch,
+    check_runnable, default_name, host_cpus, is_node_script, validate_name, AppConfig, Instances,
+    LogFile, ResolveContext, Resolved, Watch,
 };
 
 use crate::policy::restart::RestartPolicy;

@@ -120,6 +120,14 @@ pub struct AppConfig {
 }
 
 /// Where and on whose behalf an app is resolved.
+/// The CPU count `instances: max` and negative instance counts are taken
+/// from.
+pub fn host_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
 pub struct ResolveContext<'a> {
     /// Relative `script` and `cwd` resolve against this directory (the
     /// caller's working directory, or the ecosystem file's directory).
