@@ -186,7 +186,7 @@ for (const how of ['process.exit()', 'SIGTERM']) {
             console.log(JSON.stringify(rows.map((r) => r.pid)))
             ${how === 'SIGTERM' ? "setTimeout(() => process.kill(process.pid, 'SIGTERM'), 200)" : 'setTimeout(() => process.exit(0), 200)'}
           })`
-      const r = await runScript(code)
+      const r = await runScript(code, { env: { PMR_HOME: home.dir } })
       const pids = JSON.parse(r.out.trim().split('\n')[0])
       for (const p of pids) home.pids.add(p)
       if (how === 'SIGTERM') assert.equal(r.signal, 'SIGTERM', 'the process ended as SIGTERM would end it')

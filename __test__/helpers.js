@@ -128,6 +128,22 @@ function load (port, { connections = 4, keepAlive = false, path: urlPath = '/' }
   }
 }
 
+/** Live processes (not zombies) whose environment holds `entry`. */
+function processesWithEnv (entry) {
+  const found = []
+  for (const n of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(n) || Number(n) === process.pid) continue
+    try {
+      const env = fs.readFileSync(`/proc/${n}/environ`, 'utf8').split('\0')
+      if (!env.includes(entry)) continue
+      const stat = fs.readFileSync(`/proc/${n}/stat`, 'utf8')
+      if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue
+      found.push({ pid: Number(n), cmd: fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').replace(/\0/g, ' ').trim() })
+    } catch {}
+  }
+  return found
+}
+
 class Home {
   constructor () {
     // Short path: a Unix socket path must stay under ~100 bytes.
@@ -224,7 +240,17 @@ class Home {
       }
     }
     await waitFor('every test process to exit', () => [...this.pids].every((p) => !alive(p)), { timeout: 5000 })
-    fs.rmSync(this.dir, { recursive: true, force: true })
+    // Whatever ran in this home inherited PMR_HOME: a process with it still
+    // alive escaped pmr (a restart after a stop, a lost grandchild).
+    let leaked = []
+    try {
+      await waitFor('no process of this home left', () => (leaked = processesWithEnv(`PMR_HOME=${this.dir}`)).length === 0, { timeout: 3000 })
+    } catch {
+      for (const p of leaked) { try { process.kill(p.pid, 'SIGKILL') } catch {} }
+      throw new Error(`processes outlived the test: ${leaked.map((p) => `${p.pid} ${p.cmd}`).join('; ')}`)
+    } finally {
+      fs.rmSync(this.dir, { recursive: true, force: true })
+    }
   }
 }
 

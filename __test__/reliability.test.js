@@ -37,7 +37,9 @@ test('daemon killed with -9: the next command stops the orphans and brings the a
   })
   assert.deepEqual(after.map((x) => x.name).sort(), ['clustered', 'clustered', 'forked'], 'no duplicates')
   for (const x of after) assert.ok(!before.some((b) => b.pid === x.pid))
-  assert.equal((await get(port)).status, 200, 'the restored app got its port back (no EADDRINUSE)')
+  // Fork mode: online is not yet listening.
+  const served = await waitFor('the restored fork-mode app to serve', () => get(port).catch(() => null))
+  assert.equal(served.status, 200, 'the restored app got its port back (no EADDRINUSE)')
   assert.equal((await get(port2)).status, 200)
   assert.equal(rows(home, 'forked')[0].last_error, null)
 }))

@@ -9,6 +9,7 @@ mod metrics;
 mod persist;
 mod process;
 pub mod prometheus;
+mod scopes;
 mod slot;
 pub mod state;
 mod target;
@@ -73,7 +74,7 @@ pub(crate) struct Shared {
     #[cfg(target_os = "linux")]
     pub cgroups: Option<crate::process::cgroup::CgroupRoot>,
     /// The tree of every running process, by its main pid.
-    pub scopes: Mutex<std::collections::HashMap<u32, std::sync::Weak<KillScope>>>,
+    pub scopes: scopes::Scopes,
     worker_ids: AtomicU64,
 }
 
@@ -83,8 +84,7 @@ impl Shared {
     }
 
     pub fn scope_of(&self, pid: u32) -> Option<Arc<KillScope>> {
-        let scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
-        scopes.get(&pid).and_then(std::sync::Weak::upgrade)
+        self.scopes.get(pid)
     }
 }
 
@@ -220,7 +220,7 @@ impl Supervisor {
             settings: settings_rx.clone(),
             #[cfg(target_os = "linux")]
             cgroups: crate::process::cgroup::CgroupRoot::detect(),
-            scopes: Mutex::default(),
+            scopes: scopes::Scopes::default(),
             worker_ids: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
@@ -913,18 +913,7 @@ impl Supervisor {
     /// Kills every app's process group at once, synchronously: for an
     /// in-process supervisor whose host process is exiting.
     pub fn kill_all_now(&self) {
-        let scopes: Vec<Arc<KillScope>> = {
-            let map = self
-                .inner
-                .shared
-                .scopes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            map.values().filter_map(std::sync::Weak::upgrade).collect()
-        };
-        for s in scopes {
-            s.kill_all();
-        }
+        self.inner.shared.scopes.close_and_kill_all();
     }
 
     /// The last `n` lines of each wanted stream of the instances `ids`, in

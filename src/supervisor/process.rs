@@ -110,8 +110,13 @@ fn instance_env(l: &Launch<'_>) -> BTreeMap<String, String> {
     env
 }
 
+const HOST_EXITING: &str = "not started: the supervisor's host is exiting";
+
 impl RunningProcess {
     pub fn launch(l: Launch<'_>) -> io::Result<Self> {
+        if !l.shared.scopes.open() {
+            return Err(io::Error::other(HOST_EXITING));
+        }
         let spec = l.spec;
         let (program, mut args) = spec.command_line();
         let mut env = instance_env(&l);
@@ -173,10 +178,8 @@ impl RunningProcess {
         let scope = Arc::new(KillScope::new(spawned.pid, leader, cgroup));
         #[cfg(not(target_os = "linux"))]
         let scope = Arc::new(KillScope::new(spawned.pid, leader));
-        {
-            let mut scopes = l.shared.scopes.lock().unwrap_or_else(|e| e.into_inner());
-            scopes.retain(|_, s| s.strong_count() > 0);
-            scopes.insert(spawned.pid, Arc::downgrade(&scope));
+        if !l.shared.scopes.register(spawned.pid, &scope) {
+            return Err(io::Error::other(HOST_EXITING));
         }
         let started = Instant::now();
 
