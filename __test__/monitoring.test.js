@@ -326,7 +326,8 @@ test('pmr monit in a real 80x24 terminal: apps and figures, reload with r, q res
     await waitFor('a redraw at the new size', () => pane().split('\n').some((l) => /^└─+┘$/.test(l.trim()) && [...l].length === 100))
 
     tmux('send-keys', 'q')
-    const after = await waitFor('monit to exit', () => { const s = pane(); return /MONIT_EXIT=\d+/.test(s) ? s : null })
+    // The stty line comes after the exit status: wait for both.
+    const after = await waitFor('monit to exit and stty to report', () => { const s = pane(); return /MONIT_EXIT=\d+/.test(s) && /^-?icanon$/m.test(s) ? s : null })
     assert.match(after, /MONIT_EXIT=0/)
     assert.match(after, /^icanon$/m, 'the terminal is back in canonical mode')
     assert.doesNotMatch(after, /pmr monit:/, 'the alternate screen is gone')
