@@ -246,6 +246,25 @@ test('as root: uid/gid drop privileges, HOME/USER/LOGNAME follow, planted log sy
   }
 }))
 
+test('an app that cannot be spawned does not keep the apps after it from starting', withHome(async (home, t) => {
+  if (process.getuid() !== 0) return t.skip('needs root: the failure is exec as nobody of a file only root can reach')
+  // Checks in the CLI pass (root can reach the file); exec as nobody fails.
+  const locked = path.join(home.dir, 'locked')
+  fs.mkdirSync(locked, { mode: 0o700 })
+  fs.writeFileSync(path.join(locked, 'run'), '#!/bin/sh\nexec sleep 1000\n', { mode: 0o755 })
+  fs.writeFileSync(path.join(home.dir, 'idle.js'), 'setInterval(() => {}, 1 << 30)')
+  fs.writeFileSync(path.join(home.dir, 'ecosystem.config.js'), `module.exports = { apps: [
+    { name: 'first', script: 'idle.js' },
+    { name: 'locked', script: 'locked/run', uid: 'nobody' },
+    { name: 'last', script: 'idle.js' },
+  ] }`)
+  const r = home.run(['start', 'ecosystem.config.js'], { cwd: home.dir })
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /cannot start .*locked\/run \(instance 0 of locked\): Permission denied.*; started anyway: first, last$/m)
+  const names = home.jlist().map((x) => `${x.name}:${x.status}`)
+  assert.deepEqual(names, ['first:online', 'last:online'], 'nothing half-started stays; the others run')
+}))
+
 test('soak: 10 000 crash-restarts leave the daemon\'s fds and memory as they were', {
   skip: !process.env.PMR_SLOW && 'slow (about a minute): run with PMR_SLOW=1',
 }, withHome(async (home, t) => {

@@ -82,6 +82,14 @@ impl Error {
         }
     }
 
+    /// The same kind of error with its message rewritten: the code is what
+    /// callers branch on, so it stays.
+    pub fn with_message(self, f: impl FnOnce(String) -> String) -> Self {
+        let mut wire = self.to_wire();
+        wire.message = f(wire.message);
+        Error::from_wire(wire)
+    }
+
     pub fn to_wire(&self) -> ErrorBody {
         let message = match self {
             // The context already says what failed; the daemon-side io error
@@ -123,6 +131,15 @@ mod tests {
             assert_eq!(back.code(), e.code());
             assert_eq!(back.to_wire(), wire);
         }
+    }
+
+    #[test]
+    fn with_message_keeps_the_kind() {
+        let e = Error::Spawn("cannot start a".into()).with_message(|m| format!("{m}; more"));
+        assert_eq!(e.code(), "PMR_SPAWN");
+        assert_eq!(e.to_string(), "cannot start a; more");
+        let e = Error::Daemon("down".into()).with_message(|m| m + "!");
+        assert_eq!(e.code(), "PMR_DAEMON");
     }
 
     #[test]

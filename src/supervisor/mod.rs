@@ -382,18 +382,35 @@ impl Supervisor {
 
     /// Starts new apps. An app that exists and is stopped or errored is
     /// started again with the new spec; one that runs is an error.
+    /// Starts each app in turn. One that cannot start does not keep the
+    /// ones after it from starting: the error names every failure and what
+    /// started anyway.
     pub async fn start(&self, specs: Vec<AppSpec>) -> Result<Report> {
         let mut report = Report::default();
+        let mut started = Vec::new();
+        let mut failed = Vec::new();
         for spec in specs {
             let name = spec.name.clone();
             if let Some(w) = self.root_warning(&spec) {
                 report.notices.push(w);
             }
-            let notices = self.start_one(spec, true).await?;
-            report.notices.extend(notices);
-            report.instances.extend(self.infos_of(&name, None));
+            match self.start_one(spec, true).await {
+                Ok(notices) => {
+                    report.notices.extend(notices);
+                    report.instances.extend(self.infos_of(&name, None));
+                    started.push(name);
+                }
+                Err(e) => failed.push(e),
+            }
         }
-        Ok(report)
+        let mut failed = failed.into_iter();
+        match failed.next() {
+            None => Ok(report),
+            Some(first) => {
+                let others: Vec<String> = failed.map(|e| e.to_string()).collect();
+                Err(first.with_message(|m| partial_start(m, &others, &started)))
+            }
+        }
     }
 
     /// Said once per daemon: apps of a root daemon run as root unless they
@@ -1192,4 +1209,37 @@ fn busy(app: &str) -> Error {
 
 fn flatten(r: std::result::Result<Result<()>, oneshot::error::RecvError>) -> Result<()> {
     r.map_err(|_| Error::Daemon("an instance task ended unexpectedly".into()))?
+}
+
+/// The message of a start where some apps failed: the first failure, the
+/// others, and the apps that run anyway.
+fn partial_start(first: String, others: &[String], started: &[String]) -> String {
+    let mut m = first;
+    if !others.is_empty() {
+        m.push_str("; also: ");
+        m.push_str(&others.join("; "));
+    }
+    if !started.is_empty() {
+        m.push_str("; started anyway: ");
+        m.push_str(&started.join(", "));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial_start;
+
+    #[test]
+    fn partial_start_names_every_failure_and_what_runs() {
+        assert_eq!(partial_start("a failed".into(), &[], &[]), "a failed");
+        assert_eq!(
+            partial_start(
+                "a failed".into(),
+                &["b failed".into()],
+                &["c".into(), "d".into()]
+            ),
+            "a failed; also: b failed; started anyway: c, d"
+        );
+    }
 }
