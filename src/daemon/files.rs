@@ -10,6 +10,7 @@ use std::path::Path;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{umask, Mode};
 
+use super::own_log::{OwnLog, DAEMON_LOG_CAP};
 use crate::error::{Error, Result};
 use crate::paths::Home;
 
@@ -104,19 +105,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], backup: Option<&Path>) -> Result<
     Ok(())
 }
 
-/// The daemon logs to `<home>/pmr.log`; its stderr goes there too, so a
-/// panic message or a Node warning is not lost.
+/// The daemon logs to `<home>/pmr.log` (size-capped, see `own_log`); its
+/// stderr goes there too, so a panic message or a Node warning is not lost.
 pub fn init_logging(home: &Home) -> Result<()> {
     let path = home.daemon_log();
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)
+    let log = OwnLog::open(&path, DAEMON_LOG_CAP, true)
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    let _ = nix::unistd::dup2_stderr(&file);
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(std::sync::Mutex::new(log))
         .with_ansi(false)
         .with_target(false)
         .with_max_level(tracing::Level::INFO)

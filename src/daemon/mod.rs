@@ -5,6 +5,7 @@ mod conn;
 pub mod dump;
 pub(crate) mod files;
 mod metrics_http;
+mod own_log;
 mod state;
 
 use std::path::PathBuf;
