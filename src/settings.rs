@@ -88,6 +88,34 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The setting a key names. PM2 users set rotation through the
+/// pm2-logrotate module (`pm2 set pm2-logrotate:max_size 10M`); those keys
+/// name pmr's own settings, and the module's others are refused by name.
+pub fn canonical_key(key: &str) -> Result<String> {
+    let Some(k) = key.strip_prefix("pm2-logrotate:") else {
+        return Ok(key.to_string());
+    };
+    let ours = match k {
+        "max_size" => "log.max_size",
+        "retain" => "log.retain",
+        "compress" => "log.compress",
+        "rotateInterval" => "log.rotate_interval",
+        _ => {
+            return Err(Error::Config(format!(
+                "{key} has no pmr counterpart; pmr's rotation settings are log.max_size, log.retain, log.compress and log.rotate_interval"
+            )))
+        }
+    };
+    Ok(ours.to_string())
+}
+
+/// PM2's rotateInterval is a cron pattern; its default, midnight every day,
+/// is pmr's `daily`.
+fn is_daily(v: &str) -> bool {
+    let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+    v == "daily" || v == "0 0 * * *"
+}
+
 fn parse_bool(v: &str) -> std::result::Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
@@ -140,8 +168,9 @@ impl Settings {
 
     /// Sets one dotted key from its text form, checking the value.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let key = canonical_key(key)?;
         let bad = |msg: String| Error::Config(format!("{key}: {msg}"));
-        match key {
+        match key.as_str() {
             "log.max_size" => {
                 self.log.max_size = if is_none(value) || value.trim() == "0" {
                     0
@@ -165,8 +194,12 @@ impl Settings {
             "log.rotate_interval" => {
                 self.log.rotate_interval = match value.trim() {
                     v if is_none(v) => None,
-                    "daily" => Some("daily".into()),
-                    other => return Err(bad(format!("'{other}' is not daily or none"))),
+                    v if is_daily(v) => Some("daily".into()),
+                    other => {
+                        return Err(bad(format!(
+                            "'{other}' is not daily (PM2's '0 0 * * *') or none"
+                        )))
+                    }
                 }
             }
             "metrics.port" => {
@@ -196,7 +229,7 @@ impl Settings {
                 }
                 self.metrics.interval_ms = ms;
             }
-            _ => return Err(unknown_key(key)),
+            _ => return Err(unknown_key(&key)),
         }
         Ok(())
     }
@@ -214,7 +247,10 @@ impl Settings {
         });
         match key {
             None => Ok(all),
-            Some(k) => all.get(k).cloned().ok_or_else(|| unknown_key(k)),
+            Some(k) => {
+                let k = canonical_key(k)?;
+                all.get(&k).cloned().ok_or_else(|| unknown_key(&k))
+            }
         }
     }
 }
@@ -266,6 +302,37 @@ mod tests {
         assert!(e.contains("too small to rotate at"), "{e}");
         s.set("log.max_size", "0").unwrap();
         assert_eq!(s.log.max_size, 0, "0 turns rotation by size off");
+    }
+
+    #[test]
+    fn pm2_logrotate_keys_name_our_settings() {
+        let mut s = Settings::default();
+        s.set("pm2-logrotate:max_size", "20M").unwrap();
+        s.set("pm2-logrotate:retain", "30").unwrap();
+        s.set("pm2-logrotate:compress", "true").unwrap();
+        s.set("pm2-logrotate:rotateInterval", "0  0 * * *").unwrap();
+        assert_eq!(s.log.max_size, 20 << 20);
+        assert_eq!(s.log.retain, 30);
+        assert!(s.log.compress);
+        assert_eq!(s.log.rotate_interval.as_deref(), Some("daily"));
+        assert_eq!(s.get(Some("pm2-logrotate:retain")).unwrap(), 30);
+        let e = s
+            .set("pm2-logrotate:rotateInterval", "0 * * * *")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("log.rotate_interval: '0 * * * *' is not daily"),
+            "{e}"
+        );
+        let e = s
+            .set("pm2-logrotate:workerInterval", "30")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pm2-logrotate:workerInterval has no pmr counterpart"),
+            "{e}"
+        );
+        assert_eq!(canonical_key("log.retain").unwrap(), "log.retain");
     }
 
     #[test]

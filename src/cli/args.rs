@@ -154,6 +154,14 @@ pub enum Command {
     Set(SetArgs),
     /// Show daemon-wide settings
     Get(GetArgs),
+    /// PM2 modules: pm2-logrotate is built in (this turns it on); others are not needed
+    #[command(after_help = INSTALL_HELP)]
+    Install(ModuleArgs),
+    /// PM2 modules: uninstalling pm2-logrotate turns pmr's built-in rotation off
+    #[command(
+        after_help = "Examples:\n  pmr uninstall pm2-logrotate    log.max_size 0, log.rotate_interval none"
+    )]
+    Uninstall(ModuleArgs),
     /// Start the daemon if needed and check that it answers
     Ping,
     /// Stop every app gracefully, then the daemon
@@ -214,6 +222,23 @@ Examples:
   pmr logs api --timestamp       with the time pmr received each line
   pmr logs api --timestamp='%H:%M:%S'";
 
+const INSTALL_HELP: &str = "\
+PM2 extends itself with npm modules; pmr has no module system and builds in
+what the common ones do. Log rotation (pm2-logrotate) is built in and on by
+default (10M, 10 files kept); pmr install pm2-logrotate says so, turning it
+back on if it was turned off. Other modules are refused with what pmr has
+instead (pmr monit, pmr metrics).
+
+Examples:
+  pmr install pm2-logrotate
+  pmr set pm2-logrotate:max_size 50M     the module's keys name pmr's settings";
+
+#[derive(Debug, Args)]
+pub struct ModuleArgs {
+    /// Module name, e.g. pm2-logrotate
+    pub module: String,
+}
+
 const SET_HELP: &str = "\
 Settings:
   log.max_size         rotate a log file before it passes this size (default 10M; 0: never)
@@ -224,9 +249,13 @@ Settings:
   metrics.host         address of the metrics endpoint (default 127.0.0.1)
   metrics.interval     CPU and memory sampling interval (default 1s)
 
+PM2's pm2-logrotate keys work too: pm2-logrotate:max_size, :retain,
+:compress and :rotateInterval ('0 0 * * *' is daily).
+
 Examples:
   pmr set log.max_size 50M
-  pmr set metrics.port 9209";
+  pmr set metrics.port 9209
+  pmr set pm2-logrotate:retain 30";
 
 #[derive(Debug, Args)]
 pub struct SetArgs {

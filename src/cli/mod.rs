@@ -7,6 +7,7 @@ mod examples;
 mod init;
 mod logs;
 mod metrics;
+mod module;
 mod monit;
 pub mod runtime;
 mod show;
@@ -175,6 +176,8 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::Pid(a) => show::pids(ctx, a.target),
         Command::Reset(a) => act(ctx, Request::Reset { target: a.targets }, "reset"),
         Command::Update => update::run(ctx),
+        Command::Install(a) => module::install(ctx, a),
+        Command::Uninstall(a) => module::uninstall(ctx, a),
         Command::Examples => {
             out(examples::TEXT);
             Ok(())
@@ -247,7 +250,11 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
                 key: a.key.clone(),
                 value: a.value,
             })?;
-            info(&format!("{} = {}", a.key, r["value"]));
+            info(&format!(
+                "{} = {}",
+                r["key"].as_str().unwrap_or(&a.key),
+                r["value"]
+            ));
             if let Some(note) = r["note"].as_str() {
                 info(note);
             }
