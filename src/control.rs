@@ -149,11 +149,10 @@ impl Controller {
     }
 
     fn set(&self, key: &str, value: &str) -> Result<Value> {
-        let key = &crate::settings::canonical_key(key)?;
         let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.sup.settings();
         let mut s = old.clone();
-        s.set(key, value)?;
+        let key = &s.set(key, value)?;
         let note = match &self.hook {
             Some(hook) => hook(&s)?,
             None => None,

@@ -91,7 +91,7 @@ pub const KEYS: &[(&str, &str)] = &[
 /// The setting a key names. PM2 users set rotation through the
 /// pm2-logrotate module (`pm2 set pm2-logrotate:max_size 10M`); those keys
 /// name pmr's own settings, and the module's others are refused by name.
-pub fn canonical_key(key: &str) -> Result<String> {
+fn canonical_key(key: &str) -> Result<String> {
     let Some(k) = key.strip_prefix("pm2-logrotate:") else {
         return Ok(key.to_string());
     };
@@ -166,8 +166,9 @@ impl Settings {
         write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
     }
 
-    /// Sets one dotted key from its text form, checking the value.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+    /// Sets one dotted key from its text form, checking the value. Returns
+    /// the key's own name (a pm2-logrotate key names one of ours).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<String> {
         let key = canonical_key(key)?;
         let bad = |msg: String| Error::Config(format!("{key}: {msg}"));
         match key.as_str() {
@@ -231,7 +232,7 @@ impl Settings {
             }
             _ => return Err(unknown_key(&key)),
         }
-        Ok(())
+        Ok(key)
     }
 
     /// The value of one key, or of all of them.
@@ -316,23 +317,23 @@ mod tests {
         assert!(s.log.compress);
         assert_eq!(s.log.rotate_interval.as_deref(), Some("daily"));
         assert_eq!(s.get(Some("pm2-logrotate:retain")).unwrap(), 30);
-        let e = s
-            .set("pm2-logrotate:rotateInterval", "0 * * * *")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("log.rotate_interval: '0 * * * *' is not daily"),
-            "{e}"
-        );
-        let e = s
-            .set("pm2-logrotate:workerInterval", "30")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("pm2-logrotate:workerInterval has no pmr counterpart"),
-            "{e}"
-        );
-        assert_eq!(canonical_key("log.retain").unwrap(), "log.retain");
+        assert_eq!(s.set("pm2-logrotate:retain", "30").unwrap(), "log.retain");
+        let refused = [
+            (
+                "pm2-logrotate:rotateInterval",
+                "0 * * * *",
+                "log.rotate_interval: '0 * * * *' is not daily",
+            ),
+            (
+                "pm2-logrotate:workerInterval",
+                "30",
+                "pm2-logrotate:workerInterval has no pmr counterpart",
+            ),
+        ];
+        for (k, v, msg) in refused {
+            let e = s.set(k, v).unwrap_err().to_string();
+            assert!(e.starts_with(msg), "{e}");
+        }
     }
 
     #[test]

@@ -3,10 +3,9 @@
 //! `pm2 install pm2-logrotate` gets, under pmr, exactly what it asked for
 //! (rotation on) instead of an unknown command.
 
-use serde_json::Value;
-
 use super::args::ModuleArgs;
 use super::{info, Ctx};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::settings::LogSettings;
@@ -33,17 +32,19 @@ fn not_a_module(m: &str) -> Error {
     ))
 }
 
-fn set(ctx: &Ctx<'_>, key: &str, value: &str) -> Result<Value> {
-    ctx.daemon()?.request(Request::Set {
+fn set(c: &mut Client, key: &str, value: &str) -> Result<()> {
+    c.request(Request::Set {
         key: key.into(),
         value: value.into(),
     })
+    .map(drop)
 }
 
-fn rotation_now(ctx: &Ctx<'_>) -> Result<(u64, Option<String>, String)> {
-    let all = ctx.daemon()?.request(Request::Get { key: None })?;
+/// Whether any rotation is on, and the rotation settings as one line.
+fn rotation(c: &mut Client) -> Result<(bool, String)> {
+    let all = c.request(Request::Get { key: None })?;
     let size = all["log.max_size"].as_u64().unwrap_or(0);
-    let interval = all["log.rotate_interval"].as_str().map(str::to_owned);
+    let interval = all["log.rotate_interval"].as_str();
     let summary = format!(
         "log.max_size = {}, log.retain = {}, log.compress = {}, log.rotate_interval = {}",
         if size == 0 {
@@ -53,9 +54,9 @@ fn rotation_now(ctx: &Ctx<'_>) -> Result<(u64, Option<String>, String)> {
         },
         all["log.retain"],
         all["log.compress"],
-        interval.as_deref().unwrap_or("none")
+        interval.unwrap_or("none")
     );
-    Ok((size, interval, summary))
+    Ok((size > 0 || interval.is_some(), summary))
 }
 
 pub(super) fn install(ctx: &Ctx<'_>, a: ModuleArgs) -> Result<()> {
@@ -63,14 +64,18 @@ pub(super) fn install(ctx: &Ctx<'_>, a: ModuleArgs) -> Result<()> {
     if m != LOGROTATE {
         return Err(not_a_module(m));
     }
-    let (size, interval, _) = rotation_now(ctx)?;
-    // Rotation was turned off (uninstall, or log.max_size 0): on again at
-    // pm2-logrotate's own default, which is pmr's.
-    if size == 0 && interval.is_none() {
-        let default = LogSettings::default().max_size;
-        set(ctx, "log.max_size", &default.to_string())?;
+    let mut c = ctx.daemon()?;
+    let (on, mut summary) = rotation(&mut c)?;
+    if !on {
+        // Turned off (uninstall, or log.max_size 0): on again at
+        // pm2-logrotate's own default, which is pmr's.
+        set(
+            &mut c,
+            "log.max_size",
+            &LogSettings::default().max_size.to_string(),
+        )?;
+        summary = rotation(&mut c)?.1;
     }
-    let (_, _, summary) = rotation_now(ctx)?;
     info(&format!(
         "{LOGROTATE}: log rotation is built into pmr, nothing to install; it is on: {summary}"
     ));
@@ -85,9 +90,10 @@ pub(super) fn uninstall(ctx: &Ctx<'_>, a: ModuleArgs) -> Result<()> {
             "{m} is not installed: pmr has no module system"
         )));
     }
-    set(ctx, "log.max_size", "0")?;
-    set(ctx, "log.rotate_interval", "none")?;
-    let (_, _, summary) = rotation_now(ctx)?;
+    let mut c = ctx.daemon()?;
+    set(&mut c, "log.max_size", "0")?;
+    set(&mut c, "log.rotate_interval", "none")?;
+    let (_, summary) = rotation(&mut c)?;
     info(&format!(
         "{LOGROTATE}: pmr's built-in log rotation is off: {summary}; pmr install {LOGROTATE} turns it back on"
     ));

@@ -380,11 +380,10 @@ impl Supervisor {
         Ok(out)
     }
 
-    /// Starts new apps. An app that exists and is stopped or errored is
-    /// started again with the new spec; one that runs is an error.
-    /// Starts each app in turn. One that cannot start does not keep the
-    /// ones after it from starting: the error names every failure and what
-    /// started anyway.
+    /// Starts new apps, each in turn. An app that exists and is stopped or
+    /// errored is started again with the new spec; one that runs is an
+    /// error. One that cannot start does not keep the ones after it from
+    /// starting: the error names every failure and what started anyway.
     pub async fn start(&self, specs: Vec<AppSpec>) -> Result<Report> {
         let mut report = Report::default();
         let mut started = Vec::new();
