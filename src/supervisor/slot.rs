@@ -283,6 +283,11 @@ impl Slot {
         drop(p);
         match decision {
             Decision::Restart { delay } => {
+                // Here and below the state changes before the event goes
+                // out: a subscriber that reads `list()` on an event sees it.
+                if !delay.is_zero() {
+                    self.set_status(Status::WaitingRestart);
+                }
                 self.emit(EventKind::Restart {
                     reason: RestartReason::Crash,
                     delay_ms: delay.as_millis() as u64,
@@ -290,7 +295,6 @@ impl Slot {
                 if delay.is_zero() {
                     self.restart_now(RestartReason::Crash)
                 } else {
-                    self.set_status(Status::WaitingRestart);
                     Phase::Waiting(Instant::now() + delay)
                 }
             }
@@ -303,13 +307,15 @@ impl Slot {
                     .unwrap_or_default();
                 let reason = format!("{reason}; last: {last}");
                 self.st().errored_reason = Some(reason.clone());
+                let idle = self.go_idle(Status::Errored);
                 self.emit(EventKind::Errored { reason });
-                self.go_idle(Status::Errored)
+                idle
             }
             Decision::Stopped { reason } => {
                 tracing::info!(app = %self.spec.name, id = self.id, "not restarted: {reason}");
+                let idle = self.go_idle(Status::Stopped);
                 self.emit(EventKind::Stop);
-                self.go_idle(Status::Stopped)
+                idle
             }
         }
     }
@@ -339,8 +345,9 @@ impl Slot {
                         let last = self.st().last_error.clone().unwrap_or_default();
                         let reason = format!("{reason}; last: {last}");
                         self.st().errored_reason = Some(reason.clone());
+                        let idle = self.go_idle(Status::Errored);
                         self.emit(EventKind::Errored { reason });
-                        self.go_idle(Status::Errored)
+                        idle
                     }
                 }
             }
@@ -358,10 +365,11 @@ impl Slot {
             Ok(p) => (Phase::Running(p), Ok(())),
             Err(e) => {
                 self.st().errored_reason = Some(e.to_string());
+                let idle = self.go_idle(Status::Errored);
                 self.emit(EventKind::Errored {
                     reason: e.to_string(),
                 });
-                (self.go_idle(Status::Errored), Err(e))
+                (idle, Err(e))
             }
         }
     }
@@ -671,10 +679,11 @@ impl Slot {
         if let Phase::Running(p) = phase {
             self.stop_process(p).await;
         }
+        let idle = self.go_idle(Status::Stopped);
         if was_active {
             self.emit(EventKind::Stop);
         }
-        self.go_idle(Status::Stopped)
+        idle
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SlotCommand>) {
