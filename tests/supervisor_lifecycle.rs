@@ -478,6 +478,21 @@ async fn a_partial_start_starts_the_others_and_names_every_failure() {
         let d = h.sup.describe(&target(name));
         assert_eq!(d.err().map(|e| e.code()), Some("PMR_NOT_FOUND"), "{name}");
     }
+    // Where apps get a cgroup each, the failed spawns left none behind.
+    let scope = list[0].kill_scope.clone().unwrap_or_default();
+    if let Some(parent) = scope
+        .strip_prefix("cgroup ")
+        .and_then(|p| std::path::Path::new(p).parent())
+    {
+        let entries = std::fs::read_dir(parent)
+            .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned());
+        let leaked: Vec<String> = entries
+            .filter(|n| n.starts_with("nointerp-") || n.starts_with("denied-"))
+            .collect();
+        assert!(leaked.is_empty(), "cgroups of failed spawns: {leaked:?}");
+    }
     h.finish().await;
 }
 

@@ -171,6 +171,13 @@ impl RunningProcess {
             ipc: theirs,
             credentials: credentials.as_ref(),
             cgroup_procs: cgroup_procs.as_ref(),
+        })
+        .inspect_err(|_| {
+            // No process will ever own it: nothing else would remove it.
+            #[cfg(target_os = "linux")]
+            if let Some(cg) = &cgroup {
+                let _ = cg.remove();
+            }
         })?;
         // Before anything can reap it: the pidfd names this process for good.
         let leader = Pidfd::open(spawned.pid).ok();
