@@ -21,8 +21,12 @@ async fn a_stop_ends_the_whole_process_tree() {
         child = child_file.display(),
         escapee = escapee_file.display()
     );
+    let mut cfg = h.sh("tree", &body);
+    // The background sleep ignores SIGINT (as `&` makes it): the stop
+    // ends it with SIGKILL after this.
+    cfg.kill_timeout = Some(500);
     h.sup
-        .start(vec![h.spec(h.sh("tree", &body))])
+        .start(vec![h.spec(cfg)])
         .await
         .unwrap_or_else(|e| panic!("start: {e}"));
     let [row] = &h.rows("tree")[..] else {

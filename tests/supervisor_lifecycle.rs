@@ -382,7 +382,8 @@ async fn delete_during_a_restart_delay_leaves_nothing_behind() {
     let h = Harness::new();
     let mut events = h.events();
     let mut cfg = h.sh("doomed", "exit 1");
-    cfg.restart_delay = Some(800);
+    // Long enough that the delete surely comes inside it.
+    cfg.restart_delay = Some(1500);
     cfg.min_uptime = Some(10_000);
     h.sup
         .start(vec![h.spec(cfg)])
@@ -409,8 +410,8 @@ async fn delete_during_a_restart_delay_leaves_nothing_behind() {
     let d = h.sup.describe(&target("doomed"));
     assert_eq!(d.err().map(|e| e.code()), Some("PMR_NOT_FOUND"));
 
-    // The restart was due 800 ms after it was scheduled: wait past that
-    // for a spawn that must not come.
+    // The restart was due `delay_ms` after it was scheduled: wait past
+    // that for a spawn that must not come.
     let EventKind::Restart { delay_ms, .. } = restart.kind else {
         unreachable!()
     };
@@ -422,6 +423,12 @@ async fn delete_during_a_restart_delay_leaves_nothing_behind() {
         "a deleted app was spawned again: {}",
         events.describe()
     );
+    let starts = events
+        .of("doomed")
+        .iter()
+        .filter(|e| kind(e) == "start")
+        .count();
+    assert_eq!(starts, 1, "only the first process: {}", events.describe());
     assert!(h.tagged_processes().is_empty());
     h.finish().await;
 }
@@ -525,5 +532,66 @@ async fn a_crash_ends_the_orphans_of_the_dead_process() {
         .until("the crash to be handled", is("orphaner", "stop"))
         .await;
     wait_gone("the orphan of the crashed app", &[orphan]).await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_carries_events_and_output_lines_as_asked() {
+    use pmr::protocol::StreamItem;
+    let h = Harness::new();
+    let mut both = h.sup.stream(true, true);
+    let mut only_events = h.sup.stream(true, false);
+    h.sup
+        .start(vec![h.spec(h.sh(
+            "talker",
+            "echo to-stdout; echo to-stderr >&2; exec sleep 1000",
+        ))])
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+
+    let mut lines = Vec::new();
+    let mut started = false;
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    while lines.len() < 2 || !started {
+        let item = tokio::time::timeout_at(deadline, both.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out: lines {lines:?}, started {started}"));
+        match item {
+            Some(StreamItem::Log(l)) if l.app == "talker" => {
+                lines.push((l.stream.as_str(), l.line))
+            }
+            Some(StreamItem::Event(e)) if e.app == "talker" && kind(&e) == "start" => {
+                started = true
+            }
+            Some(StreamItem::Lagged(n)) => panic!("the stream lagged by {n}"),
+            None => panic!("the stream ended"),
+            Some(_) => {}
+        }
+    }
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("err", "to-stderr".to_string()),
+            ("out", "to-stdout".to_string())
+        ]
+    );
+    // The lines have been published: an events-only stream holds none.
+    let mut events_only = Vec::new();
+    while let Some(item) = only_events.try_next() {
+        events_only.push(item);
+    }
+    assert!(
+        events_only
+            .iter()
+            .all(|i| matches!(i, StreamItem::Event(_))),
+        "{events_only:?}"
+    );
+    assert!(
+        events_only
+            .iter()
+            .any(|i| matches!(i, StreamItem::Event(e) if kind(e) == "start")),
+        "{events_only:?}"
+    );
     h.finish().await;
 }

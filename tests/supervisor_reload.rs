@@ -58,7 +58,9 @@ fn with(h: &Harness, var: &str, value: &str) -> BTreeMap<String, String> {
 async fn a_replacement_that_never_gets_ready_leaves_the_old_processes_serving() {
     let h = Harness::new();
     let mut events = h.events();
-    let before = ready_app(&h, "rdy", 2, 800).await;
+    // Long enough for a Node.js start on a busy machine; the failing reload
+    // waits all of it.
+    let before = ready_app(&h, "rdy", 2, 2000).await;
 
     let err = h
         .sup
@@ -69,7 +71,7 @@ async fn a_replacement_that_never_gets_ready_leaves_the_old_processes_serving() 
     assert_eq!(err.code(), "PMR_RELOAD");
     let msg = err.to_string();
     assert!(
-        msg.contains("did not send 'ready' within listen_timeout (800 ms)"),
+        msg.contains("did not send 'ready' within listen_timeout (2000 ms)"),
         "{msg}"
     );
     assert!(
