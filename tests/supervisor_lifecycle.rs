@@ -1,7 +1,8 @@
 //! The supervisor's lifecycle with real small processes: the restart policy
 //! as apps live it (crash loop to errored, min_uptime, restart_delay,
 //! exponential backoff, stop_exit_codes, autorestart off), scaling, delete
-//! during a restart delay, a partial start, and the orphans of a crash.
+//! during a restart delay, a partial start, the orphans of a crash, and what
+//! the event/log stream carries.
 
 mod common;
 
