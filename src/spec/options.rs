@@ -150,15 +150,14 @@ const IGNORED: &[(&str, &str)] = &[
     ("io", "PM2's monitoring agent"),
 ];
 
+#[cfg(test)]
+type KeyPairs = &'static [(&'static str, &'static str)];
+
 /// The keys this module knows, for the test that keeps the README's
 /// ecosystem reference in step with them: canonical keys, PM2's other
 /// spellings (alias, canonical), and PM2 options ignored (key, why).
 #[cfg(test)]
-pub(crate) fn known_keys() -> (
-    &'static [&'static str],
-    &'static [(&'static str, &'static str)],
-    &'static [(&'static str, &'static str)],
-) {
+pub(crate) fn known_keys() -> (&'static [&'static str], KeyPairs, KeyPairs) {
     (APP_KEYS, ALIASES, IGNORED)
 }
 
