@@ -163,14 +163,74 @@ export interface InstanceInfo {
   watching: boolean
   /** When `cron_restart` next replaces the app, in milliseconds since the epoch. */
   next_cron_restart: number | null
-  [more: string]: unknown
+}
+
+/** Where an app's output goes, as resolved (`null`: the default). */
+export interface LogSpec {
+  out_file: string | null
+  error_file: string | null
+  /** Both streams, combined, also go to this file. */
+  log_file: string | null
+  merge_logs: boolean
+  time: boolean
+  log_date_format: string | null
+  log_type: 'json' | null
+  /** Rotation of this app's files; null: the daemon-wide `log.*` setting. */
+  max_size: number | null
+  retain: number | null
+  compress: boolean | null
+  rotate_interval: 'daily' | 'none' | null
+}
+
+/** An app as pmr runs it: paths resolved, defaults applied, times in milliseconds. */
+export interface AppSpec {
+  name: string
+  namespace: string
+  /** The script or program, absolute. */
+  script: string
+  args: string[]
+  /** null: the script is executed directly. */
+  interpreter: string | null
+  interpreter_args: string[]
+  /** The app runs under Node.js (it gets an IPC channel and may be clustered). */
+  node: boolean
+  cwd: string
+  /** The complete environment of the app (the caller's plus its own). */
+  env: Record<string, string>
+  /** The app's own part of `env`. */
+  app_env: Record<string, string>
+  instances: number
+  exec_mode: 'fork' | 'cluster'
+  autorestart: boolean
+  max_restarts: number
+  min_uptime_ms: number
+  restart_delay_ms: number
+  exp_backoff_restart_delay_ms: number | null
+  stop_exit_codes: number[]
+  kill_timeout_ms: number
+  kill_signal: string
+  listen_timeout_ms: number
+  wait_ready: boolean
+  shutdown_with_message: boolean
+  /** Bytes. */
+  max_memory_restart: number | null
+  instance_var: string
+  increment_var: string | null
+  logs: LogSpec
+  /** Absolute paths watched (empty: no watching). */
+  watch: string[]
+  ignore_watch: string[]
+  watch_delay_ms: number | null
+  cron_restart: string | null
+  uid: string | null
+  gid: string | null
 }
 
 /** What `describe()` gives per instance. */
 export interface Description {
   info: InstanceInfo
   /** The app as pmr runs it (resolved paths, full environment). */
-  spec: Record<string, unknown>
+  spec: AppSpec
   /** Recent events of the instance. */
   history: PmrEvent[]
   /** Sockets pmr holds for the app (cluster mode). */
@@ -233,6 +293,8 @@ export interface LogLine {
   line: string
   /** Milliseconds since the epoch; null for lines read back from a file. */
   time: number | null
+  /** Order of arrival across the daemon's instances and streams (lines of one chunk share it); absent for lines read back from a file. */
+  seq?: number
 }
 
 export interface LaggedEvent {

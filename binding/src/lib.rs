@@ -22,10 +22,12 @@ fn to_js(e: pmr::Error) -> Error {
 /// npm platform package alike, `pmr-daemon` sits next to the `.node` file.
 pub(crate) fn daemon_binary() -> Option<std::path::PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    // SAFETY: dladdr only reads the loader's tables for an address inside
-    // this library; a zeroed Dl_info is a valid out-parameter.
+    // SAFETY: Dl_info is plain pointers and integers, for which all-zero
+    // is a valid value (null pointers); dladdr fills it in.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let here = daemon_binary as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables for an address inside
+    // this library, and writes into `info`, a valid out-parameter.
     if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
         return None;
     }

@@ -501,10 +501,10 @@ pub struct StartArgs {
         value_name = "PATTERN"
     )]
     pub cron_restart: Option<String>,
-    /// Run the app as this user; accepted, not active yet
+    /// Run the app as this user (name or number): the child drops privileges to it (root only, to switch user)
     #[arg(long, value_name = "USER")]
     pub uid: Option<String>,
-    /// Run the app with this group; accepted, not active yet
+    /// Run the app with this group (name or number), with --uid [default: the user's primary group]
     #[arg(long, value_name = "GROUP")]
     pub gid: Option<String>,
     /// Run a Node.js app with --enable-source-maps (stack traces point into your sources)
@@ -529,7 +529,7 @@ pub struct StartArgs {
     /// Timestamp format (strftime, e.g. "%Y-%m-%d %H:%M:%S"); implies --time
     #[arg(long, value_name = "FORMAT")]
     pub log_date_format: Option<String>,
-    /// `json`: write log lines as JSON objects; accepted, not active yet
+    /// `json`: write each log line as a JSON object (timestamp, app, id, instance, stream, message)
     #[arg(long, value_name = "TYPE")]
     pub log_type: Option<String>,
     /// Discard the app's output (both streams go to /dev/null)

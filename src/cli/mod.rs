@@ -2,6 +2,8 @@
 //! starts; talks to the daemon over its socket with a blocking client.
 
 mod args;
+#[cfg(test)]
+mod docs_check;
 mod ecosystem;
 mod examples;
 mod init;

@@ -293,7 +293,6 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
                 None => sp.instance_var.clone(),
             },
         );
-        const LATER: &str = "(accepted, not active yet)";
         if !sp.watch.is_empty() {
             let paths: Vec<String> = sp.watch.iter().map(|p| p.display().to_string()).collect();
             let mut w = paths.join(", ");
@@ -327,17 +326,19 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             kv("cron restart", format!("{c}: {next}"));
         }
         if sp.uid.is_some() || sp.gid.is_some() {
+            // The child drops to these before exec; without gid it takes
+            // the user's primary group, as login would.
             kv(
                 "user / group",
                 format!(
-                    "{} / {} {LATER}",
+                    "{} / {}",
                     sp.uid.as_deref().unwrap_or("-"),
-                    sp.gid.as_deref().unwrap_or("-")
+                    sp.gid.as_deref().unwrap_or("the user's primary group")
                 ),
             );
         }
         if let Some(t) = &sp.logs.log_type {
-            kv("log type", t.clone());
+            kv("log type", format!("{t} (one JSON object per line)"));
         }
         let mut env: Vec<String> = sp
             .app_env

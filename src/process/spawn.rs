@@ -96,10 +96,12 @@ fn supplementary_groups(_user: &str, gid: nix::unistd::Gid) -> Vec<libc::gid_t> 
 /// Runs in the forked child: groups, then group, then user (the other way
 /// round, the process would no longer have the right to set its groups).
 fn drop_privileges(c: &Credentials) -> io::Result<()> {
-    // SAFETY (each call): plain syscalls on values prepared before fork;
-    // nothing here allocates.
+    // Plain syscalls on values prepared before fork; nothing here allocates.
+    // SAFETY: `groups` is a live Vec and its length is passed with it.
     let ok = unsafe { libc::setgroups(c.groups.len() as _, c.groups.as_ptr()) } == 0
+        // SAFETY: setgid takes a plain integer; no memory is involved.
         && unsafe { libc::setgid(c.gid as libc::gid_t) } == 0
+        // SAFETY: setuid takes a plain integer; no memory is involved.
         && unsafe { libc::setuid(c.uid as libc::uid_t) } == 0;
     if !ok {
         return Err(io::Error::last_os_error());

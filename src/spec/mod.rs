@@ -24,6 +24,8 @@ pub use resolve::{
 };
 
 use crate::policy::restart::RestartPolicy;
+#[cfg(test)]
+pub(crate) use options::known_keys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,23 +86,26 @@ pub struct AppSpec {
     pub instance_var: String,
     pub increment_var: Option<String>,
     pub logs: LogSpec,
-    /// Paths whose changes restart the app (empty: no watching). Accepted,
-    /// not active yet.
+    /// Paths whose changes replace the app through the reload path (empty:
+    /// no watching).
     #[serde(default)]
     pub watch: Vec<PathBuf>,
-    /// Patterns of paths under `watch` to ignore. Accepted, not active yet.
+    /// Patterns of paths under `watch` to ignore (besides `node_modules` and
+    /// dotfiles, which never are watched).
     #[serde(default)]
     pub ignore_watch: Vec<String>,
-    /// Quiet time after a change before the restart. Accepted, not active yet.
+    /// Quiet time after a change before the replacement (None: 1000 ms).
     #[serde(default)]
     pub watch_delay_ms: Option<u64>,
-    /// Restart the app on this cron schedule. Accepted, not active yet.
+    /// Replace the app (reload path) on this cron schedule, in local time.
     #[serde(default)]
     pub cron_restart: Option<String>,
-    /// Run the app as this user (name or number). Accepted, not active yet.
+    /// Run the app as this user (name or number): the child drops privileges
+    /// before exec.
     #[serde(default)]
     pub uid: Option<String>,
-    /// Run the app with this group (name or number). Accepted, not active yet.
+    /// Run the app with this group (name or number; needs `uid`; None: the
+    /// user's primary group).
     #[serde(default)]
     pub gid: Option<String>,
 }

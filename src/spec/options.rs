@@ -150,6 +150,17 @@ const IGNORED: &[(&str, &str)] = &[
     ("io", "PM2's monitoring agent"),
 ];
 
+#[cfg(test)]
+type KeyPairs = &'static [(&'static str, &'static str)];
+
+/// The keys this module knows, for the test that keeps the README's
+/// ecosystem reference in step with them: canonical keys, PM2's other
+/// spellings (alias, canonical), and PM2 options ignored (key, why).
+#[cfg(test)]
+pub(crate) fn known_keys() -> (&'static [&'static str], KeyPairs, KeyPairs) {
+    (APP_KEYS, ALIASES, IGNORED)
+}
+
 /// An app entry as read: the config (with `env_<name>` merged in and a name
 /// derived from the script when none is given), the `env_*` names it
 /// defines, and its problems.
