@@ -9,7 +9,8 @@ use super::slot::SlotCommand;
 use super::state::{Event, EventKind};
 use super::target::Selected;
 use super::watcher::WatchKey;
-use super::{cron, now_ms, watcher, App, Report, RestartReason, Status, Supervisor};
+use super::{cron, watcher, App, Report, RestartReason, Status, Supervisor};
+use crate::clock::now_ms;
 use crate::error::Result;
 
 /// The tasks of one app. They run while the app has an instance that is

@@ -356,7 +356,7 @@ pub(super) fn spawn_sampler(inner: Weak<Inner>, mut settings: watch::Receiver<Se
             let period = Duration::from_millis(ms);
             // Ticks fall on multiples of the interval in wall-clock time, as
             // the preload's reports do: one wake-up serves both.
-            let to_boundary = Duration::from_millis(ms - super::now_ms() % ms);
+            let to_boundary = Duration::from_millis(ms - crate::clock::now_ms() % ms);
             let mut ticks =
                 tokio::time::interval_at(tokio::time::Instant::now() + to_boundary, period);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);

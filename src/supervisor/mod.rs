@@ -5,6 +5,7 @@
 
 mod auto;
 mod cron;
+pub mod dump;
 mod metrics;
 mod persist;
 mod process;
@@ -21,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::sys::signal::Signal;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::cluster::listeners::ListenerPool;
@@ -29,26 +29,18 @@ use crate::error::{Error, Result};
 use crate::logs::file::LogFiles;
 use crate::logs::history::Histories;
 use crate::logs::{is_discard, paths_for, LogLine, LogPaths, RecentLines};
+pub use crate::model::{
+    Description, Event, EventKind, InstanceInfo, MemoryExceeded, NodeMetrics, Report,
+    RestartReason, ScaleTo, Status, StreamItem,
+};
 use crate::process::scope::KillScope;
-use crate::protocol::StreamItem;
 use crate::settings::Settings;
 use crate::spec::{AppSpec, ExecMode};
 use auto::{AbortOnDrop, Automation};
 pub use persist::SavedApp;
 use slot::{Slot, SlotCommand};
 use state::InstanceState;
-pub use state::{
-    Description, Event, EventKind, InstanceInfo, MemoryExceeded, NodeMetrics, RestartReason, Status,
-};
 use target::{select, Candidate, Selected};
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
@@ -153,41 +145,6 @@ impl Registry {
             .collect();
         select(&cands, targets)
     }
-}
-
-/// Scale to a number of instances, or by a difference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScaleTo {
-    Exactly(u32),
-    By(i64),
-}
-
-impl ScaleTo {
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        let t = s.trim();
-        let bad = || format!("'{s}' is not an instance count: use 4, +2 or -1");
-        if t.starts_with('+') || t.starts_with('-') {
-            t.parse::<i64>().map(ScaleTo::By).map_err(|_| bad())
-        } else {
-            t.parse::<u32>().map(ScaleTo::Exactly).map_err(|_| bad())
-        }
-    }
-
-    pub fn apply(self, current: u32) -> u32 {
-        match self {
-            ScaleTo::Exactly(n) => n,
-            ScaleTo::By(d) => (current as i64 + d).clamp(0, u32::MAX as i64) as u32,
-        }
-    }
-}
-
-/// The result of an operation: the instances it touched, and anything the
-/// user should be told about how it went.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Report {
-    pub instances: Vec<InstanceInfo>,
-    pub notices: Vec<String>,
 }
 
 struct Inner {

@@ -233,7 +233,7 @@ impl RunningProcess {
         Ok(RunningProcess {
             pid: spawned.pid,
             started,
-            started_at: super::now_ms(),
+            started_at: crate::clock::now_ms(),
             exit: exit_rx,
             events: ev_rx,
             outgoing,

@@ -15,7 +15,8 @@ use super::state::{
     Event, EventKind, ExitRecord, InstanceState, MemoryExceeded, NodeMetrics, ReloadStep,
     RestartReason, Status,
 };
-use super::{now_ms, Shared};
+use super::Shared;
+use crate::clock::now_ms;
 use crate::cluster::channel::ChannelEvent;
 use crate::cluster::listeners::{ActiveGuard, ListenerPool};
 use crate::error::{Error, Result};
