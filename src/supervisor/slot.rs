@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::process::{wait_for_exit, Launch, ProcessExit, RunningProcess};
+use super::child::{wait_for_exit, Launch, ProcessExit, RunningProcess};
 use super::state::{
     Event, EventKind, ExitRecord, InstanceState, MemoryExceeded, NodeMetrics, ReloadStep,
     RestartReason, Status,
