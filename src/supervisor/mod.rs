@@ -8,9 +8,13 @@ mod auto;
 mod child;
 mod cron;
 pub mod dump;
+#[cfg(test)]
+mod fake_child;
 mod lifecycle;
 mod log_ops;
 mod metrics;
+#[cfg(test)]
+mod ordering_tests;
 mod persist;
 pub mod prometheus;
 mod registry;
@@ -40,6 +44,7 @@ pub use crate::model::{
 use crate::process::scope::KillScope;
 use crate::settings::Settings;
 use auto::AbortOnDrop;
+use child::{OsSpawner, Spawner};
 pub use persist::SavedApp;
 use registry::Registry;
 pub use stream::Stream;
@@ -69,6 +74,8 @@ pub(crate) struct Shared {
     pub cgroups: Option<crate::process::cgroup::CgroupRoot>,
     /// The tree of every running process, by its main pid.
     pub scopes: scopes::Scopes,
+    /// How slots get their processes.
+    pub spawner: Arc<dyn Spawner>,
     worker_ids: AtomicU64,
 }
 
@@ -99,6 +106,11 @@ pub struct Supervisor {
 impl Supervisor {
     /// Must be called inside a tokio runtime: slots and sampling are tasks.
     pub fn new(cfg: SupervisorConfig) -> Self {
+        Self::with_spawner(cfg, Arc::new(OsSpawner))
+    }
+
+    /// A supervisor whose slots spawn through `spawner` (a test's fakes).
+    pub(crate) fn with_spawner(cfg: SupervisorConfig, spawner: Arc<dyn Spawner>) -> Self {
         crate::process::fds::close_inherited_on_exec();
         let (events, _) = broadcast::channel(1024);
         let (logs, _) = broadcast::channel(4096);
@@ -113,6 +125,7 @@ impl Supervisor {
             #[cfg(target_os = "linux")]
             cgroups: crate::process::cgroup::CgroupRoot::detect(),
             scopes: scopes::Scopes::default(),
+            spawner,
             worker_ids: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {

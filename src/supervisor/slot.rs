@@ -167,22 +167,25 @@ impl Slot {
     }
 
     fn launch(&mut self, spec: &AppSpec) -> Result<RunningProcess> {
-        let p = RunningProcess::launch(Launch {
-            spec,
-            id: self.id,
-            instance: self.instance,
-            shared: &self.shared,
-            pool: self.pool.as_ref(),
-            paths: &self.paths,
-        })
-        .map_err(|e| {
-            Error::Spawn(format!(
-                "cannot start {} (instance {} of {}): {e}",
-                spec.script.display(),
-                self.instance,
-                spec.name
-            ))
-        })?;
+        let p = self
+            .shared
+            .spawner
+            .spawn(Launch {
+                spec,
+                id: self.id,
+                instance: self.instance,
+                shared: &self.shared,
+                pool: self.pool.as_ref(),
+                paths: &self.paths,
+            })
+            .map_err(|e| {
+                Error::Spawn(format!(
+                    "cannot start {} (instance {} of {}): {e}",
+                    spec.script.display(),
+                    self.instance,
+                    spec.name
+                ))
+            })?;
         Ok(p)
     }
 
