@@ -350,3 +350,46 @@ async fn a_replacement_that_dies_before_ready_rolls_the_reload_back() {
     assert_eq!(info.restarts, 0);
     h.no_spawn_pending();
 }
+
+/// What the sampler sends when the memory limit rule fires.
+fn over_memory_limit(h: &Harness, pid: u32) {
+    let reg = h.sup.reg();
+    let slot = &reg.apps[0].slots[0];
+    let sent = slot.tx.send(super::slot::SlotCommand::MemoryLimit {
+        pid,
+        memory: 500 << 20,
+        limit: 300 << 20,
+    });
+    assert!(sent.is_ok(), "the slot is alive");
+}
+
+#[tokio::test]
+async fn a_process_over_its_memory_limit_is_replaced_once() {
+    let mut h = Harness::new();
+    let old = h
+        .start(serde_json::json!({ "max_memory_restart": 300 << 20 }))
+        .await;
+    over_memory_limit(&h, old.pid);
+    let new = h.next_child().await;
+    let seen = h.events_until(|k| matches!(k, EventKind::Start)).await;
+    let memory = seen
+        .iter()
+        .position(|k| matches!(k, EventKind::MemoryLimit { .. }));
+    let restart = seen.iter().position(|k| {
+        *k == EventKind::Restart {
+            reason: RestartReason::Memory,
+            delay_ms: 0,
+        }
+    });
+    assert!(memory.is_some() && memory < restart, "{seen:?}");
+    assert_eq!(old.signals(), [Signal::SIGINT], "stopped gracefully");
+    let info = h.only();
+    assert_eq!(info.pid, Some(new.pid));
+    assert_eq!(info.restart_reasons.memory, 1);
+    assert_eq!(info.memory_exceeded.map(|m| m.limit), Some(300 << 20));
+    // A late report about the process already replaced changes nothing.
+    over_memory_limit(&h, old.pid);
+    h.sup.stop(&["web".into()]).await.unwrap();
+    h.no_spawn_pending();
+    assert_eq!(h.only().restart_reasons.memory, 1);
+}
