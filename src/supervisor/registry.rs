@@ -41,7 +41,7 @@ impl SlotHandle {
 
 /// Sends a command to a slot and returns the receiver of its reply. A slot
 /// whose task ended drops the reply sender, which the caller sees.
-pub(super) fn ask<T>(
+fn ask<T>(
     tx: &mpsc::UnboundedSender<SlotCommand>,
     make: impl FnOnce(oneshot::Sender<T>) -> SlotCommand,
 ) -> oneshot::Receiver<T> {
@@ -60,7 +60,7 @@ pub(super) struct App {
     pub(super) auto: Automation,
 }
 
-/// Every app in the order they were started, and the next instance id.
+/// Every app in the order they were started, and the id the next slot gets.
 #[derive(Default)]
 pub(super) struct Registry {
     pub(super) apps: Vec<App>,
