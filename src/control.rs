@@ -7,13 +7,13 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use crate::daemon::dump::Dump;
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::process::signal::parse_signal;
 use crate::protocol::{Pong, Request, PROTOCOL_VERSION};
 use crate::settings::Settings;
 use crate::spec::check_runnable;
+use crate::supervisor::dump::{self, Dump};
 use crate::supervisor::{prometheus, Supervisor};
 
 /// Applies new settings to something that depends on them before they are
@@ -112,7 +112,7 @@ impl Controller {
             Request::Save => return self.save(),
             Request::Resurrect => {
                 let path = self.home("resurrect")?.dump_file();
-                let (dump, warning) = crate::daemon::dump::read(&path)?;
+                let (dump, warning) = dump::read(&path)?;
                 let mut report = sup.restore(dump.apps).await?;
                 if let Some(w) = warning {
                     tracing::warn!("{w}");
@@ -123,7 +123,7 @@ impl Controller {
             Request::ClearDump => {
                 let path = self.home("cleardump")?.dump_file();
                 let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
-                crate::daemon::dump::write(&path, &Dump::new(Vec::new()))?;
+                dump::write(&path, &Dump::new(Vec::new()))?;
                 return Ok(json!({ "path": path }));
             }
             Request::Get { key } => return sup.settings().get(key.as_deref()),
@@ -141,7 +141,7 @@ impl Controller {
         let path = self.home("save")?.dump_file();
         let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
         let dump = Dump::new(self.sup.saved_apps());
-        crate::daemon::dump::write(&path, &dump)?;
+        dump::write(&path, &dump)?;
         tracing::info!("saved {} apps to {}", dump.apps.len(), path.display());
         Ok(
             json!({ "path": path, "apps": dump.apps.iter().map(|a| &a.spec.name).collect::<Vec<_>>() }),

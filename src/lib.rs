@@ -3,15 +3,21 @@
 //! the CLI and the in-process supervisor all live here and are tested with
 //! `cargo test` alone.
 
+pub mod atomic_file;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod cluster;
 pub mod control;
 pub mod daemon;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod host;
 pub mod logs;
+pub mod model;
+#[cfg(test)]
+mod module_graph_test;
 pub mod paths;
 pub mod policy;
 pub mod process;

@@ -6,13 +6,14 @@ use std::sync::Mutex;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use pmr::daemon::{Control, ControlSender, DaemonOptions};
+use pmr::daemon::DaemonOptions;
+use pmr::host::{HostSignal, HostSignalSender};
 use pmr::paths::Home;
 
 use crate::to_js;
 
 /// The running daemon's control channel (one daemon per process).
-static DAEMON: Mutex<Option<ControlSender>> = Mutex::new(None);
+static DAEMON: Mutex<Option<HostSignalSender>> = Mutex::new(None);
 
 /// Starts the daemon for `home` on a thread of its own. `onExit` is called
 /// with an error message (or null) when it ends; until then Node stays alive.
@@ -40,8 +41,8 @@ pub fn start_daemon(
 #[napi(catch_unwind)]
 pub fn daemon_signal(signal: String) -> bool {
     let control = match signal.as_str() {
-        "SIGINT" | "SIGTERM" => Control::Shutdown,
-        "SIGHUP" | "SIGUSR2" => Control::ReopenLogs,
+        "SIGINT" | "SIGTERM" => HostSignal::Shutdown,
+        "SIGHUP" | "SIGUSR2" => HostSignal::ReopenLogs,
         _ => return false,
     };
     DAEMON

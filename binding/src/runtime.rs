@@ -6,11 +6,11 @@ use std::sync::Mutex;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use pmr::daemon::{Control, ControlSender};
+use pmr::host::{HostSignal, HostSignalSender};
 
 use crate::cli::{CliHost, Host};
 
-static RUNTIME: Mutex<Option<ControlSender>> = Mutex::new(None);
+static RUNTIME: Mutex<Option<HostSignalSender>> = Mutex::new(None);
 
 /// Starts the runtime; returns 0 once it runs (`onExit(code)` is called when
 /// it ends) or the exit code of a command-line problem already printed.
@@ -48,8 +48,8 @@ pub fn run_runtime(
 #[napi(catch_unwind)]
 pub fn runtime_signal(signal: String) -> bool {
     let control = match signal.as_str() {
-        "SIGINT" | "SIGTERM" => Control::Shutdown,
-        "SIGHUP" | "SIGUSR2" => Control::ReopenLogs,
+        "SIGINT" | "SIGTERM" => HostSignal::Shutdown,
+        "SIGHUP" | "SIGUSR2" => HostSignal::ReopenLogs,
         _ => return false,
     };
     RUNTIME

@@ -2,7 +2,6 @@
 //! socket, and runs the supervisor until `pmr kill` or a termination signal.
 
 mod conn;
-pub mod dump;
 pub(crate) mod files;
 mod metrics_http;
 mod own_log;
@@ -18,24 +17,13 @@ use tokio::sync::{mpsc, Notify};
 use crate::client::ALREADY_RUNNING;
 use crate::control::Controller;
 use crate::error::{Error, Result};
+use crate::host::{HostSignal, HostSignalSender};
 use crate::paths::Home;
 use crate::settings::Settings;
 use crate::supervisor::{Supervisor, SupervisorConfig};
 
 #[cfg(test)]
 pub(crate) use conn::parse as parse_request_line;
-
-/// What the host process (Node) forwards to the daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// SIGINT/SIGTERM: stop every app gracefully, then exit.
-    Shutdown,
-    /// SIGHUP/SIGUSR2: reopen log files.
-    ReopenLogs,
-}
-
-/// Where the host sends `Control` messages.
-pub type ControlSender = mpsc::UnboundedSender<Control>;
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -51,7 +39,7 @@ pub struct DaemonOptions {
 pub fn spawn(
     opts: DaemonOptions,
     on_exit: impl FnOnce(Result<()>) + Send + 'static,
-) -> Result<ControlSender> {
+) -> Result<HostSignalSender> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("pmr-daemon".into())
@@ -100,19 +88,19 @@ pub fn run_standalone(opts: DaemonOptions) -> Result<()> {
 }
 
 /// SIGINT/SIGTERM stop the daemon gracefully; SIGHUP/SIGUSR2 reopen logs.
-fn forward_signals(tx: ControlSender) -> Result<()> {
+fn forward_signals(tx: HostSignalSender) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    for (kind, control) in [
-        (SignalKind::interrupt(), Control::Shutdown),
-        (SignalKind::terminate(), Control::Shutdown),
-        (SignalKind::hangup(), Control::ReopenLogs),
-        (SignalKind::user_defined2(), Control::ReopenLogs),
+    for (kind, host_signal) in [
+        (SignalKind::interrupt(), HostSignal::Shutdown),
+        (SignalKind::terminate(), HostSignal::Shutdown),
+        (SignalKind::hangup(), HostSignal::ReopenLogs),
+        (SignalKind::user_defined2(), HostSignal::ReopenLogs),
     ] {
         let mut s = signal(kind).map_err(|e| Error::io("cannot handle signals", e))?;
         let tx = tx.clone();
         tokio::spawn(async move {
             while s.recv().await.is_some() {
-                if tx.send(control).is_err() {
+                if tx.send(host_signal).is_err() {
                     return;
                 }
             }
@@ -121,7 +109,10 @@ fn forward_signals(tx: ControlSender) -> Result<()> {
     Ok(())
 }
 
-async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>) -> Result<()> {
+async fn run(
+    opts: DaemonOptions,
+    mut host_signals: mpsc::UnboundedReceiver<HostSignal>,
+) -> Result<()> {
     let home = opts.home.clone();
     home.ensure()?;
     files::init_logging(&home)?;
@@ -187,9 +178,9 @@ async fn run(opts: DaemonOptions, mut control: mpsc::UnboundedReceiver<Control>)
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            c = control.recv() => match c {
-                Some(Control::ReopenLogs) => sup.reopen_logs(),
-                Some(Control::Shutdown) | None => break,
+            c = host_signals.recv() => match c {
+                Some(HostSignal::ReopenLogs) => sup.reopen_logs(),
+                Some(HostSignal::Shutdown) | None => break,
             },
             _ = kill.notified() => break,
         }

@@ -80,7 +80,7 @@ pub fn snapshot(sup: &Supervisor) -> State {
 fn write(path: &Path, state: &State) -> Result<()> {
     let text = serde_json::to_vec(state)
         .map_err(|e| crate::Error::Config(format!("cannot encode the state: {e}")))?;
-    super::files::write_atomic(path, &text, None)
+    crate::atomic_file::write_atomic(path, &text, None)
 }
 
 /// Keeps the state file current until the returned task is aborted.

@@ -160,7 +160,7 @@ impl Target {
         if chunk.is_empty() {
             return;
         }
-        let now_ms = crate::supervisor::now_ms();
+        let now_ms = crate::clock::now_ms();
         let seq = self.history.push(self.stream, now_ms, chunk);
         if self.tap.receiver_count() > 0 {
             for line in lines_of(chunk) {

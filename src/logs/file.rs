@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::is_discard;
 use super::rotate::{self, Housekeeper, Job, Policy};
+use crate::clock::now_ms;
 use crate::settings::LogSettings;
 use crate::spec::LogSpec;
-use crate::supervisor::now_ms;
 
 /// After a rename fails, how long before rotation is tried again.
 const ROTATE_RETRY_MS: u64 = 10_000;

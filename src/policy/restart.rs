@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+/// PM2's defaults for `min_uptime` and `max_restarts`.
+pub const DEFAULT_MIN_UPTIME_MS: u64 = 1000;
+pub const DEFAULT_MAX_RESTARTS: u32 = 16;
+
 pub const BACKOFF_FACTOR: f64 = 1.5;
 pub const BACKOFF_CAP: Duration = Duration::from_secs(15);
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
@@ -25,8 +29,8 @@ impl Default for RestartPolicy {
     fn default() -> Self {
         RestartPolicy {
             autorestart: true,
-            max_restarts: crate::spec::DEFAULT_MAX_RESTARTS,
-            min_uptime: Duration::from_millis(crate::spec::DEFAULT_MIN_UPTIME_MS),
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            min_uptime: Duration::from_millis(DEFAULT_MIN_UPTIME_MS),
             restart_delay: Duration::ZERO,
             exp_backoff: None,
             stop_exit_codes: Vec::new(),

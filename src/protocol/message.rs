@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ErrorBody;
-use crate::logs::LogLine;
+use crate::model::ScaleTo;
+pub use crate::model::StreamItem;
 use crate::spec::AppSpec;
-use crate::supervisor::{Event, ScaleTo};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
@@ -137,16 +137,6 @@ pub struct Reply {
     pub result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
-}
-
-/// What a subscribed connection receives.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StreamItem {
-    Event(Event),
-    Log(LogLine),
-    /// The subscriber fell behind and this many items were skipped for it.
-    Lagged(u64),
 }
 
 /// What the daemon says about itself in reply to `ping`.

@@ -21,8 +21,8 @@ pub fn say_error(e: &Error) {
     say(&format!("error: {e}"));
 }
 
-use crate::daemon::{Control, ControlSender};
 use crate::error::{Error, Result};
+use crate::host::{HostSignal, HostSignalSender};
 use crate::settings::Settings;
 use crate::spec::AppSpec;
 use crate::supervisor::{Status, Supervisor, SupervisorConfig};
@@ -45,7 +45,7 @@ pub struct RuntimeOptions {
 pub fn spawn(
     opts: RuntimeOptions,
     on_exit: impl FnOnce(i32) + Send + 'static,
-) -> Result<ControlSender> {
+) -> Result<HostSignalSender> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("pmr-runtime".into())
@@ -66,7 +66,10 @@ pub fn spawn(
     Ok(tx)
 }
 
-async fn run(opts: RuntimeOptions, mut control: mpsc::UnboundedReceiver<Control>) -> Result<i32> {
+async fn run(
+    opts: RuntimeOptions,
+    mut host_signals: mpsc::UnboundedReceiver<HostSignal>,
+) -> Result<i32> {
     std::fs::create_dir_all(&opts.log_dir)
         .map_err(|e| Error::io(format!("cannot create {}", opts.log_dir.display()), e))?;
     let sup = Supervisor::new(SupervisorConfig {
@@ -94,12 +97,12 @@ async fn run(opts: RuntimeOptions, mut control: mpsc::UnboundedReceiver<Control>
     let mut events = sup.subscribe_events();
     let code = loop {
         tokio::select! {
-            c = control.recv() => match c {
-                Some(Control::Shutdown) | None => {
+            c = host_signals.recv() => match c {
+                Some(HostSignal::Shutdown) | None => {
                     output::say("stopping every app");
                     break 0;
                 }
-                Some(Control::ReopenLogs) => sup.reopen_logs(),
+                Some(HostSignal::ReopenLogs) => sup.reopen_logs(),
             },
             _ = events.recv() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}

@@ -45,8 +45,7 @@ impl ExecMode {
 
 pub const DEFAULT_KILL_TIMEOUT_MS: u64 = 1600;
 pub const DEFAULT_LISTEN_TIMEOUT_MS: u64 = 3000;
-pub const DEFAULT_MIN_UPTIME_MS: u64 = 1000;
-pub const DEFAULT_MAX_RESTARTS: u32 = 16;
+pub use crate::policy::restart::{DEFAULT_MAX_RESTARTS, DEFAULT_MIN_UPTIME_MS};
 pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
 

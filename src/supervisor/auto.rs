@@ -5,11 +5,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::registry::App;
+use super::replies::gather;
 use super::slot::SlotCommand;
 use super::state::{Event, EventKind};
 use super::target::Selected;
 use super::watcher::WatchKey;
-use super::{cron, now_ms, watcher, App, Report, RestartReason, Status, Supervisor};
+use super::{cron, watcher, Report, RestartReason, Status, Supervisor};
+use crate::clock::now_ms;
 use crate::error::Result;
 
 /// The tasks of one app. They run while the app has an instance that is
@@ -238,9 +241,8 @@ impl Supervisor {
                 .iter()
                 .map(|sl| sl.0.ask(|reply| SlotCommand::ResetCounters { reply }))
                 .collect();
-            for p in pending {
-                let _ = p.await;
-            }
+            // Resets cannot fail: there is no error to keep.
+            let _ = gather(pending).await;
             report
                 .instances
                 .extend(self.infos_of(&s.app, s.ids.as_deref()));

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::SavedApp;
 use crate::error::{Error, Result};
-use crate::supervisor::SavedApp;
 
 pub const DUMP_VERSION: u32 = 1;
 
@@ -26,7 +26,7 @@ impl Dump {
     pub fn new(apps: Vec<SavedApp>) -> Self {
         Dump {
             version: DUMP_VERSION,
-            saved_at: crate::supervisor::now_ms(),
+            saved_at: crate::clock::now_ms(),
             pmr: crate::VERSION.to_string(),
             apps,
         }
@@ -44,7 +44,7 @@ pub fn write(path: &Path, dump: &Dump) -> Result<()> {
     let mut text = serde_json::to_vec_pretty(dump)
         .map_err(|e| Error::Config(format!("cannot encode the dump: {e}")))?;
     text.push(b'\n');
-    super::files::write_atomic(path, &text, Some(&backup_path(path)))
+    crate::atomic_file::write_atomic(path, &text, Some(&backup_path(path)))
 }
 
 fn parse(path: &Path) -> std::result::Result<Dump, String> {

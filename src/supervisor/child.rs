@@ -1,5 +1,7 @@
-//! One running OS process of an instance: spawned with its pipes and IPC
-//! channel wired up, watched for exit, and stopped as a whole process group.
+//! One running child process of an instance: spawned with its pipes and
+//! IPC channel wired up, watched for exit, and stopped as a whole process
+//! group. Slots spawn through the `Spawner` seam: the supervisor's is the
+//! OS (`OsSpawner`); a test gives fake children whose exits it triggers.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -69,6 +71,79 @@ pub(crate) struct Launch<'a> {
     pub paths: &'a LogPaths,
 }
 
+/// How a slot gets its processes.
+pub(crate) trait Spawner: Send + Sync {
+    fn spawn(&self, l: Launch<'_>) -> io::Result<RunningProcess>;
+}
+
+/// Real processes: what every supervisor outside tests spawns with.
+pub(crate) struct OsSpawner;
+
+impl Spawner for OsSpawner {
+    fn spawn(&self, l: Launch<'_>) -> io::Result<RunningProcess> {
+        RunningProcess::launch(l)
+    }
+}
+
+/// What a slot does to a process tree besides waiting for its exit.
+pub(crate) trait ProcessTree: Send + Sync {
+    /// A signal to the main process only (`pmr sendSignal`); ESRCH once it exited.
+    fn signal_main(&self, sig: Signal) -> io::Result<()>;
+    /// A signal to every process of the tree: how a graceful stop begins.
+    fn signal_all(&self, sig: Signal);
+    /// SIGKILL to every process of the tree.
+    fn kill_all(&self);
+    /// Some process of the tree is still there.
+    fn alive(&self) -> bool;
+}
+
+/// A real process's tree: its cgroup or its process group.
+struct OsTree {
+    pid: u32,
+    exit: ExitWatch,
+    scope: Arc<KillScope>,
+}
+
+impl ProcessTree for OsTree {
+    /// Through the pidfd, never to another process that got its pid: the
+    /// pidfd is opened first, so an exit not seen yet means the pidfd
+    /// names this process.
+    fn signal_main(&self, sig: Signal) -> io::Result<()> {
+        match Pidfd::open(self.pid) {
+            Ok(fd) if self.exit.borrow().is_none() => fd.signal(sig),
+            _ => Err(io::Error::from_raw_os_error(
+                nix::errno::Errno::ESRCH as i32,
+            )),
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        self.scope.signal_all(sig);
+    }
+
+    fn kill_all(&self) {
+        self.scope.kill_all();
+    }
+
+    fn alive(&self) -> bool {
+        self.scope.alive()
+    }
+}
+
+/// What a spawner hands over for a new process.
+pub(crate) struct Spawned {
+    pub pid: u32,
+    /// Becomes `Some` once the process exited.
+    pub exit: ExitWatch,
+    /// What the process says over its IPC channel.
+    pub events: mpsc::UnboundedReceiver<ChannelEvent>,
+    /// Messages to the process, when it has an IPC channel.
+    pub outgoing: Option<mpsc::UnboundedSender<Outgoing>>,
+    /// The task serving the IPC channel, ended with the process handle.
+    pub channel_task: Option<JoinHandle<()>>,
+    pub tree: Box<dyn ProcessTree>,
+}
+
 pub(crate) struct RunningProcess {
     pub pid: u32,
     pub started: Instant,
@@ -80,8 +155,8 @@ pub(crate) struct RunningProcess {
     /// The worker left through `disconnect` on its own: not a crash.
     pub exited_after_disconnect: bool,
     pub listened: bool,
-    /// Every process of this one's tree (its cgroup, or its group).
-    pub scope: Arc<KillScope>,
+    /// Every process of this one's tree.
+    tree: Box<dyn ProcessTree>,
 }
 
 impl Drop for RunningProcess {
@@ -113,7 +188,23 @@ fn instance_env(l: &Launch<'_>) -> BTreeMap<String, String> {
 const HOST_EXITING: &str = "not started: the supervisor's host is exiting";
 
 impl RunningProcess {
-    pub fn launch(l: Launch<'_>) -> io::Result<Self> {
+    /// A process that started just now.
+    pub fn new(s: Spawned) -> Self {
+        RunningProcess {
+            pid: s.pid,
+            started: Instant::now(),
+            started_at: crate::clock::now_ms(),
+            exit: s.exit,
+            events: s.events,
+            outgoing: s.outgoing,
+            channel_task: s.channel_task,
+            exited_after_disconnect: false,
+            listened: false,
+            tree: s.tree,
+        }
+    }
+
+    fn launch(l: Launch<'_>) -> io::Result<Self> {
         if !l.shared.scopes.open() {
             return Err(io::Error::other(HOST_EXITING));
         }
@@ -188,7 +279,6 @@ impl RunningProcess {
         if !l.shared.scopes.register(spawned.pid, &scope) {
             return Err(io::Error::other(HOST_EXITING));
         }
-        let started = Instant::now();
 
         let format = Format::of(&spec.logs);
         let history = l.shared.histories.of(&spec.name, l.id);
@@ -237,18 +327,18 @@ impl RunningProcess {
             None => (None, None),
         };
 
-        Ok(RunningProcess {
+        Ok(RunningProcess::new(Spawned {
             pid: spawned.pid,
-            started,
-            started_at: super::now_ms(),
-            exit: exit_rx,
+            exit: exit_rx.clone(),
             events: ev_rx,
             outgoing,
             channel_task,
-            exited_after_disconnect: false,
-            listened: false,
-            scope,
-        })
+            tree: Box::new(OsTree {
+                pid: spawned.pid,
+                exit: exit_rx,
+                scope,
+            }),
+        }))
     }
 
     pub fn has_channel(&self) -> bool {
@@ -272,20 +362,14 @@ impl RunningProcess {
             .is_some_and(|o| o.send(Outgoing::Message(msg)).is_ok())
     }
 
-    /// A signal to the main process only (`pmr sendSignal`), through its
-    /// pidfd: never to another process that got its pid.
+    /// A signal to the main process only (`pmr sendSignal`).
     pub fn signal(&self, sig: Signal) -> io::Result<()> {
-        match Pidfd::open(self.pid) {
-            Ok(fd) if self.exit.borrow().is_none() => fd.signal(sig),
-            _ => Err(io::Error::from_raw_os_error(
-                nix::errno::Errno::ESRCH as i32,
-            )),
-        }
+        self.tree.signal_main(sig)
     }
 
     /// Kills what is left of the tree after the main process died on its own.
     pub fn kill_orphans(&self) {
-        self.scope.kill_all();
+        self.tree.kill_all();
     }
 
     /// Graceful stop: the kill signal (or the 'shutdown' message) to the
@@ -298,18 +382,18 @@ impl RunningProcess {
             && self.send(Value::String("shutdown".into()));
         if !by_message {
             let sig = parse_signal(&spec.kill_signal).unwrap_or(Signal::SIGINT);
-            self.scope.signal_all(sig);
+            self.tree.signal_all(sig);
         }
         let exited = tokio::time::timeout_at(deadline, self.wait_exit())
             .await
             .ok();
         if exited.is_some() {
-            while self.scope.alive() && Instant::now() < deadline {
+            while self.tree.alive() && Instant::now() < deadline {
                 tokio::time::sleep(GROUP_POLL).await;
             }
         }
-        if exited.is_none() || self.scope.alive() {
-            self.scope.kill_all();
+        if exited.is_none() || self.tree.alive() {
+            self.tree.kill_all();
         }
         match exited {
             Some(e) => e,
@@ -319,7 +403,7 @@ impl RunningProcess {
 
     /// Immediate end of the whole group, for a replacement that failed.
     pub async fn kill(&mut self) -> ProcessExit {
-        self.scope.kill_all();
+        self.tree.kill_all();
         self.wait_exit().await
     }
 }

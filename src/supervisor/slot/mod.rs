@@ -1,7 +1,10 @@
 //! One instance slot of an app (`pmr list` shows one row per slot): a task
 //! that owns the slot's process, applies the restart policy when it exits,
-//! and carries out start, stop, restart and reload. The slot is the only
-//! writer of its `InstanceState`.
+//! and carries out start, stop, restart and reload (the handover to a
+//! replacement is in `handover`). The slot is the only writer of its
+//! `InstanceState`.
+
+mod handover;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,12 +13,12 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::process::{wait_for_exit, Launch, ProcessExit, RunningProcess};
+use super::child::{wait_for_exit, Launch, ProcessExit, RunningProcess};
 use super::state::{
-    Event, EventKind, ExitRecord, InstanceState, MemoryExceeded, NodeMetrics, ReloadStep,
-    RestartReason, Status,
+    Event, EventKind, ExitRecord, InstanceState, NodeMetrics, RestartReason, Status,
 };
-use super::{now_ms, Shared};
+use super::Shared;
+use crate::clock::now_ms;
 use crate::cluster::channel::ChannelEvent;
 use crate::cluster::listeners::{ActiveGuard, ListenerPool};
 use crate::error::{Error, Result};
@@ -65,17 +68,6 @@ enum Phase {
     Idle,
     Running(Box<RunningProcess>),
     Waiting(Instant),
-}
-
-/// What makes a replacement process count as ready during a reload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Readiness {
-    /// `process.send('ready')` (wait_ready).
-    ReadyMessage,
-    /// A server is listening.
-    Listening,
-    /// The cluster worker is up (apps that never listen).
-    Online,
 }
 
 pub(crate) struct Slot {
@@ -155,33 +147,26 @@ impl Slot {
         self.guard = None;
     }
 
-    fn readiness(&self) -> Readiness {
-        if self.spec.wait_ready {
-            Readiness::ReadyMessage
-        } else if self.listens {
-            Readiness::Listening
-        } else {
-            Readiness::Online
-        }
-    }
-
     fn launch(&mut self, spec: &AppSpec) -> Result<RunningProcess> {
-        let p = RunningProcess::launch(Launch {
-            spec,
-            id: self.id,
-            instance: self.instance,
-            shared: &self.shared,
-            pool: self.pool.as_ref(),
-            paths: &self.paths,
-        })
-        .map_err(|e| {
-            Error::Spawn(format!(
-                "cannot start {} (instance {} of {}): {e}",
-                spec.script.display(),
-                self.instance,
-                spec.name
-            ))
-        })?;
+        let p = self
+            .shared
+            .spawner
+            .spawn(Launch {
+                spec,
+                id: self.id,
+                instance: self.instance,
+                shared: &self.shared,
+                pool: self.pool.as_ref(),
+                paths: &self.paths,
+            })
+            .map_err(|e| {
+                Error::Spawn(format!(
+                    "cannot start {} (instance {} of {}): {e}",
+                    spec.script.display(),
+                    self.instance,
+                    spec.name
+                ))
+            })?;
         Ok(p)
     }
 
@@ -423,159 +408,6 @@ impl Slot {
             ChannelEvent::Closed => self.st().node = None,
             ChannelEvent::App(data) => self.emit(EventKind::Message { data }),
         }
-    }
-
-    /// Replaces a process that stayed over its memory limit, gracefully:
-    /// in cluster mode through a reload (the replacement is ready before
-    /// the old process stops, so the other instances and the shared socket
-    /// keep every connection), otherwise by a restart. A reload that fails
-    /// still ends in a restart: the limit is there to protect the machine.
-    async fn replace_for_memory(
-        &mut self,
-        p: Box<RunningProcess>,
-        memory: u64,
-        limit: u64,
-    ) -> Phase {
-        self.st().memory_exceeded = Some(MemoryExceeded {
-            at: now_ms(),
-            memory,
-            limit,
-        });
-        self.emit(EventKind::MemoryLimit { limit, memory });
-        let p = if self.spec.exec_mode == ExecMode::Cluster && p.has_channel() {
-            match self.reload(p, None, RestartReason::Memory).await {
-                (next, Ok(())) => return next,
-                (Phase::Running(old), Err(_)) => old,
-                (other, Err(_)) => return other,
-            }
-        } else {
-            p
-        };
-        let hold = self.pool.as_ref().map(|pool| pool.acquire());
-        self.stop_process(p).await;
-        self.emit(EventKind::Restart {
-            reason: RestartReason::Memory,
-            delay_ms: 0,
-        });
-        let next = self.restart_now(RestartReason::Memory);
-        drop(hold);
-        next
-    }
-
-    /// Replaces the running process without a gap: the replacement must be
-    /// ready before the old process is asked to stop. On failure the old
-    /// process stays and the error names the instance and the cause.
-    async fn reload(
-        &mut self,
-        old: Box<RunningProcess>,
-        spec: Option<Arc<AppSpec>>,
-        reason: RestartReason,
-    ) -> (Phase, Result<()>) {
-        let spec = spec.unwrap_or_else(|| self.spec.clone());
-        let readiness = if spec.wait_ready {
-            Readiness::ReadyMessage
-        } else {
-            self.readiness()
-        };
-        let mut new = match self.launch(&spec) {
-            Ok(p) => p,
-            Err(e) => {
-                self.emit(EventKind::Reload {
-                    step: ReloadStep::Failed,
-                    detail: Some(e.to_string()),
-                });
-                return (Phase::Running(old), Err(Error::Reload(e.to_string())));
-            }
-        };
-        self.emit(EventKind::Reload {
-            step: ReloadStep::ReplacementStarted,
-            detail: Some(format!("new pid {}", new.pid)),
-        });
-        let deadline = Instant::now() + Duration::from_millis(spec.listen_timeout_ms);
-        let mut listening = Vec::new();
-        let mut new_exit = new.exit_watch();
-        let outcome: std::result::Result<(), String> = loop {
-            tokio::select! {
-                ev = new.events.recv() => match ev {
-                    Some(ChannelEvent::Listening(a)) => {
-                        new.listened = true;
-                        listening.push(a);
-                        if readiness == Readiness::Listening { break Ok(()); }
-                    }
-                    Some(ChannelEvent::Online) if readiness == Readiness::Online => break Ok(()),
-                    Some(ChannelEvent::Ready) if readiness == Readiness::ReadyMessage => break Ok(()),
-                    Some(ChannelEvent::BindFailed { address, errno }) => {
-                        break Err(format!("cannot listen on {address}: {}", std::io::Error::from_raw_os_error(errno)));
-                    }
-                    Some(_) => {}
-                    None => {}
-                },
-                exit = wait_for_exit(&mut new_exit) => {
-                    let how = match (exit.signal_name(), exit.code) {
-                        (Some(s), _) => format!("was killed by {s}"),
-                        (None, Some(c)) => format!("exited with code {c}"),
-                        (None, None) => "exited".into(),
-                    };
-                    break Err(format!("the replacement {how} before it was ready"));
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    let what = match readiness {
-                        Readiness::ReadyMessage => "send 'ready'",
-                        Readiness::Listening => "listen",
-                        Readiness::Online => "come online",
-                    };
-                    break Err(format!(
-                        "the replacement did not {what} within listen_timeout ({} ms)",
-                        spec.listen_timeout_ms
-                    ));
-                }
-            }
-        };
-        if let Err(cause) = outcome {
-            new.kill().await;
-            let msg = format!(
-                "reload of {} instance {} (id {}) failed: {cause}; the old process (pid {}) keeps serving",
-                spec.name, self.instance, self.id, old.pid
-            );
-            self.emit(EventKind::Reload {
-                step: ReloadStep::Failed,
-                detail: Some(cause),
-            });
-            return (Phase::Running(old), Err(Error::Reload(msg)));
-        }
-
-        self.spec = spec;
-        self.count_restart(reason);
-        {
-            let mut st = self.st();
-            st.clear_figures();
-            st.pid = Some(new.pid);
-            st.started = Some(new.started.into_std());
-            st.started_at = Some(new.started_at);
-            st.status = Status::Online;
-            st.listening = listening;
-        }
-        self.emit(EventKind::Reload {
-            step: ReloadStep::ReplacementReady,
-            detail: None,
-        });
-        let old_pid = old.pid;
-        self.emit(EventKind::Reload {
-            step: ReloadStep::OldStopping,
-            detail: Some(format!("old pid {old_pid}")),
-        });
-        let mut old = old;
-        let exit = old.stop(&self.spec).await;
-        let how = match (exit.signal_name(), exit.code) {
-            (Some(s), _) => format!("old pid {old_pid} killed by {s}"),
-            (None, Some(c)) => format!("old pid {old_pid} exited with code {c}"),
-            (None, None) => format!("old pid {old_pid} exited"),
-        };
-        self.emit(EventKind::Reload {
-            step: ReloadStep::OldExited,
-            detail: Some(how),
-        });
-        (Phase::Running(Box::new(new)), Ok(()))
     }
 
     /// Handles a command; returns the next phase, or None when the slot ends.

@@ -1,0 +1,220 @@
+//! Reload and config adoption: replacing running instances one at a time
+//! without a gap (`pmr reload`), and applying changed app definitions to
+//! running apps (`pmr reload|restart <ecosystem file>`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::replies::flatten;
+use super::slot::SlotCommand;
+use super::target::Selected;
+use super::{Report, RestartReason, Supervisor};
+use crate::error::{Error, Result};
+use crate::spec::{AppSpec, ExecMode};
+
+/// How `apply_apps` replaces the instances of an app that runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    Reload,
+    Restart,
+}
+
+impl Supervisor {
+    /// Replaces instances one at a time, each only once its replacement is
+    /// ready. Fork-mode apps are restarted instead (and the report says so).
+    pub async fn reload(
+        &self,
+        targets: &[String],
+        caller_env: Option<BTreeMap<String, String>>,
+    ) -> Result<Report> {
+        let sel = self.reg().select(targets)?;
+        let mut report = Report::default();
+        for s in sel {
+            let Some(op) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
+                continue;
+            };
+            let _guard = op.try_lock().map_err(|_| busy(&s.app))?;
+            self.set_watch_off(&s.app, false);
+            let new_spec = self.updated_spec(&s.app, caller_env.as_ref());
+            let done = self
+                .reload_locked(&s, new_spec, &mut report, RestartReason::User)
+                .await;
+            report.notices.extend(self.sync_automation(&s.app).await);
+            done?;
+        }
+        Ok(report)
+    }
+
+    /// Applies changed app definitions (an edited ecosystem file) to running
+    /// apps with the least disruption the mode allows: removed instances go
+    /// first, the rest are reloaded one by one with the new definition, then
+    /// added instances start. Apps not running yet are started. Without
+    /// `update_env` the apps keep the shell environment they started with.
+    pub async fn reload_apps(&self, specs: Vec<AppSpec>, update_env: bool) -> Result<Report> {
+        self.apply_apps(specs, update_env, Apply::Reload).await
+    }
+
+    /// Like `reload_apps`, but every instance is stopped and started again
+    /// with its new definition at once (what `pmr restart <file>` means).
+    pub async fn restart_apps(&self, specs: Vec<AppSpec>, update_env: bool) -> Result<Report> {
+        self.apply_apps(specs, update_env, Apply::Restart).await
+    }
+
+    async fn apply_apps(
+        &self,
+        specs: Vec<AppSpec>,
+        update_env: bool,
+        how: Apply,
+    ) -> Result<Report> {
+        let verb = match how {
+            Apply::Reload => "reloading",
+            Apply::Restart => "restarting",
+        };
+        let mut report = Report::default();
+        for spec in specs {
+            let name = spec.name.clone();
+            let existing = self
+                .reg()
+                .app(&name)
+                .map(|a| (a.op.clone(), a.spec.clone()));
+            let Some((op, old)) = existing else {
+                let notices = self.start_one(spec, true).await?;
+                report
+                    .notices
+                    .push(format!("{name} was not running: started"));
+                report.notices.extend(notices);
+                report.instances.extend(self.infos_of(&name, None));
+                continue;
+            };
+            let spec = if update_env {
+                spec
+            } else {
+                spec.keeping_env_of(&old)
+            };
+            let changes = crate::spec::changes(&old, &spec);
+            if changes.is_empty() {
+                report
+                    .notices
+                    .push(format!("{name}: definition unchanged, {verb}"));
+            } else {
+                report
+                    .notices
+                    .push(format!("{name}: applying {}", changes.join("; ")));
+            }
+            if spec.exec_mode != old.exec_mode {
+                report.notices.push(format!(
+                    "{name}: exec_mode changes from {} to {}, which needs a full restart",
+                    old.exec_mode.as_str(),
+                    spec.exec_mode.as_str()
+                ));
+                {
+                    let _guard = op.try_lock().map_err(|_| busy(&name))?;
+                }
+                self.delete(std::slice::from_ref(&name)).await?;
+                let notices = self.start_one(spec, true).await?;
+                report.notices.extend(notices);
+                report.instances.extend(self.infos_of(&name, None));
+                continue;
+            }
+            let _guard = op.try_lock().map_err(|_| busy(&name))?;
+            self.set_watch_off(&name, false);
+            let new = Arc::new(spec);
+            let current = self
+                .reg()
+                .app(&name)
+                .map(|a| a.slots.len() as u32)
+                .unwrap_or(0);
+            if new.instances < current {
+                self.resize_locked(&name, new.clone()).await?;
+            }
+            let all = Selected {
+                app: name.clone(),
+                ids: None,
+            };
+            let mut step = Report::default();
+            match how {
+                Apply::Reload => {
+                    self.reload_locked(&all, Some(new.clone()), &mut step, RestartReason::User)
+                        .await?
+                }
+                Apply::Restart => {
+                    self.restart_locked(&all, Some(new.clone()), RestartReason::User)
+                        .await?
+                }
+            }
+            report.notices.extend(step.notices);
+            if new.instances > current {
+                self.resize_locked(&name, new.clone()).await?;
+            }
+            report.notices.extend(self.sync_automation(&name).await);
+            report.instances.extend(self.infos_of(&name, None));
+        }
+        Ok(report)
+    }
+
+    /// The reload of one selection; the caller holds the app's operation lock.
+    /// Instances are replaced one after the other, each asked only once the
+    /// one before is done: the first failure ends the reload there, so the
+    /// instances not reached yet keep their old processes (and `gather`'s
+    /// wait-for-all rule has nothing to wait for).
+    pub(super) async fn reload_locked(
+        &self,
+        s: &Selected,
+        new_spec: Option<Arc<AppSpec>>,
+        report: &mut Report,
+        reason: RestartReason,
+    ) -> Result<()> {
+        let Some(mode) = self.reg().app(&s.app).map(|a| a.spec.exec_mode) else {
+            return Ok(());
+        };
+        if mode == ExecMode::Fork {
+            report.notices.push(format!(
+                "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime). Start it with -i 1 for zero-downtime reloads.",
+                s.app
+            ));
+            self.restart_locked(s, new_spec, reason).await?;
+        } else {
+            for sl in &self.slot_refs(s) {
+                let r = sl.0.ask(|reply| SlotCommand::Reload {
+                    spec: new_spec.clone(),
+                    reason,
+                    reply,
+                });
+                flatten(r.await)?;
+            }
+            self.adopt_spec(&s.app, new_spec);
+        }
+        report
+            .instances
+            .extend(self.infos_of(&s.app, s.ids.as_deref()));
+        Ok(())
+    }
+
+    /// Makes `new_spec` the app's definition (its instance count stays the
+    /// number of slots it has).
+    pub(super) fn adopt_spec(&self, app: &str, new_spec: Option<Arc<AppSpec>>) {
+        let Some(ns) = new_spec else { return };
+        if let Some(app) = self.reg().app_mut(app) {
+            app.spec = Arc::new(AppSpec {
+                instances: app.slots.len() as u32,
+                ..(*ns).clone()
+            });
+        }
+    }
+
+    pub(super) fn updated_spec(
+        &self,
+        app: &str,
+        caller_env: Option<&BTreeMap<String, String>>,
+    ) -> Option<Arc<AppSpec>> {
+        let env = caller_env?;
+        let reg = self.reg();
+        reg.app(app).map(|a| Arc::new(a.spec.with_caller_env(env)))
+    }
+}
+
+fn busy(app: &str) -> Error {
+    Error::Busy(format!(
+        "a reload of {app} is already in progress; try again when it ends"
+    ))
+}

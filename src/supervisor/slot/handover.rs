@@ -1,0 +1,193 @@
+//! The handover of a slot to a replacement process without a gap: the
+//! replacement must be ready (what "ready" means depends on the app) before
+//! the old process is asked to stop, for a reload and for a replacement
+//! over the memory limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Phase, Slot};
+use crate::clock::now_ms;
+use crate::cluster::channel::ChannelEvent;
+use crate::error::{Error, Result};
+use crate::spec::{AppSpec, ExecMode};
+use crate::supervisor::child::{wait_for_exit, RunningProcess};
+use crate::supervisor::state::{EventKind, MemoryExceeded, ReloadStep, RestartReason, Status};
+
+/// What makes a replacement process count as ready during a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// `process.send('ready')` (wait_ready).
+    ReadyMessage,
+    /// A server is listening.
+    Listening,
+    /// The cluster worker is up (apps that never listen).
+    Online,
+}
+
+impl Slot {
+    fn readiness(&self) -> Readiness {
+        if self.spec.wait_ready {
+            Readiness::ReadyMessage
+        } else if self.listens {
+            Readiness::Listening
+        } else {
+            Readiness::Online
+        }
+    }
+
+    /// Replaces a process that stayed over its memory limit, gracefully:
+    /// in cluster mode through a reload (the replacement is ready before
+    /// the old process stops, so the other instances and the shared socket
+    /// keep every connection), otherwise by a restart. A reload that fails
+    /// still ends in a restart: the limit is there to protect the machine.
+    pub(super) async fn replace_for_memory(
+        &mut self,
+        p: Box<RunningProcess>,
+        memory: u64,
+        limit: u64,
+    ) -> Phase {
+        self.st().memory_exceeded = Some(MemoryExceeded {
+            at: now_ms(),
+            memory,
+            limit,
+        });
+        self.emit(EventKind::MemoryLimit { limit, memory });
+        let p = if self.spec.exec_mode == ExecMode::Cluster && p.has_channel() {
+            match self.reload(p, None, RestartReason::Memory).await {
+                (next, Ok(())) => return next,
+                (Phase::Running(old), Err(_)) => old,
+                (other, Err(_)) => return other,
+            }
+        } else {
+            p
+        };
+        let hold = self.pool.as_ref().map(|pool| pool.acquire());
+        self.stop_process(p).await;
+        self.emit(EventKind::Restart {
+            reason: RestartReason::Memory,
+            delay_ms: 0,
+        });
+        let next = self.restart_now(RestartReason::Memory);
+        drop(hold);
+        next
+    }
+
+    /// Replaces the running process without a gap: the replacement must be
+    /// ready before the old process is asked to stop. On failure the old
+    /// process stays and the error names the instance and the cause.
+    pub(super) async fn reload(
+        &mut self,
+        old: Box<RunningProcess>,
+        spec: Option<Arc<AppSpec>>,
+        reason: RestartReason,
+    ) -> (Phase, Result<()>) {
+        let spec = spec.unwrap_or_else(|| self.spec.clone());
+        let readiness = if spec.wait_ready {
+            Readiness::ReadyMessage
+        } else {
+            self.readiness()
+        };
+        let mut new = match self.launch(&spec) {
+            Ok(p) => p,
+            Err(e) => {
+                self.emit(EventKind::Reload {
+                    step: ReloadStep::Failed,
+                    detail: Some(e.to_string()),
+                });
+                return (Phase::Running(old), Err(Error::Reload(e.to_string())));
+            }
+        };
+        self.emit(EventKind::Reload {
+            step: ReloadStep::ReplacementStarted,
+            detail: Some(format!("new pid {}", new.pid)),
+        });
+        let deadline = Instant::now() + Duration::from_millis(spec.listen_timeout_ms);
+        let mut listening = Vec::new();
+        let mut new_exit = new.exit_watch();
+        let outcome: std::result::Result<(), String> = loop {
+            tokio::select! {
+                ev = new.events.recv() => match ev {
+                    Some(ChannelEvent::Listening(a)) => {
+                        new.listened = true;
+                        listening.push(a);
+                        if readiness == Readiness::Listening { break Ok(()); }
+                    }
+                    Some(ChannelEvent::Online) if readiness == Readiness::Online => break Ok(()),
+                    Some(ChannelEvent::Ready) if readiness == Readiness::ReadyMessage => break Ok(()),
+                    Some(ChannelEvent::BindFailed { address, errno }) => {
+                        break Err(format!("cannot listen on {address}: {}", std::io::Error::from_raw_os_error(errno)));
+                    }
+                    Some(_) => {}
+                    None => {}
+                },
+                exit = wait_for_exit(&mut new_exit) => {
+                    let how = match (exit.signal_name(), exit.code) {
+                        (Some(s), _) => format!("was killed by {s}"),
+                        (None, Some(c)) => format!("exited with code {c}"),
+                        (None, None) => "exited".into(),
+                    };
+                    break Err(format!("the replacement {how} before it was ready"));
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let what = match readiness {
+                        Readiness::ReadyMessage => "send 'ready'",
+                        Readiness::Listening => "listen",
+                        Readiness::Online => "come online",
+                    };
+                    break Err(format!(
+                        "the replacement did not {what} within listen_timeout ({} ms)",
+                        spec.listen_timeout_ms
+                    ));
+                }
+            }
+        };
+        if let Err(cause) = outcome {
+            new.kill().await;
+            let msg = format!(
+                "reload of {} instance {} (id {}) failed: {cause}; the old process (pid {}) keeps serving",
+                spec.name, self.instance, self.id, old.pid
+            );
+            self.emit(EventKind::Reload {
+                step: ReloadStep::Failed,
+                detail: Some(cause),
+            });
+            return (Phase::Running(old), Err(Error::Reload(msg)));
+        }
+
+        self.spec = spec;
+        self.count_restart(reason);
+        {
+            let mut st = self.st();
+            st.clear_figures();
+            st.pid = Some(new.pid);
+            st.started = Some(new.started.into_std());
+            st.started_at = Some(new.started_at);
+            st.status = Status::Online;
+            st.listening = listening;
+        }
+        self.emit(EventKind::Reload {
+            step: ReloadStep::ReplacementReady,
+            detail: None,
+        });
+        let old_pid = old.pid;
+        self.emit(EventKind::Reload {
+            step: ReloadStep::OldStopping,
+            detail: Some(format!("old pid {old_pid}")),
+        });
+        let mut old = old;
+        let exit = old.stop(&self.spec).await;
+        let how = match (exit.signal_name(), exit.code) {
+            (Some(s), _) => format!("old pid {old_pid} killed by {s}"),
+            (None, Some(c)) => format!("old pid {old_pid} exited with code {c}"),
+            (None, None) => format!("old pid {old_pid} exited"),
+        };
+        self.emit(EventKind::Reload {
+            step: ReloadStep::OldExited,
+            detail: Some(how),
+        });
+        (Phase::Running(Box::new(new)), Ok(()))
+    }
+}
