@@ -387,7 +387,17 @@ pub async fn wait_gone(what: &str, pids: &[u32]) {
 
 /// One variable of a live process's environment (as it was at exec).
 pub fn env_of(pid: u32, var: &str) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    // While a process is inside execve (`sh -c 'exec sleep'` replacing the
+    // shell) its environ reads back empty: read again until the new image
+    // is in place, as long as the process lives.
+    let mut raw = Vec::new();
+    for _ in 0..200 {
+        raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if !raw.is_empty() || !alive(pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let prefix = format!("{var}=");
     raw.split(|b| *b == 0)
         .filter_map(|kv| std::str::from_utf8(kv).ok())
