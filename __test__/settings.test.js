@@ -54,9 +54,12 @@ test('a PM2 user\'s rotation setup: pmr install pm2-logrotate and pm2-logrotate:
       setInterval(() => {}, 1 << 30)`)
     home.ok(['start', path.join(home.dir, 'chatty.js'), '--name', 'chatty'])
     const logs = path.join(home.dir, 'logs')
-    const rotated = await waitFor('a rotated file', () => {
-      const found = fs.readdirSync(logs).filter((f) => /^chatty-out__.*\.log$/.test(f))
-      return found.length > 0 ? found : null
+    // Rotation renames the file, then opens a new one: wait for both, or the
+    // stat below can fall in between.
+    const rotated = await waitFor('a rotated file and the new current one', () => {
+      const names = fs.readdirSync(logs)
+      const found = names.filter((f) => /^chatty-out__.*\.log$/.test(f))
+      return found.length > 0 && names.includes('chatty-out.log') ? found : null
     })
     for (const f of [...rotated, 'chatty-out.log']) assert.ok(fs.statSync(path.join(logs, f)).size <= 1024, f)
   } finally {
