@@ -67,6 +67,41 @@ test('a corrupt dump falls back to the backup; both corrupt is an error and star
   assert.match(home.ok(['resurrect']).stdout, /│|no apps/)
 }))
 
+test('startup: where systemd is not running, nothing is written unless --force; the unit keeps the PATH of now', {
+  skip: fs.existsSync('/run/systemd/system') && 'systemd runs here: this test would write the machine\'s own unit',
+}, withHome(async (home) => {
+  const user = require('node:os').userInfo().username
+  const name = process.getuid() === 0 ? `pmr-${user}.service` : 'pmr.service'
+  const real = process.getuid() === 0
+    ? path.join('/etc/systemd/system', name)
+    : path.join(require('node:os').homedir(), '.config', 'systemd', 'user', name)
+  const existed = fs.existsSync(real)
+  const refused = home.run(['startup'])
+  assert.equal(refused.code, 1)
+  assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr)
+  assert.match(refused.stderr, /systemd is not running here .*wrote nothing.*pmr-runtime.*--force/)
+  assert.equal(fs.existsSync(real), existed, 'nothing was written')
+
+  const extra = path.join(home.dir, 'nvm', 'bin')
+  const PATH = [extra, path.dirname(process.execPath), '/usr/bin', extra, 'relative/bin', '/usr/bin'].join(':')
+  const dry = home.ok(['startup', '--dry-run'], { env: { PATH } }).stdout
+  const unitPath = dry.split('\n').find((l) => l.startsWith('Environment=PATH=')).slice('Environment=PATH='.length).split(':')
+  assert.equal(unitPath[0], path.dirname(process.execPath), 'node first')
+  assert.ok(unitPath.includes(extra), `the user's PATH is kept: ${unitPath}`)
+  assert.deepEqual(unitPath, [...new Set(unitPath)], 'each directory once')
+  assert.ok(!unitPath.includes('relative/bin'))
+
+  if (existed) return // never overwrite a unit this machine really has
+  const dirExisted = fs.existsSync(path.dirname(real))
+  try {
+    const forced = home.ok(['startup', '--force'])
+    assert.ok((forced.stderr + forced.stdout).includes(`wrote ${real}`), forced.stderr + forced.stdout)
+    assert.ok(fs.existsSync(real))
+  } finally {
+    fs.rmSync(dirExisted ? real : path.dirname(real), { recursive: true, force: true })
+  }
+}))
+
 test('startup: the systemd unit, written and removed', withHome(async (home, t) => {
   const unitDir = path.join(home.dir, 'units')
   const dry = home.ok(['startup', '--dry-run']).stdout

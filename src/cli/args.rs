@@ -122,7 +122,7 @@ pub enum Command {
         after_help = "Like pmr reload <file>: what changed in the file is applied to the running\napps one instance at a time (zero downtime in cluster mode); the apps not\nrunning are started.\n\nExamples:\n  pmr startOrReload ecosystem.config.js --env production"
     )]
     StartOrReload(EcosystemArgs),
-    /// Replace the running daemon by the installed version of pmr, keeping the apps
+    /// Replace the running daemon by the installed version of pmr; the apps are restarted
     #[command(after_help = UPDATE_HELP)]
     Update,
     /// Show how to do the everyday things: cluster mode, reloads, ecosystem files, crash loops
@@ -185,7 +185,10 @@ As root, writes a system unit /etc/systemd/system/pmr-<user>.service (for
 and prints how to enable it, how to make it start at boot without a login
 (loginctl enable-linger), and the sudo command for a system unit instead.
 The unit runs `pmr resurrect` at start and `pmr kill` at stop: run `pmr save`
-after changing what runs.
+after changing what runs. Its PATH is node's directory, then your PATH of
+now (nvm, volta), then the system directories. Where systemd is not running
+(a container) pmr writes nothing: make `pmr-runtime` the entrypoint instead,
+or write the unit anyway with --force.
 
 Examples:
   pmr startup
@@ -206,6 +209,9 @@ pub struct StartupArgs {
     /// That user's home directory
     #[arg(long = "home-path", visible_alias = "hp")]
     pub home_path: Option<String>,
+    /// Write the unit even though systemd is not running here (an image built for another machine)
+    #[arg(long)]
+    pub force: bool,
 }
 const LOGS_HELP: &str = "\
 Lines come from the daemon as the apps write them. The last lines of out and

@@ -18,6 +18,8 @@ pub struct UnitParams {
     pub pmr: PathBuf,
     /// A system unit (runs as `user`) rather than a `systemctl --user` one.
     pub system: bool,
+    /// The unit's PATH (see [`unit_path`]).
+    pub path: String,
 }
 
 impl UnitParams {
@@ -33,7 +35,6 @@ impl UnitParams {
 /// The unit text. Type=forking: `pmr resurrect` starts the detached daemon
 /// and exits; systemd follows the daemon through its pid file.
 pub fn render_unit(p: &UnitParams) -> String {
-    let node_dir = p.node.parent().unwrap_or(Path::new("/usr/bin")).display();
     let run = |cmd: &str| format!("{} {} {cmd}", p.node.display(), p.pmr.display());
     let mut u = String::new();
     u.push_str("[Unit]\n");
@@ -46,9 +47,7 @@ pub fn render_unit(p: &UnitParams) -> String {
     }
     u.push_str(&format!("Environment=PMR_HOME={}\n", p.pmr_home.display()));
     u.push_str(&format!("Environment=HOME={}\n", p.home.display()));
-    u.push_str(&format!(
-        "Environment=PATH={node_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-    ));
+    u.push_str(&format!("Environment=PATH={}\n", p.path));
     u.push_str(&format!(
         "PIDFile={}\n",
         p.pmr_home.join("pmr.pid").display()
@@ -67,6 +66,50 @@ pub fn render_unit(p: &UnitParams) -> String {
         "WantedBy=default.target\n"
     });
     u
+}
+
+/// Directories every unit's PATH ends with, as a login shell has them.
+const SYSTEM_PATH: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// The PATH the apps get at boot: node's directory first, then the PATH of
+/// the user running `pmr startup` (nvm, volta and asdf installs put their
+/// shims there, and apps spawn `npm`, `yarn`... by name), then the system
+/// directories; each directory once, relative entries dropped (they would
+/// resolve against systemd's working directory).
+pub fn unit_path(node: &Path, user_path: Option<&std::ffi::OsStr>) -> String {
+    let mut dirs: Vec<String> = Vec::new();
+    let mut add = |d: &str| {
+        if d.starts_with('/') && !dirs.iter().any(|x| x == d) {
+            dirs.push(d.to_string());
+        }
+    };
+    if let Some(dir) = node.parent().and_then(Path::to_str) {
+        add(dir);
+    }
+    if let Some(path) = user_path {
+        for d in std::env::split_paths(path) {
+            if let Some(d) = d.to_str() {
+                add(d.trim_end_matches('/'));
+            }
+        }
+    }
+    for d in SYSTEM_PATH {
+        add(d);
+    }
+    dirs.join(":")
+}
+
+/// Whether this machine was booted with systemd (what `sd_booted()` checks):
+/// in a container without it, a unit would never run.
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
 }
 
 /// Where the unit goes: `PMR_SYSTEMD_DIR` if set (packaging, tests), else
@@ -122,11 +165,13 @@ fn params(ctx: &Ctx<'_>, a: &StartupArgs) -> Result<UnitParams> {
         .parent()
         .map(|d| d.join("bin").join("pmr.js"))
         .ok_or_else(|| Error::Config("cannot find pmr's own path".into()))?;
+    let node = ctx.host.node();
     Ok(UnitParams {
+        path: unit_path(&node, std::env::var_os("PATH").as_deref()),
         user: user.name,
         home,
         pmr_home,
-        node: ctx.host.node(),
+        node,
         pmr,
         system: root,
     })
@@ -138,6 +183,18 @@ pub(super) fn startup(ctx: &Ctx<'_>, a: StartupArgs) -> Result<()> {
     if a.dry_run {
         super::out(&unit);
         return Ok(());
+    }
+    // A staging directory (PMR_SYSTEMD_DIR: packaging an image) is written
+    // whatever runs here; the machine's own unit directory only where
+    // systemd would start the unit.
+    let staging = std::env::var_os("PMR_SYSTEMD_DIR").is_some_and(|d| !d.is_empty());
+    if !staging && !a.force && !systemd_running() {
+        return Err(Error::Config(
+            "systemd is not running here (a container?), so a unit would never start: wrote nothing; \
+             in a container make pmr-runtime the entrypoint (pmr-runtime ecosystem.config.js), \
+             or write the unit anyway with --force"
+                .into(),
+        ));
     }
     let dir = unit_dir(&p);
     let path = dir.join(p.unit_name());
@@ -215,6 +272,7 @@ mod tests {
             node: "/opt/node/bin/node".into(),
             pmr: "/opt/app/node_modules/pmr/bin/pmr.js".into(),
             system,
+            path: unit_path(Path::new("/opt/node/bin/node"), None),
         }
     }
 
@@ -235,6 +293,22 @@ mod tests {
         }
         assert!(u.contains("Environment=PATH=/opt/node/bin:"));
         assert_eq!(params(true).unit_name(), "pmr-deploy.service");
+    }
+
+    #[test]
+    fn unit_path_keeps_the_users_path_once_each_after_node() {
+        let user = std::ffi::OsString::from(
+            "/home/deploy/.nvm/versions/node/v20/bin:relative/bin:/usr/bin:/opt/node/bin/:/home/deploy/.volta/bin:/usr/bin",
+        );
+        assert_eq!(
+            unit_path(Path::new("/opt/node/bin/node"), Some(&user)),
+            "/opt/node/bin:/home/deploy/.nvm/versions/node/v20/bin:/usr/bin:/home/deploy/.volta/bin:\
+             /usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin"
+        );
+        assert_eq!(
+            unit_path(Path::new("/usr/bin/node"), None),
+            "/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin"
+        );
     }
 
     #[test]
