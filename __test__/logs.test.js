@@ -170,7 +170,7 @@ test('logs --lines: out and err in the order they were written; --out, --json, -
   const onlyOut = home.ok(['logs', 'alt', '--lines', '3', '--nostream', '--raw', '--out']).stdout
   assert.equal(onlyOut, 'line 4\nline 6\nline 8\n')
   const shown = home.ok(['logs', 'alt', '--lines', '2', '--nostream']).stdout
-  assert.match(shown, /last 2 lines of .*alt-out\.log, .*alt-error\.log, in the order they were written:\n0\|alt +\| line 6\n0\|alt +\| line 7\n/)
+  assert.match(shown, /last 2 lines of .*alt-out\.log, .*alt-error\.log, in the order they were written:\n0\|alt +\| line 6\n0\|alt +\| err \| line 7\n/)
   const json = home.ok(['logs', 'alt', '--lines', '2', '--nostream', '--json']).stdout
   const objs = lines(json).map((l) => JSON.parse(l))
   assert.deepEqual(objs.map((o) => [o.message, o.stream]), [['line 6', 'out'], ['line 7', 'err'], ['line 8', 'out'], ['line 9', 'err']])

@@ -416,6 +416,10 @@ pub struct StartArgs {
     /// With an ecosystem file: merge each app's env_<NAME> over its env
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    /// Return as soon as the processes are spawned, without waiting for them
+    /// to be online or watching them through min_uptime
+    #[arg(long)]
+    pub no_wait: bool,
 
     /// Arguments for the app, after --
     #[arg(last = true, value_name = "ARGS")]

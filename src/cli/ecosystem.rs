@@ -17,7 +17,7 @@ use crate::spec::ecosystem::{
     is_config_file, load_apps, parse_text, read_apps, Format, Problem, Selection, DEFAULT_FILES,
 };
 use crate::spec::{host_cpus, AppSpec, ResolveContext};
-use crate::supervisor::{Description, InstanceInfo};
+use crate::supervisor::{Description, InstanceInfo, Report};
 
 /// The ecosystem file `pmr start` uses when given no argument.
 pub(super) fn default_file() -> Result<String> {
@@ -168,7 +168,13 @@ fn running_list(ctx: &Ctx<'_>) -> Result<Vec<InstanceInfo>> {
 
 /// `pmr start <file>`: starts the apps that do not run; the others are left
 /// as they are, and the user is told how to apply changes to them.
-pub(super) fn start(ctx: &Ctx<'_>, file: &str, env: Option<&str>, only: &[String]) -> Result<()> {
+pub(super) fn start(
+    ctx: &Ctx<'_>,
+    file: &str,
+    env: Option<&str>,
+    only: &[String],
+    wait: bool,
+) -> Result<()> {
     let specs = load(ctx, file, &Selection { env, only }, "started")?;
     let list = running_list(ctx)?;
     let mut missing = Vec::new();
@@ -194,7 +200,7 @@ pub(super) fn start(ctx: &Ctx<'_>, file: &str, env: Option<&str>, only: &[String
         return Ok(());
     }
     missing.iter().for_each(start::announce);
-    start::send_and_show(ctx, Request::Start { apps: missing })
+    start::send_and_show(ctx, missing, wait)
 }
 
 /// `pmr reload <file>`: applies the file's definitions to the running apps
@@ -241,7 +247,23 @@ fn reapply(
         only: &a.only,
     };
     let apps = load(ctx, &file, &sel, verb)?;
-    start::send_and_show(ctx, from_file(apps, a.update_env))
+    // The apps that ran before are the ones reloaded (or restarted); the
+    // daemon's notices already say which ones were started instead.
+    let before: Vec<String> = running_list(ctx)?.into_iter().map(|i| i.name).collect();
+    let mut c = ctx.daemon()?;
+    let report: Report = c.request_as(from_file(apps, a.update_env))?;
+    start::summarize(&report);
+    let mut names: Vec<&str> = Vec::new();
+    for i in &report.instances {
+        if before.contains(&i.name) && !names.contains(&i.name.as_str()) {
+            names.push(&i.name);
+        }
+    }
+    if !names.is_empty() {
+        info(&format!("{verb} {}", names.join(", ")));
+    }
+    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+    Ok(())
 }
 
 /// What `stop_or_delete` does to the apps.

@@ -3,8 +3,8 @@
 //! reach back far enough), then the live stream from the daemon (app lines
 //! and pmr's own supervision events). And `pmr flush`.
 
-use std::collections::HashMap;
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
 
 use super::args::{FlushArgs, LogsArgs};
 use super::style::Style;
@@ -12,7 +12,8 @@ use super::{info, out, Ctx};
 use crate::error::{Error, Result};
 use crate::logs::capture::Timestamper;
 use crate::logs::tail::last_lines;
-use crate::logs::{JsonLine, RecentLines, Stream};
+use crate::logs::{JsonLine, LogLine, Stream};
+use crate::model::RecentLines;
 use crate::protocol::{Request, StreamItem};
 use crate::spec::datefmt::to_strftime;
 use crate::supervisor::{Event, InstanceInfo};
@@ -34,6 +35,9 @@ struct Printer {
     json: bool,
     /// `--timestamp`: the time each line reached pmr, in this format.
     stamper: Option<Timestamper>,
+    /// stdout is not a terminal, where red is not there to set stderr lines
+    /// apart: they carry `err |` after the prefix instead.
+    mark_err: bool,
 }
 
 impl Printer {
@@ -66,7 +70,25 @@ impl Printer {
         } else {
             text.to_string()
         };
-        out(&format!("{prefix}{stamp}{text}\n"))
+        let mark = if self.mark_err && !self.raw && stream == Stream::Err {
+            "err | "
+        } else {
+            ""
+        };
+        out(&format!("{prefix}{mark}{stamp}{text}\n"))
+    }
+
+    /// A line from a file shown under its own header, which already says
+    /// which stream it is (PM2's layout), so it is not marked.
+    fn file_line(&self, app: &str, id: u32, stream: Stream, text: &str) -> bool {
+        let unmarked = Printer {
+            style: self.style,
+            raw: self.raw,
+            json: self.json,
+            stamper: None,
+            mark_err: false,
+        };
+        unmarked.line(app, id, stream, None, text)
     }
 
     fn event(&self, e: &Event) -> bool {
@@ -126,6 +148,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
         raw: a.raw,
         json: a.json,
         stamper,
+        mark_err: !std::io::stdout().is_terminal(),
     };
     let want_out = !a.err;
     let want_err = !a.out;
@@ -138,6 +161,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
         Some(ctx.running_daemon()?.subscribe(true, true)?)
     };
     let mut shown: HashMap<(u32, Stream), u64> = HashMap::new();
+    let mut past_events: HashSet<(u32, u64, String)> = HashSet::new();
     if a.lines > 0 && !chosen.is_empty() {
         let recent: RecentLines = client.request_as(Request::RecentLogs {
             ids: chosen.iter().map(|i| i.id).collect(),
@@ -148,6 +172,12 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
         if !print_past(&p, &a, &chosen, &recent, &mut shown)? {
             return Ok(());
         }
+        // The subscription came first: events of the past may be in it too.
+        past_events = recent
+            .events
+            .iter()
+            .map(|e| (e.id, e.time, e.describe()))
+            .collect();
     }
     let Some(subscription) = subscription else {
         return Ok(());
@@ -175,7 +205,12 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
                 }
                 p.line(&l.app, l.id, l.stream, Some(l.time), &l.line)
             }
-            StreamItem::Event(e) if follows(&e.app, e.id) && !a.raw => p.event(&e),
+            StreamItem::Event(e) if follows(&e.app, e.id) && !a.raw => {
+                if past_events.contains(&(e.id, e.time, e.describe())) {
+                    continue;
+                }
+                p.event(&e)
+            }
             StreamItem::Lagged(n) => {
                 let msg = format!(
                     "[pmr] this terminal fell behind: {n} lines were skipped here (the log files have them)"
@@ -226,11 +261,14 @@ fn print_past(
                 .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
             p.note(&format!("{} last {} lines:", path.display(), a.lines));
             for l in lines {
-                if !p.line(&i.name, i.id, stream, None, &l) {
+                if !p.file_line(&i.name, i.id, stream, &l) {
                     return Ok(false);
                 }
             }
             read.push(path);
+        }
+        if !print_events(p, recent.events.iter().filter(|e| e.id == i.id)) {
+            return Ok(false);
         }
     }
     let mut paths: Vec<String> = Vec::new();
@@ -244,19 +282,80 @@ fn print_past(
     }
     if !paths.is_empty() {
         p.note(&format!(
-            "last {} lines of {}, in the order they were written:",
+            "last {} lines of each of {}, in the order they were written:",
             a.lines,
             paths.join(", ")
         ));
     }
-    for l in &recent.lines {
+    let lines = per_file(&recent.lines, chosen, a.lines);
+    // pmr's own lines go where they happened among the app's: by time,
+    // after the app's lines of the same millisecond (an exit is seen after
+    // what the process wrote before it). Those older than an instance's
+    // oldest line shown are outside the past being shown.
+    let mut oldest: HashMap<u32, u64> = HashMap::new();
+    for l in &lines {
+        oldest.entry(l.id).or_insert(l.time);
+    }
+    let mut events = recent
+        .events
+        .iter()
+        .filter(|e| !recent.from_files.contains(&e.id))
+        .filter(|e| oldest.get(&e.id).is_none_or(|&t| e.time >= t))
+        .peekable();
+    for l in lines {
+        let before = std::iter::from_fn(|| events.next_if(|e| e.time < l.time));
+        if !print_events(p, before) {
+            return Ok(false);
+        }
         let m = shown.entry((l.id, l.stream)).or_default();
         *m = (*m).max(l.seq);
         if !p.line(&l.app, l.id, l.stream, Some(l.time), &l.line) {
             return Ok(false);
         }
     }
-    Ok(true)
+    Ok(print_events(p, events))
+}
+
+/// pmr's own lines of the past; `--raw` is the app's output only, as in the
+/// live stream. False once stdout is gone.
+fn print_events<'a>(p: &Printer, events: impl Iterator<Item = &'a Event>) -> bool {
+    if p.raw {
+        return true;
+    }
+    for e in events {
+        if !p.event(e) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The daemon keeps `n` lines per stream of each instance; instances that
+/// share a file (`merge_logs`) would show more than `n` of it. Keeps the
+/// last `n` of each file, in order, so `--lines N` means N per file.
+fn per_file<'a>(lines: &'a [LogLine], chosen: &[&InstanceInfo], n: usize) -> Vec<&'a LogLine> {
+    let file_of = |l: &LogLine| {
+        chosen
+            .iter()
+            .find(|i| i.id == l.id)
+            .map(|i| match l.stream {
+                Stream::Out => i.logs.out.clone(),
+                Stream::Err => i.logs.err.clone(),
+            })
+    };
+    let mut left: HashMap<Option<std::path::PathBuf>, usize> = HashMap::new();
+    let mut kept: Vec<&LogLine> = lines
+        .iter()
+        .rev()
+        .filter(|l| {
+            let k = left.entry(file_of(l)).or_insert(n);
+            let keep = *k > 0;
+            *k = k.saturating_sub(1);
+            keep
+        })
+        .collect();
+    kept.reverse();
+    kept
 }
 
 pub(super) fn flush(ctx: &Ctx<'_>, a: FlushArgs) -> Result<()> {

@@ -70,17 +70,6 @@ impl JsonLine<'_> {
     }
 }
 
-/// What `pmr logs --lines N` gets from the daemon.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RecentLines {
-    /// The last lines of each wanted stream, of every instance whose recent
-    /// past the daemon holds, in the order they arrived.
-    pub lines: Vec<LogLine>,
-    /// Instances whose last lines only their files have (they go back to
-    /// before this daemon, or further than it remembers).
-    pub from_files: Vec<u32>,
-}
-
 /// The files one instance writes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogPaths {

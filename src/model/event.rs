@@ -120,11 +120,24 @@ impl Event {
                     ReloadStep::ReplacementReady => "reload: replacement ready",
                     ReloadStep::OldStopping => "reload: stopping the old process",
                     ReloadStep::OldExited => "reload: old process exited",
-                    ReloadStep::Failed => "reload failed",
+                    // The slot still holds the old process, which serves on.
+                    ReloadStep::Failed => {
+                        let old = self
+                            .pid
+                            .map(|p| format!(" (old pid {p} keeps serving)"))
+                            .unwrap_or_default();
+                        return match detail {
+                            Some(d) => format!("reload failed{old}: {d}"),
+                            None => format!("reload failed{old}"),
+                        };
+                    }
                 };
+                // The steps' detail names the old and the new pid; the
+                // event's own pid is left out because it is the old one
+                // before the replacement is ready and the new one after.
                 match detail {
-                    Some(d) => format!("{s}{pid}: {d}"),
-                    None => format!("{s}{pid}"),
+                    Some(d) => format!("{s}: {d}"),
+                    None => s.to_string(),
                 }
             }
             EventKind::Error { message } => format!("error: {message}"),

@@ -15,4 +15,4 @@ pub use instance::{
     RestartReason, Status,
 };
 pub use operation::{Report, ScaleTo};
-pub use stream::StreamItem;
+pub use stream::{RecentLines, StreamItem};

@@ -68,7 +68,7 @@ pub enum Decision {
 /// The per-instance memory the policy needs between exits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestartState {
-    /// Consecutive exits that came sooner than min_uptime.
+    /// Restarts in a row after exits that came sooner than min_uptime.
     pub unstable_restarts: u32,
     /// The delay used for the last backoff restart.
     pub last_backoff: Option<Duration>,
@@ -100,20 +100,23 @@ impl RestartState {
             };
         }
 
+        // The count is of restarts, as the setting is: an unstable exit
+        // once `max_restarts` of them were restarted is not restarted, so
+        // it does not add one (a reader compares "16" with "16").
         if exit.uptime < policy.min_uptime {
+            if self.unstable_restarts >= policy.max_restarts {
+                return Decision::Errored {
+                    reason: format!(
+                        "{} unstable restarts (max_restarts {}), each run shorter than min_uptime ({} ms)",
+                        self.unstable_restarts,
+                        policy.max_restarts,
+                        policy.min_uptime.as_millis()
+                    ),
+                };
+            }
             self.unstable_restarts += 1;
         } else {
             self.unstable_restarts = 0;
-        }
-        if self.unstable_restarts > policy.max_restarts {
-            return Decision::Errored {
-                reason: format!(
-                    "{} consecutive exits, each within min_uptime ({} ms) of its start; max_restarts is {}",
-                    self.unstable_restarts,
-                    policy.min_uptime.as_millis(),
-                    policy.max_restarts
-                ),
-            };
         }
 
         let delay = match policy.exp_backoff {
@@ -170,7 +173,10 @@ mod tests {
         }
         match s.on_exit(&p, crash(10)) {
             Decision::Errored { reason } => {
-                assert!(reason.contains("4 consecutive exits"), "{reason}")
+                assert!(
+                    reason.starts_with("3 unstable restarts (max_restarts 3)"),
+                    "{reason}"
+                )
             }
             other => panic!("{other:?}"),
         }

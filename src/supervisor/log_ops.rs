@@ -7,20 +7,27 @@ use std::path::PathBuf;
 use super::registry::SlotHandle;
 use super::Supervisor;
 use crate::error::{Error, Result};
-use crate::logs::{is_discard, LogPaths, RecentLines};
+use crate::logs::{is_discard, LogPaths};
+use crate::model::RecentLines;
 
 impl Supervisor {
     /// The last `n` lines of each wanted stream of the instances `ids`, in
     /// the order they arrived, for the instances whose recent past is in
     /// memory; the others are named, for the caller to read their files.
     pub fn recent_logs(&self, ids: &[u32], n: usize, out: bool, err: bool) -> RecentLines {
+        let mut recent = RecentLines::default();
         let slots: Vec<(u32, LogPaths)> = {
             let reg = self.reg();
             reg.apps
                 .iter()
                 .flat_map(|a| a.slots.iter())
                 .filter(|s| ids.contains(&s.id))
-                .map(|s| (s.id, s.paths.clone()))
+                .map(|s| {
+                    let st = s.st();
+                    let skip = st.history.len().saturating_sub(n);
+                    recent.events.extend(st.history.iter().skip(skip).cloned());
+                    (s.id, s.paths.clone())
+                })
                 .collect()
         };
         let shared = &self.inner.shared;
@@ -30,7 +37,6 @@ impl Supervisor {
             Some(f) => !f.preexisting(),
             None => std::fs::metadata(p).map_or(true, |m| m.len() == 0),
         };
-        let mut recent = RecentLines::default();
         for (id, paths) in slots {
             let tail = shared.histories.get(id).map(|h| h.tail(n, out, err));
             let (lines, have_out, have_err, evicted) = match tail {
@@ -47,6 +53,7 @@ impl Supervisor {
             }
         }
         recent.lines.sort_by_key(|l| l.seq);
+        recent.events.sort_by_key(|e| e.time);
         recent
     }
 

@@ -146,6 +146,14 @@ impl Supervisor {
     pub(super) fn info(&self, app: &App, s: &SlotHandle) -> InstanceInfo {
         let files = &self.inner.shared.files;
         let st = s.st();
+        // Before the sampler's first pass over a new process: its own
+        // memory, read now, rather than nothing (the tree comes with the
+        // sampler).
+        let first_sample = match (st.memory, st.pid) {
+            (0, Some(pid)) => Some(super::metrics::first_memory(pid)).filter(|&m| m > 0),
+            _ => None,
+        }
+        .map(|m| (m, 1));
         InstanceInfo {
             name: app.spec.name.clone(),
             namespace: app.spec.namespace.clone(),
@@ -157,9 +165,9 @@ impl Supervisor {
             restart_reasons: st.reasons.clone(),
             unstable_restarts: st.unstable_restarts,
             uptime_ms: st.uptime_ms(),
-            memory: st.memory,
+            memory: first_sample.map_or(st.memory, |(m, _)| m),
             cpu: st.cpu,
-            processes: st.processes,
+            processes: first_sample.map_or(st.processes, |(_, n)| n),
             memory_limit: app.spec.max_memory_restart,
             memory_exceeded: st.memory_exceeded,
             node: st.node_metrics(),

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::Ctx;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::logs::RecentLines;
+use crate::model::RecentLines;
 use crate::paths::Home;
 use crate::protocol::{Request, StreamItem};
 use crate::supervisor::{Description, InstanceInfo};

@@ -29,6 +29,30 @@ use crate::policy::memory::MemoryWatch;
 use crate::settings::Settings;
 use tree::{CpuTracker, ProcSample};
 
+/// The resident memory of one process, read at once: what `list` shows for
+/// an instance the sampler has not reached yet (a start just returned)
+/// rather than nothing. 0 where it cannot be read.
+pub(super) fn first_memory(pid: u32) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .filter(|v| *v > 0)
+            .unwrap_or(4096) as u64;
+        // statm: size, then resident, in pages.
+        std::fs::read_to_string(format!("/proc/{pid}/statm"))
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * page)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        0
+    }
+}
+
 /// What the sampler needs of one running instance, taken under the registry lock.
 struct Target {
     slot: u32,

@@ -100,9 +100,12 @@ impl Slot {
                 return (Phase::Running(old), Err(Error::Reload(e.to_string())));
             }
         };
+        // Every step names both pids for what they are: the slot's own pid
+        // switches from the old process to the new one half-way through.
+        let pids = format!("old pid {}, new pid {}", old.pid, new.pid);
         self.emit(EventKind::Reload {
             step: ReloadStep::ReplacementStarted,
-            detail: Some(format!("new pid {}", new.pid)),
+            detail: Some(pids.clone()),
         });
         let deadline = Instant::now() + Duration::from_millis(spec.listen_timeout_ms);
         let mut listening = Vec::new();
@@ -170,23 +173,22 @@ impl Slot {
         }
         self.emit(EventKind::Reload {
             step: ReloadStep::ReplacementReady,
-            detail: None,
+            detail: Some(pids.clone()),
         });
-        let old_pid = old.pid;
         self.emit(EventKind::Reload {
             step: ReloadStep::OldStopping,
-            detail: Some(format!("old pid {old_pid}")),
+            detail: Some(pids.clone()),
         });
         let mut old = old;
         let exit = old.stop(&self.spec).await;
         let how = match (exit.signal_name(), exit.code) {
-            (Some(s), _) => format!("old pid {old_pid} killed by {s}"),
-            (None, Some(c)) => format!("old pid {old_pid} exited with code {c}"),
-            (None, None) => format!("old pid {old_pid} exited"),
+            (Some(s), _) => format!("killed by {s}"),
+            (None, Some(c)) => format!("exited with code {c}"),
+            (None, None) => "exited".into(),
         };
         self.emit(EventKind::Reload {
             step: ReloadStep::OldExited,
-            detail: Some(how),
+            detail: Some(format!("old pid {} {how}, new pid {}", old.pid, new.pid)),
         });
         (Phase::Running(Box::new(new)), Ok(()))
     }

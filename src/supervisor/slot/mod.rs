@@ -290,7 +290,7 @@ impl Slot {
                     .as_ref()
                     .map(|e| e.describe())
                     .unwrap_or_default();
-                let reason = format!("{reason}; last: {last}");
+                let reason = format!("{reason}; the last one {last}");
                 self.st().errored_reason = Some(reason.clone());
                 let idle = self.go_idle(Status::Errored);
                 self.emit(EventKind::Errored { reason });
@@ -328,7 +328,7 @@ impl Slot {
                     }
                     Decision::Errored { reason } | Decision::Stopped { reason } => {
                         let last = self.st().last_error.clone().unwrap_or_default();
-                        let reason = format!("{reason}; last: {last}");
+                        let reason = format!("{reason}; the last error: {last}");
                         self.st().errored_reason = Some(reason.clone());
                         let idle = self.go_idle(Status::Errored);
                         self.emit(EventKind::Errored { reason });
@@ -431,13 +431,17 @@ impl Slot {
                 reason,
                 reply,
             } => {
-                let was_running = !matches!(phase, Phase::Idle);
+                // A restart counts whether or not a process was running (a
+                // stopped app too), as PM2 counts it: `list`, `describe` and
+                // the event stream all see this one count. An errored app
+                // brought back starts afresh, as after `start`.
+                let counts = self.st().status != Status::Errored;
                 // Hold the sockets through the gap so connections queue.
                 let hold = self.pool.as_ref().map(|p| p.acquire());
                 if let Phase::Running(p) = phase {
                     self.stop_process(p).await;
                 }
-                if was_running {
+                if counts {
                     self.count_restart(reason);
                     self.emit(EventKind::Restart {
                         reason,
