@@ -6,11 +6,11 @@
 pub mod cli;
 pub mod client;
 pub mod cluster;
-pub mod control;
 pub mod daemon;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod handler;
 pub mod logs;
 pub mod paths;
 pub mod policy;

@@ -1,11 +1,9 @@
-//! Control requests, replies and stream messages.
+//! Control requests and stream messages (replies are in `reply`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::error::ErrorBody;
 use crate::logs::LogLine;
 use crate::spec::AppSpec;
 use crate::supervisor::{Event, ScaleTo};
@@ -127,18 +125,6 @@ pub struct Envelope {
     pub req: Request,
 }
 
-/// What the daemon writes back for a request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reply {
-    pub v: u32,
-    pub id: u64,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorBody>,
-}
-
 /// What a subscribed connection receives.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -147,13 +133,4 @@ pub enum StreamItem {
     Log(LogLine),
     /// The subscriber fell behind and this many items were skipped for it.
     Lagged(u64),
-}
-
-/// What the daemon says about itself in reply to `ping`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pong {
-    pub pid: u32,
-    pub version: String,
-    pub protocol: u32,
-    pub home: String,
 }

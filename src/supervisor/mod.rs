@@ -12,7 +12,7 @@ pub mod prometheus;
 mod scopes;
 mod slot;
 pub mod state;
-mod target;
+pub(crate) mod target;
 mod watcher;
 
 use std::collections::BTreeMap;
