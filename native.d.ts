@@ -67,6 +67,12 @@ export declare function daemonSignal(signal: string): boolean
 export declare function isConfigFile(path: string): boolean
 
 /**
+ * Whether a config file is JavaScript, which only Node can evaluate
+ * (`.js`, `.cjs`, `.mjs`); JSON and YAML ones the core reads itself.
+ */
+export declare function isJsConfig(path: string): boolean
+
+/**
  * `scale(name, n)`'s count: `4`, `'+2'` or `'-1'`, as the CLI reads it;
  * JSON text of the `to` field of a scale request.
  */

@@ -841,6 +841,7 @@ module.exports.connectDaemon = nativeBinding.connectDaemon
 module.exports.createSupervisor = nativeBinding.createSupervisor
 module.exports.daemonSignal = nativeBinding.daemonSignal
 module.exports.isConfigFile = nativeBinding.isConfigFile
+module.exports.isJsConfig = nativeBinding.isJsConfig
 module.exports.parseScale = nativeBinding.parseScale
 module.exports.planStart = nativeBinding.planStart
 module.exports.resolveApps = nativeBinding.resolveApps

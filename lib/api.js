@@ -111,7 +111,7 @@ class Api {
       file = path.resolve(apps)
       baseDir = path.dirname(file)
       if (!fs.existsSync(file)) throw new PmrError(`${apps}: no such file`, 'PMR_CONFIG')
-      if (/\.(c|m)?js$/.test(file)) {
+      if (native.isJsConfig(file)) {
         const answer = JSON.parse(require('./config-loader.js').loadConfig(file))
         if (answer.error) {
           const where = answer.line ? `${apps}:${answer.line}` : apps

@@ -253,6 +253,13 @@ pub fn is_config_file(path: String) -> bool {
     pmr::spec::ecosystem::is_config_file(&path)
 }
 
+/// Whether a config file is JavaScript, which only Node can evaluate
+/// (`.js`, `.cjs`, `.mjs`); JSON and YAML ones the core reads itself.
+#[napi]
+pub fn is_js_config(path: String) -> bool {
+    pmr::spec::ecosystem::Format::of(Path::new(&path)) == Some(pmr::spec::ecosystem::Format::Js)
+}
+
 /// Splits resolved specs (JSON) by whether the app already runs in `list`
 /// (JSON of `list()`): JSON text of `{start, notices}`, the notices naming
 /// `file`, as `pmr start <file>` says them.

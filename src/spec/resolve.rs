@@ -118,15 +118,14 @@ pub struct AppConfig {
     pub source_map_support: Option<bool>,
 }
 
-/// Where and on whose behalf an app is resolved.
-/// The CPU count `instances: max` and negative instance counts are taken
-/// from.
+/// The CPUs of this machine, the usual `ResolveContext::cpus`.
 pub fn host_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
 }
 
+/// Where and on whose behalf an app is resolved.
 pub struct ResolveContext<'a> {
     /// Relative `script` and `cwd` resolve against this directory (the
     /// caller's working directory, or the ecosystem file's directory).
@@ -135,6 +134,8 @@ pub struct ResolveContext<'a> {
     pub caller_env: &'a BTreeMap<String, String>,
     /// The `node` that runs pmr; `.js` apps run with it.
     pub node: &'a Path,
+    /// The CPU count `instances: max` and negative instance counts are
+    /// taken from.
     pub cpus: usize,
     /// The home's log directory, for PM2's `log_file: true`.
     pub log_dir: &'a Path,
