@@ -138,6 +138,18 @@ mod tests {
     }
 
     #[test]
+    fn an_io_error_from_the_daemon_says_the_os_words_once() {
+        let sent = Error::io("cannot open log", std::io::Error::other("disk full"));
+        let back = Error::from_wire(sent.to_wire());
+        assert_eq!(back.code(), "PMR_IO");
+        assert_eq!(back.to_string(), "cannot open log: disk full");
+        assert_eq!(
+            Error::from_wire(back.to_wire()).to_string(),
+            back.to_string()
+        );
+    }
+
+    #[test]
     fn with_message_keeps_the_kind() {
         let e = Error::Spawn("cannot start a".into()).with_message(|m| format!("{m}; more"));
         assert_eq!(e.code(), "PMR_SPAWN");

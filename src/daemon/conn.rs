@@ -158,7 +158,7 @@ pub(crate) fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> 
     }
     serde_json::from_value::<Envelope>(v.clone()).map_err(|e| {
         let cmd = v.get("cmd").and_then(Value::as_str).unwrap_or("");
-        let msg = if e.to_string().contains("unknown variant") {
+        let msg = if !Request::COMMANDS.contains(&cmd) {
             format!("unknown command '{cmd}'")
         } else {
             format!("bad '{cmd}' request: {e}")
