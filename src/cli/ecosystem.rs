@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::args::{EcosystemArgs, FileTargetArgs, RestartArgs};
-use super::{act, caller_env, info, show, start, Ctx};
+use super::{act, caller_env, info, report, show, Ctx};
+use crate::client::select::plan_start;
 use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::spec::ecosystem::{
@@ -171,30 +172,18 @@ fn running_list(ctx: &Ctx<'_>) -> Result<Vec<InstanceInfo>> {
 pub(super) fn start(ctx: &Ctx<'_>, file: &str, env: Option<&str>, only: &[String]) -> Result<()> {
     let specs = load(ctx, file, &Selection { env, only }, "started")?;
     let list = running_list(ctx)?;
-    let mut missing = Vec::new();
-    for spec in specs {
-        let ids: Vec<String> = list
-            .iter()
-            .filter(|i| i.name == spec.name && i.status.is_active())
-            .map(|i| i.id.to_string())
-            .collect();
-        if ids.is_empty() {
-            missing.push(spec);
-        } else {
-            info(&format!(
-                "{} is already running (id {}); pmr reload {file} applies changes to it",
-                spec.name,
-                ids.join(", ")
-            ));
-        }
+    let plan = plan_start(specs, &list);
+    for r in &plan.running {
+        info(&r.notice(file));
     }
+    let missing = plan.start;
     if missing.is_empty() {
         info(&format!("every app of {file} is already running"));
         show::print_table(ctx, &list);
         return Ok(());
     }
-    missing.iter().for_each(start::announce);
-    start::send_and_show(ctx, Request::Start { apps: missing })
+    missing.iter().for_each(report::announce);
+    report::send_and_show(ctx, Request::Start { apps: missing })
 }
 
 /// `pmr reload <file>`: applies the file's definitions to the running apps
@@ -241,7 +230,7 @@ fn reapply(
         only: &a.only,
     };
     let apps = load(ctx, &file, &sel, verb)?;
-    start::send_and_show(ctx, from_file(apps, a.update_env))
+    report::send_and_show(ctx, from_file(apps, a.update_env))
 }
 
 /// What `stop_or_delete` does to the apps.

@@ -3,13 +3,14 @@
 use std::path::Path;
 
 use super::args::StartArgs;
+use super::report::{announce, send_and_show, summarize};
 use super::{caller_env, ecosystem, info, show, Ctx};
 use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::spec::cron::check_cron;
 use crate::spec::ecosystem::is_config_file;
 use crate::spec::units::{parse_duration_ms, parse_size};
-use crate::spec::{host_cpus, AppConfig, AppSpec, Instances, LogFile, ResolveContext, Watch};
+use crate::spec::{host_cpus, AppConfig, Instances, LogFile, ResolveContext, Watch};
 use crate::supervisor::{InstanceInfo, Report};
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
@@ -64,9 +65,9 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
         log_type: a
             .log_type
             .as_deref()
-            .map(|t| match t {
-                "json" => Ok(t.to_string()),
-                _ => Err(Error::Config(format!(
+            .map(|t| match t.parse::<crate::spec::LogType>() {
+                Ok(_) => Ok(t.to_string()),
+                Err(_) => Err(Error::Config(format!(
                     "--log-type: '{t}' is not a log type, the only one is json"
                 ))),
             })
@@ -168,38 +169,4 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
             apps: vec![resolved.spec],
         },
     )
-}
-
-pub(super) fn announce(spec: &AppSpec) {
-    info(&format!(
-        "starting {} as {} ({} mode, {} instance{})",
-        spec.script.display(),
-        spec.name,
-        spec.exec_mode.as_str(),
-        spec.instances,
-        if spec.instances == 1 { "" } else { "s" }
-    ));
-}
-
-/// Sends an operation on apps to the daemon, then prints what it reported
-/// and the process table.
-pub(super) fn send_and_show(ctx: &Ctx<'_>, req: Request) -> Result<()> {
-    let mut c = ctx.daemon()?;
-    let report: Report = c.request_as(req)?;
-    summarize(&report);
-    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-    Ok(())
-}
-
-/// What the daemon had to say about an operation, and the errors of the
-/// instances it touched.
-pub(super) fn summarize(report: &Report) {
-    for n in &report.notices {
-        info(n);
-    }
-    for i in &report.instances {
-        if let Some(e) = &i.last_error {
-            info(&format!("{} (id {}): {e}", i.name, i.id));
-        }
-    }
 }
