@@ -126,12 +126,6 @@ impl Client {
         self.call(req)
     }
 
-    /// The reply as plain JSON, for callers that have not moved to the typed
-    /// replies yet (`pmr monit`).
-    pub fn request(&mut self, req: Request) -> Result<serde_json::Value> {
-        self.call(req)
-    }
-
     /// Turns the connection into a stream.
     pub fn subscribe(mut self, events: bool, logs: bool) -> Result<Subscription> {
         self.request_as::<Subscribed>(Request::Subscribe { events, logs })?;

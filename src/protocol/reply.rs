@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorBody, Result};
 use crate::logs::RecentLines;
-use crate::settings::AllSettings;
 use crate::model::{Description, InstanceInfo, Report};
+use crate::settings::AllSettings;
 
 /// What the daemon writes back for a request: `{v, id, ok: true, result}` or
 /// `{v, id, ok: false, error: {code, message}}` on the wire.
