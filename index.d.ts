@@ -315,10 +315,30 @@ export type ErrorCode =
   | 'PMR_IO'
   | 'PMR_CLOSED'
 
+/** One problem of an ecosystem file or of app options that `start` or
+ * `reload` refused, as the CLI prints it on one line:
+ * `file: app: key: message`. */
+export interface Problem {
+  /** The file's path as given, or `'app options'` for an object or a list. */
+  file: string
+  /** The app entry, e.g. `'apps[1] (worker)'`; null for the file as a whole. */
+  app: string | null
+  /** The option (or `--only`, `--env <name>`) at fault; null when none is. */
+  key: string | null
+  /** The whole sentence, a suggestion included. */
+  message: string
+  /** What was probably meant (e.g. `'max_memory_restart'`), when there is a guess. */
+  suggestion: string | null
+  /** Always false here: warnings do not refuse, they become notices. */
+  warning: boolean
+}
+
 /** Every rejection of the API. `message` is what the CLI would print. */
 export declare class PmrError extends Error {
   name: 'PmrError'
   code: ErrorCode
+  /** When a file or app options were refused (code PMR_CONFIG): every problem, one per line of `message`. */
+  problems?: Problem[]
 }
 
 export interface StartOptions {

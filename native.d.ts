@@ -10,14 +10,15 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class NativeClient {
-  /** One request (JSON), answered with outcome JSON. */
+  /** One request (JSON), answered with its result as JSON text. */
   request(json: string): Promise<string>
   /** Calls `onItem` with every event and log line (JSON) from now on. */
-  subscribe(onItem: (item: string) => void): Promise<string>
+  subscribe(onItem: (item: string) => void): Promise<void>
   close(): Promise<void>
 }
 
 export declare class NativeSupervisor {
+  /** One request (JSON), answered with its result as JSON text. */
   request(json: string): Promise<string>
   /** Calls `onItem` with every event and log line (JSON) until `close()`. */
   subscribe(onItem: (item: string) => void): void
@@ -60,8 +61,34 @@ export declare function createSupervisor(opts: SupervisorOptions): Promise<Nativ
 export declare function daemonSignal(signal: string): boolean
 
 /**
- * App options or a parsed ecosystem (JSON) resolved into specs: outcome
- * JSON whose result is `{specs, notices, problems}`.
+ * Whether a path names an ecosystem file rather than a script, by the
+ * CLI's rule (PM2's).
+ */
+export declare function isConfigFile(path: string): boolean
+
+/**
+ * Whether a config file is JavaScript, which only Node can evaluate
+ * (`.js`, `.cjs`, `.mjs`); JSON and YAML ones the core reads itself.
+ */
+export declare function isJsConfig(path: string): boolean
+
+/**
+ * `scale(name, n)`'s count: `4`, `'+2'` or `'-1'`, as the CLI reads it;
+ * JSON text of the `to` field of a scale request.
+ */
+export declare function parseScale(text: string): string
+
+/**
+ * Splits resolved specs (JSON) by whether the app already runs in `list`
+ * (JSON of `list()`): JSON text of `{start, notices}`, the notices naming
+ * `file`, as `pmr start <file>` says them.
+ */
+export declare function planStart(specs: string, list: string, file: string): string
+
+/**
+ * App options or a parsed ecosystem (JSON) resolved into specs: JSON text
+ * of `{specs, notices, warnings}` (warnings as lines to show). A refusal
+ * throws a PMR_CONFIG Error with every problem in `problems`.
  */
 export declare function resolveApps(json: string): string
 
@@ -79,6 +106,14 @@ export declare function runRuntime(argv: Array<string>, host: CliHost, preload: 
 
 /** Forwards a signal the runtime's Node process received. */
 export declare function runtimeSignal(signal: string): boolean
+
+/**
+ * The instances of `list` (JSON of `list()`) a `logs` target names, as
+ * `pmr logs <target>` chooses them: JSON text of `{all, ids, apps,
+ * instances}`, where a new line follows when `all`, or its id is in `ids`,
+ * or its app in `apps`.
+ */
+export declare function selectLogs(list: string, target: string): string
 
 /**
  * Starts the daemon for `home` on a thread of its own. `onExit` is called

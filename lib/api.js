@@ -1,9 +1,11 @@
 'use strict'
 // The JS API: `connect()` gives a client of the daemon, `new Supervisor()`
 // runs the same supervisor inside this process. Both speak the control
-// protocol through the native addon (requests as JSON, outcomes as JSON), so
-// they behave exactly like the CLI. Errors are PmrError objects whose `code`
-// is the stable code the CLI's messages come from.
+// protocol through the native addon (requests as JSON, results as JSON), so
+// they behave exactly like the CLI; every rule the CLI applies (resolving
+// options, scale counts, config-file names, which apps already run, log
+// targets) is the core's, reached through the addon. Errors are PmrError
+// objects whose `code` is the stable code the CLI's messages come from.
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -19,10 +21,35 @@ class PmrError extends Error {
   }
 }
 
-function unwrap (text) {
-  const outcome = JSON.parse(text)
-  if (outcome.ok) return outcome.result
-  throw new PmrError(outcome.error.message, outcome.error.code)
+/** The addon's errors carry pmr's stable `code` (and, for a refused
+ * ecosystem, `problems`): they become PmrErrors; anything else is rethrown
+ * as it is. */
+function pmrError (err) {
+  if (!err || typeof err.code !== 'string' || !err.code.startsWith('PMR_')) return err
+  const e = new PmrError(err.message, err.code)
+  if (err.problems) e.problems = err.problems
+  return e
+}
+
+/** Runs a native call answering JSON text; its error as a PmrError. */
+function fromNative (call) {
+  let text
+  try {
+    text = call()
+  } catch (err) {
+    throw pmrError(err)
+  }
+  return JSON.parse(text)
+}
+
+async function fromNativeAsync (promise) {
+  let text
+  try {
+    text = await promise
+  } catch (err) {
+    throw pmrError(err)
+  }
+  return JSON.parse(text)
 }
 
 function defaultHome () {
@@ -42,8 +69,6 @@ function callerEnv () {
   for (const [k, v] of Object.entries(process.env)) if (typeof v === 'string') env[k] = v
   return env
 }
-
-const CONFIG_FILE = /(\.config\.(c|m)?js|\.json|\.ya?ml)$|(^|[\\/])ecosystem[^\\/]*$/
 
 /** A stream item from the native side, as the listener sees it. */
 function toEvent (item) {
@@ -69,7 +94,7 @@ class Api {
 
   async _request (cmd, fields = {}) {
     const n = await this._native()
-    return unwrap(await n.request(JSON.stringify({ cmd, ...fields })))
+    return fromNativeAsync(n.request(JSON.stringify({ cmd, ...fields })))
   }
 
   _logDir () {
@@ -86,7 +111,7 @@ class Api {
       file = path.resolve(apps)
       baseDir = path.dirname(file)
       if (!fs.existsSync(file)) throw new PmrError(`${apps}: no such file`, 'PMR_CONFIG')
-      if (/\.(c|m)?js$/.test(file)) {
+      if (native.isJsConfig(file)) {
         const answer = JSON.parse(require('./config-loader.js').loadConfig(file))
         if (answer.error) {
           const where = answer.line ? `${apps}:${answer.line}` : apps
@@ -109,7 +134,7 @@ class Api {
       node: process.execPath,
       logDir: this._logDir(),
     }
-    return unwrap(native.resolveApps(JSON.stringify(input)))
+    return fromNative(() => native.resolveApps(JSON.stringify(input)))
   }
 
   /** Starts apps: app options, a list of them, or an ecosystem file path.
@@ -120,9 +145,10 @@ class Api {
     let specs = resolved.specs
     const notices = [...resolved.warnings, ...resolved.notices]
     if (typeof apps === 'string') {
-      const running = new Set((await this.list()).filter((i) => i.status !== 'stopped' && i.status !== 'errored').map((i) => i.name))
-      for (const s of specs.filter((s) => running.has(s.name))) notices.push(`${s.name} is already running`)
-      specs = specs.filter((s) => !running.has(s.name))
+      const list = await this.list()
+      const plan = fromNative(() => native.planStart(JSON.stringify(specs), JSON.stringify(list), apps))
+      notices.push(...plan.notices)
+      specs = plan.start
       if (specs.length === 0) return { instances: [], notices }
     }
     const report = await this._request('start', { apps: specs })
@@ -140,7 +166,7 @@ class Api {
   /** Zero-downtime reload. With an ecosystem file path, applies the file's
    * definitions (like `pmr reload ecosystem.config.js`). */
   async reload (target, { updateEnv = false, env, only } = {}) {
-    if (typeof target === 'string' && CONFIG_FILE.test(target) && fs.existsSync(target)) {
+    if (typeof target === 'string' && native.isConfigFile(target) && fs.existsSync(target)) {
       const { specs } = this._resolve(target, { env, only })
       return this._request('reload_apps', { apps: specs, update_env: updateEnv })
     }
@@ -152,12 +178,8 @@ class Api {
   }
 
   /** `n` instances exactly, or a string '+2' / '-1'. */
-  scale (name, n) {
-    const text = String(n).trim()
-    const to = /^[+-]/.test(text) ? { by: Number(text) } : { exactly: Number(text) }
-    if (!Number.isInteger(Object.values(to)[0])) {
-      return Promise.reject(new PmrError(`'${n}' is not an instance count: use 4, '+2' or '-1'`, 'PMR_CONFIG'))
-    }
+  async scale (name, n) {
+    const to = fromNative(() => native.parseScale(String(n)))
     return this._request('scale', { name: String(name), to })
   }
 
@@ -184,40 +206,32 @@ class Api {
   /** Log lines as an async iterator: the last `lines` of each file, then
    * (with `follow`) new lines as the apps write them. */
   async * logs (target = 'all', { lines = 15, follow = false } = {}) {
-    const pattern = /^\/(.+)\/$/.exec(String(target))
-    let byName = null
-    try {
-      if (pattern) byName = new RegExp(pattern[1])
-    } catch (e) {
-      throw new PmrError(`${target} is not a usable regular expression: ${e.message}`, 'PMR_CONFIG')
-    }
-    const wanted = (row) => {
-      if (target === 'all') return true
-      const t = String(target)
-      if (byName) return byName.test(row.name)
-      return /^\d+$/.test(t) ? row.id === Number(t) : row.name === t || row.namespace === t
-    }
-    const rows = (await this.list()).filter(wanted)
-    if (rows.length === 0 && target !== 'all') {
-      throw new PmrError(`no app or id matches '${target}'`, 'PMR_NOT_FOUND')
-    }
+    const list = await this.list()
+    const chosen = fromNative(() => native.selectLogs(JSON.stringify(list), String(target)))
+    const rows = chosen.instances
     const seen = new Set()
     for (const row of rows) {
       for (const [stream, file] of [['out', row.logs.out], ['err', row.logs.err]]) {
         if (seen.has(file)) continue
         seen.add(file)
-        for (const line of native.tailFile(file, lines)) {
+        let tail
+        try {
+          tail = native.tailFile(file, lines)
+        } catch (err) {
+          throw pmrError(err)
+        }
+        for (const line of tail) {
           yield { app: row.name, id: row.id, stream, line, time: null }
         }
       }
     }
     if (!follow) return
-    const ids = new Set(rows.map((r) => r.id))
-    const names = new Set(rows.map((r) => r.name))
+    const ids = new Set(chosen.ids)
+    const apps = new Set(chosen.apps)
     const queue = []
     let wake = null
     const onLog = (l) => {
-      if (target === 'all' || ids.has(l.id) || (!/^\d+$/.test(String(target)) && names.has(l.app))) {
+      if (chosen.all || ids.has(l.id) || apps.has(l.app)) {
         queue.push(l)
         if (wake) { wake(); wake = null }
       }
@@ -279,7 +293,7 @@ class Client extends Api {
 
   _subscribe () {
     if (this._subscription || this._closed) return
-    this._subscription = this._handle.subscribe((text) => this._emit(text)).then(unwrap)
+    this._subscription = this._handle.subscribe((text) => this._emit(text)).catch((err) => { throw pmrError(err) })
     this._subscription.catch(() => {})
   }
 
@@ -316,8 +330,7 @@ async function connect ({ home = defaultHome(), start = true } = {}) {
     })
     return new Client(handle, abs)
   } catch (err) {
-    const m = /^(PMR_[A-Z_]+): ([\s\S]*)$/.exec(err.message)
-    throw m ? new PmrError(m[2], m[1]) : err
+    throw pmrError(err)
   }
 }
 
@@ -344,7 +357,7 @@ class Supervisor extends Api {
     this._handle = native.createSupervisor({
       logDir: this.logDir,
       preload: path.join(ROOT, 'preload', 'drain.js'),
-    }).then((h) => {
+    }).catch((err) => { throw pmrError(err) }).then((h) => {
       this._sync = h
       h.subscribe((text) => this._emit(text))
       return h

@@ -34,12 +34,21 @@ pub enum Error {
     /// A reload could not replace an instance; the old one keeps serving.
     #[error("{0}")]
     Reload(String),
-    #[error("{context}: {source}")]
+    /// An OS call failed. `source` is None for one reported by the daemon,
+    /// whose message already holds the OS's words.
+    #[error("{}", io_message(.context, .source.as_ref()))]
     Io {
         context: String,
         #[source]
-        source: std::io::Error,
+        source: Option<std::io::Error>,
     },
+}
+
+fn io_message(context: &str, source: Option<&std::io::Error>) -> String {
+    match source {
+        Some(s) => format!("{context}: {s}"),
+        None => context.to_string(),
+    }
 }
 
 impl Error {
@@ -61,7 +70,7 @@ impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            source: Some(source),
         }
     }
 
@@ -77,7 +86,10 @@ impl Error {
             "PMR_SPAWN" => Error::Spawn(m),
             "PMR_BUSY" => Error::Busy(m),
             "PMR_RELOAD" => Error::Reload(m),
-            "PMR_IO" => Error::io(m, std::io::Error::other("reported by the daemon")),
+            "PMR_IO" => Error::Io {
+                context: m,
+                source: None,
+            },
             _ => Error::Daemon(m),
         }
     }
@@ -91,17 +103,9 @@ impl Error {
     }
 
     pub fn to_wire(&self) -> ErrorBody {
-        let message = match self {
-            // The context already says what failed; the daemon-side io error
-            // text is appended once, not twice, when it travels back.
-            Error::Io { context, source } if source.to_string() == "reported by the daemon" => {
-                context.clone()
-            }
-            other => other.to_string(),
-        };
         ErrorBody {
             code: self.code().to_string(),
-            message,
+            message: self.to_string(),
         }
     }
 }
@@ -131,6 +135,18 @@ mod tests {
             assert_eq!(back.code(), e.code());
             assert_eq!(back.to_wire(), wire);
         }
+    }
+
+    #[test]
+    fn an_io_error_from_the_daemon_says_the_os_words_once() {
+        let sent = Error::io("cannot open log", std::io::Error::other("disk full"));
+        let back = Error::from_wire(sent.to_wire());
+        assert_eq!(back.code(), "PMR_IO");
+        assert_eq!(back.to_string(), "cannot open log: disk full");
+        assert_eq!(
+            Error::from_wire(back.to_wire()).to_string(),
+            back.to_string()
+        );
     }
 
     #[test]

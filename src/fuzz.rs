@@ -63,7 +63,7 @@ proptest! {
     fn control_requests_never_panic(v in json(), raw in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = crate::daemon::parse_request_line(v.to_string().as_bytes());
         let _ = crate::daemon::parse_request_line(&raw);
-        let _ = crate::control::parse_request(&v.to_string());
+        let _ = crate::handler::parse_request(&v.to_string());
     }
 
     #[test]

@@ -8,11 +8,11 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod cluster;
-pub mod control;
 pub mod daemon;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod handler;
 pub mod host;
 pub mod logs;
 pub mod model;

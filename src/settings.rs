@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::spec::suggest::closest;
 use crate::spec::units::{parse_duration_ms, parse_size};
+use crate::spec::RotateInterval;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -29,8 +30,8 @@ pub struct LogSettings {
     pub retain: u32,
     /// Gzip rotated files.
     pub compress: bool,
-    /// Also rotate on a schedule: "daily", or none.
-    pub rotate_interval: Option<String>,
+    /// Also rotate on a schedule: daily, or none (`null`).
+    pub rotate_interval: Option<RotateInterval>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +64,25 @@ impl Default for MetricsSettings {
             interval_ms: 1000,
         }
     }
+}
+
+/// Every setting, by the key `pmr set` takes: the answer to `pmr get`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllSettings {
+    #[serde(rename = "log.max_size")]
+    pub log_max_size: u64,
+    #[serde(rename = "log.retain")]
+    pub log_retain: u32,
+    #[serde(rename = "log.compress")]
+    pub log_compress: bool,
+    #[serde(rename = "log.rotate_interval")]
+    pub log_rotate_interval: Option<RotateInterval>,
+    #[serde(rename = "metrics.port")]
+    pub metrics_port: Option<u16>,
+    #[serde(rename = "metrics.host")]
+    pub metrics_host: String,
+    #[serde(rename = "metrics.interval")]
+    pub metrics_interval: u64,
 }
 
 /// Every key `pmr set` accepts, with what it means.
@@ -195,7 +215,7 @@ impl Settings {
             "log.rotate_interval" => {
                 self.log.rotate_interval = match value.trim() {
                     v if is_none(v) => None,
-                    v if is_daily(v) => Some("daily".into()),
+                    v if is_daily(v) => Some(RotateInterval::Daily),
                     other => {
                         return Err(bad(format!(
                             "'{other}' is not daily (PM2's '0 0 * * *') or none"
@@ -236,23 +256,25 @@ impl Settings {
     }
 
     /// The value of one key, or of all of them.
-    pub fn get(&self, key: Option<&str>) -> Result<Value> {
-        let all = serde_json::json!({
-            "log.max_size": self.log.max_size,
-            "log.retain": self.log.retain,
-            "log.compress": self.log.compress,
-            "log.rotate_interval": self.log.rotate_interval,
-            "metrics.port": self.metrics.port,
-            "metrics.host": self.metrics.host,
-            "metrics.interval": self.metrics.interval_ms,
-        });
-        match key {
-            None => Ok(all),
-            Some(k) => {
-                let k = canonical_key(k)?;
-                all.get(&k).cloned().ok_or_else(|| unknown_key(&k))
-            }
+    /// Every setting under the key `pmr set` takes.
+    pub fn all(&self) -> AllSettings {
+        AllSettings {
+            log_max_size: self.log.max_size,
+            log_retain: self.log.retain,
+            log_compress: self.log.compress,
+            log_rotate_interval: self.log.rotate_interval,
+            metrics_port: self.metrics.port,
+            metrics_host: self.metrics.host.clone(),
+            metrics_interval: self.metrics.interval_ms,
         }
+    }
+
+    /// One setting's value, as `all()` spells it.
+    pub fn get(&self, key: &str) -> Result<Value> {
+        let k = canonical_key(key)?;
+        let all = serde_json::to_value(self.all())
+            .map_err(|e| Error::Protocol(format!("cannot encode the settings: {e}")))?;
+        all.get(&k).cloned().ok_or_else(|| unknown_key(&k))
     }
 }
 
@@ -283,8 +305,8 @@ mod tests {
         let back = Settings::load(&path).unwrap();
         assert_eq!(back.log.max_size, 50 << 20);
         assert!(back.log.compress);
-        assert_eq!(back.get(Some("metrics.port")).unwrap(), 9209);
-        assert_eq!(back.get(Some("metrics.interval")).unwrap(), 2000);
+        assert_eq!(back.get("metrics.port").unwrap(), 9209);
+        assert_eq!(back.get("metrics.interval").unwrap(), 2000);
         let mut b = back;
         b.set("metrics.port", "none").unwrap();
         assert_eq!(b.metrics.port, None);
@@ -315,8 +337,11 @@ mod tests {
         assert_eq!(s.log.max_size, 20 << 20);
         assert_eq!(s.log.retain, 30);
         assert!(s.log.compress);
-        assert_eq!(s.log.rotate_interval.as_deref(), Some("daily"));
-        assert_eq!(s.get(Some("pm2-logrotate:retain")).unwrap(), 30);
+        assert_eq!(
+            s.log.rotate_interval.map(|r| r.to_string()).as_deref(),
+            Some("daily")
+        );
+        assert_eq!(s.get("pm2-logrotate:retain").unwrap(), 30);
         assert_eq!(s.set("pm2-logrotate:retain", "30").unwrap(), "log.retain");
         let refused = [
             (

@@ -10,31 +10,30 @@ use pmr::daemon::DaemonOptions;
 use pmr::host::{HostSignal, HostSignalSender};
 use pmr::paths::Home;
 
-use crate::to_js;
+use crate::Outcome;
 
 /// The running daemon's control channel (one daemon per process).
 static DAEMON: Mutex<Option<HostSignalSender>> = Mutex::new(None);
 
 /// Starts the daemon for `home` on a thread of its own. `onExit` is called
 /// with an error message (or null) when it ends; until then Node stays alive.
-#[napi(catch_unwind)]
+#[napi(catch_unwind, ts_return_type = "void")]
 pub fn start_daemon(
     home: String,
     preload: Option<String>,
     on_exit: ThreadsafeFunction<Option<String>, (), Option<String>, Status, false>,
-) -> Result<()> {
+) -> Outcome<()> {
     let opts = DaemonOptions {
         home: Home::new(home),
         node_preload: preload.map(PathBuf::from),
         report_to_stdout: true,
     };
-    let tx = pmr::daemon::spawn(opts, move |result| {
+    pmr::daemon::spawn(opts, move |result| {
         let msg = result.err().map(|e| e.to_string());
         on_exit.call(msg, ThreadsafeFunctionCallMode::Blocking);
     })
-    .map_err(to_js)?;
-    *DAEMON.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-    Ok(())
+    .map(|tx| *DAEMON.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx))
+    .into()
 }
 
 /// Forwards a signal the daemon's Node process received.

@@ -5,17 +5,107 @@
 // under `cargo clippy --all-targets` every export looks unused.
 #![cfg_attr(test, allow(dead_code))]
 
-mod api;
 mod cli;
 mod daemon;
+mod handles;
 mod runtime;
 
 use napi::bindgen_prelude::*;
+use napi::sys;
 
-/// A JS Error for failures that are not pmr's own (those travel as outcome
-/// JSON with their stable code, see `pmr::control::outcome_json`).
-fn to_js(e: pmr::Error) -> Error {
-    Error::new(Status::GenericFailure, format!("{}: {e}", e.code()))
+/// pmr's stable error code as napi's error status: napi-rs creates the JS
+/// Error with `code` set to it (`napi_create_error(code, message)`).
+#[derive(Debug, Clone, Copy)]
+struct Code(&'static str);
+
+impl AsRef<str> for Code {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+/// A failure as JS sees it: an Error with pmr's `code`, its message, and
+/// for a refused ecosystem the `problems`, one object per problem.
+pub struct Failure {
+    code: &'static str,
+    message: String,
+    problems: Option<serde_json::Value>,
+}
+
+impl From<pmr::Error> for Failure {
+    fn from(e: pmr::Error) -> Self {
+        Failure {
+            code: e.code(),
+            message: e.to_wire().message,
+            problems: None,
+        }
+    }
+}
+
+impl From<pmr::spec::js_options::Refusal> for Failure {
+    fn from(r: pmr::spec::js_options::Refusal) -> Self {
+        Failure {
+            problems: serde_json::to_value(&r.problems).ok(),
+            ..Failure::from(r.error)
+        }
+    }
+}
+
+impl Failure {
+    /// The JS Error, held by a napi error that hands back that very object
+    /// when it is thrown or a promise is rejected with it (napi-rs reuses a
+    /// referenced error value rather than building a new one), so the
+    /// properties set here reach the caller.
+    ///
+    /// # Safety
+    /// `env` is the live environment of the calling JS thread.
+    unsafe fn into_js(self, env: sys::napi_env) -> Error {
+        let base = Error::new(Code(self.code), self.message);
+        // SAFETY: env is live (the caller's contract).
+        let value = unsafe { JsError::from(base).into_value(env) };
+        if value.is_null() {
+            // The environment is shutting down: nobody is left to see the code.
+            return Error::new(Status::GenericFailure, "the JS environment is closing");
+        }
+        if let Some(problems) = self.problems {
+            let mut obj = Object::from_raw(env, value);
+            if let Err(e) = obj.set_named_property("problems", problems) {
+                return e;
+            }
+        }
+        // SAFETY: value is the Error object just created in this env.
+        Error::from(unsafe { Unknown::from_raw_unchecked(env, value) })
+    }
+}
+
+/// What a binding function returns: its value, or a JS Error carrying pmr's
+/// stable `code` (see `Failure`), thrown or rejected with.
+pub struct Outcome<T>(pub std::result::Result<T, Failure>);
+
+impl<T, E: Into<Failure>> From<std::result::Result<T, E>> for Outcome<T> {
+    fn from(r: std::result::Result<T, E>) -> Self {
+        Outcome(r.map_err(Into::into))
+    }
+}
+
+impl<T: ToNapiValue> ToNapiValue for Outcome<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        match val.0 {
+            // SAFETY: env is the live env napi-rs converts in.
+            Ok(v) => unsafe { T::to_napi_value(env, v) },
+            // SAFETY: as above.
+            Err(f) => Err(unsafe { f.into_js(env) }),
+        }
+    }
+}
+
+impl<T> TypeName for Outcome<T> {
+    fn type_name() -> &'static str {
+        "Outcome"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
 }
 
 /// The native daemon shipped beside this addon: in a checkout and in the

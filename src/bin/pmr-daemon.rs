@@ -27,7 +27,10 @@ fn main() -> ExitCode {
     let home = match Home::from_env() {
         Ok(h) => h,
         Err(e) => {
-            println!("error {e}");
+            println!(
+                "{}",
+                pmr::protocol::startup::StartupLine::Error(e.to_string())
+            );
             return ExitCode::FAILURE;
         }
     };

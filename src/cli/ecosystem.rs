@@ -10,14 +10,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::args::{EcosystemArgs, FileTargetArgs, RestartArgs};
-use super::{act, caller_env, info, show, start, Ctx};
+use super::{act, caller_env, info, report, show, Ctx};
+use crate::client::select::plan_start;
 use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::spec::ecosystem::{
     is_config_file, load_apps, parse_text, read_apps, Format, Problem, Selection, DEFAULT_FILES,
 };
 use crate::spec::{host_cpus, AppSpec, ResolveContext};
-use crate::supervisor::{Description, InstanceInfo, Report};
+use crate::supervisor::{Description, InstanceInfo};
 
 /// The ecosystem file `pmr start` uses when given no argument.
 pub(super) fn default_file() -> Result<String> {
@@ -177,30 +178,18 @@ pub(super) fn start(
 ) -> Result<()> {
     let specs = load(ctx, file, &Selection { env, only }, "started")?;
     let list = running_list(ctx)?;
-    let mut missing = Vec::new();
-    for spec in specs {
-        let ids: Vec<String> = list
-            .iter()
-            .filter(|i| i.name == spec.name && i.status.is_active())
-            .map(|i| i.id.to_string())
-            .collect();
-        if ids.is_empty() {
-            missing.push(spec);
-        } else {
-            info(&format!(
-                "{} is already running (id {}); pmr reload {file} applies changes to it",
-                spec.name,
-                ids.join(", ")
-            ));
-        }
+    let plan = plan_start(specs, &list);
+    for r in &plan.running {
+        info(&r.notice(file));
     }
+    let missing = plan.start;
     if missing.is_empty() {
         info(&format!("every app of {file} is already running"));
         show::print_table(ctx, &list);
         return Ok(());
     }
-    missing.iter().for_each(start::announce);
-    start::send_and_show(ctx, missing, wait)
+    missing.iter().for_each(report::announce);
+    report::start_and_show(ctx, missing, wait)
 }
 
 /// `pmr reload <file>`: applies the file's definitions to the running apps
@@ -247,23 +236,8 @@ fn reapply(
         only: &a.only,
     };
     let apps = load(ctx, &file, &sel, verb)?;
-    // The apps that ran before are the ones reloaded (or restarted); the
-    // daemon's notices already say which ones were started instead.
     let before: Vec<String> = running_list(ctx)?.into_iter().map(|i| i.name).collect();
-    let mut c = ctx.daemon()?;
-    let report: Report = c.request_as(from_file(apps, a.update_env))?;
-    start::summarize(&report);
-    let mut names: Vec<&str> = Vec::new();
-    for i in &report.instances {
-        if before.contains(&i.name) && !names.contains(&i.name.as_str()) {
-            names.push(&i.name);
-        }
-    }
-    if !names.is_empty() {
-        info(&format!("{verb} {}", names.join(", ")));
-    }
-    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-    Ok(())
+    report::reapply_and_show(ctx, from_file(apps, a.update_env), &before, verb)
 }
 
 /// What `stop_or_delete` does to the apps.

@@ -9,24 +9,15 @@ use std::io::{IsTerminal, Write};
 use super::args::{FlushArgs, LogsArgs};
 use super::style::Style;
 use super::{info, out, Ctx};
+use crate::client::select::LogTarget;
 use crate::error::{Error, Result};
 use crate::logs::capture::Timestamper;
 use crate::logs::tail::last_lines;
 use crate::logs::{JsonLine, LogLine, Stream};
 use crate::model::RecentLines;
-use crate::protocol::{Request, StreamItem};
+use crate::protocol::{Flushed, Request, StreamItem};
 use crate::spec::datefmt::to_strftime;
 use crate::supervisor::{Event, InstanceInfo};
-
-fn matches(i: &InstanceInfo, target: Option<&str>) -> bool {
-    match target {
-        None | Some("all") => true,
-        Some(t) => match t.parse::<u32>() {
-            Ok(id) => i.id == id,
-            Err(_) => i.name == t || i.namespace == t,
-        },
-    }
-}
 
 /// How lines are printed: plain with the `id|name |` prefix, raw, or JSON.
 struct Printer {
@@ -128,14 +119,8 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
     let mut client = ctx.running_daemon()?;
     let all: Vec<InstanceInfo> = client.request_as(Request::List)?;
     let target = a.target.as_deref();
-    let chosen: Vec<&InstanceInfo> = all.iter().filter(|i| matches(i, target)).collect();
-    if chosen.is_empty() {
-        if let Some(t) = target.filter(|t| *t != "all") {
-            return Err(Error::NotFound(format!(
-                "no app or id matches '{t}' (see pmr list)"
-            )));
-        }
-    }
+    let follow = LogTarget::parse(target)?.select(&all, target.unwrap_or("all"))?;
+    let chosen = &follow.chosen;
     let stamper = match &a.timestamp {
         None => None,
         Some(None) => Some(Timestamper::new(None)),
@@ -169,7 +154,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
             out: want_out,
             err: want_err,
         })?;
-        if !print_past(&p, &a, &chosen, &recent, &mut shown)? {
+        if !print_past(&p, &a, chosen, &recent, &mut shown)? {
             return Ok(());
         }
         // The subscription came first: events of the past may be in it too.
@@ -183,15 +168,7 @@ pub(super) fn run(ctx: &Ctx<'_>, a: LogsArgs) -> Result<()> {
         return Ok(());
     };
     p.note("following new lines (Ctrl-C to stop)");
-    let names: Vec<String> = chosen.iter().map(|i| i.name.clone()).collect();
-    let ids: Vec<u32> = chosen.iter().map(|i| i.id).collect();
-    let whole_apps =
-        matches!(target, None | Some("all")) || target.is_some_and(|t| t.parse::<u32>().is_err());
-    let follows = |app: &str, id: u32| {
-        matches!(target, None | Some("all"))
-            || ids.contains(&id)
-            || (whole_apps && names.iter().any(|n| n == app))
-    };
+    let follows = |app: &str, id: u32| follow.follows(app, id);
     for item in subscription {
         let ok = match item? {
             StreamItem::Log(l) if follows(&l.app, l.id) => {
@@ -359,22 +336,14 @@ fn per_file<'a>(lines: &'a [LogLine], chosen: &[&InstanceInfo], n: usize) -> Vec
 }
 
 pub(super) fn flush(ctx: &Ctx<'_>, a: FlushArgs) -> Result<()> {
-    let r = ctx
+    let r: Flushed = ctx
         .running_daemon()?
-        .request(Request::Flush { target: a.targets })?;
-    let files: Vec<String> = r["flushed"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(|p| p.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if files.is_empty() {
+        .request_as(Request::Flush { target: a.targets })?;
+    if r.flushed.is_empty() {
         info("no log file to empty");
     }
-    for f in files {
-        info(&format!("emptied {f}"));
+    for f in r.flushed {
+        info(&format!("emptied {}", f.display()));
     }
     Ok(())
 }

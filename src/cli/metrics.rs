@@ -2,20 +2,13 @@
 
 use super::{out, Ctx};
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::protocol::Request;
 use crate::supervisor::prometheus;
 
 pub(super) fn run(ctx: &Ctx<'_>) -> Result<()> {
     let text = match Client::connect(&ctx.home)? {
-        Some(mut c) => match c.request(Request::Metrics)? {
-            serde_json::Value::String(s) => s,
-            _ => {
-                return Err(Error::Protocol(
-                    "the daemon answered metrics with something other than text".into(),
-                ))
-            }
-        },
+        Some(mut c) => c.request_as::<String>(Request::Metrics)?,
         // No daemon, no app: the families with no samples, like an idle daemon's.
         None => prometheus::render(&[]),
     };

@@ -11,7 +11,9 @@ mod logs;
 mod metrics;
 mod module;
 mod monit;
+mod report;
 pub mod runtime;
+mod settle;
 mod show;
 mod start;
 mod startup;
@@ -27,7 +29,8 @@ use clap::Parser;
 use crate::client::{connect_or_start, Client, Launcher};
 use crate::error::{Error, Result};
 use crate::paths::Home;
-use crate::protocol::{Pong, Request};
+use crate::protocol::{Cleared, Killed, Pong, Reopened, Request, Saved, SettingChanged};
+use crate::settings::AllSettings;
 use crate::supervisor::{InstanceInfo, Report, ScaleTo};
 use args::{Cli, Command};
 use ecosystem::Removal;
@@ -211,12 +214,13 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             Ok(())
         }
         Command::ReloadLogs => {
-            ctx.running_daemon()?.request(Request::ReloadLogs)?;
+            ctx.running_daemon()?
+                .request_as::<Reopened>(Request::ReloadLogs)?;
             info("log files reopened");
             Ok(())
         }
         Command::Save => {
-            report_saved(&ctx.running_daemon()?.request(Request::Save)?);
+            report_saved(&ctx.running_daemon()?.request_as(Request::Save)?);
             Ok(())
         }
         Command::Resurrect => {
@@ -238,42 +242,42 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             }
         }
         Command::Cleardump => {
-            let r = ctx.daemon()?.request(Request::ClearDump)?;
-            info(&format!(
-                "emptied {}",
-                r["path"].as_str().unwrap_or("the dump")
-            ));
+            let r: Cleared = ctx.daemon()?.request_as(Request::ClearDump)?;
+            info(&format!("emptied {}", r.path.display()));
             Ok(())
         }
         Command::Startup(a) => startup::startup(ctx, a),
         Command::Unstartup(a) => startup::unstartup(ctx, a),
         Command::Set(a) => {
-            let r = ctx.daemon()?.request(Request::Set {
-                key: a.key.clone(),
+            let r: SettingChanged = ctx.daemon()?.request_as(Request::Set {
+                key: a.key,
                 value: a.value,
             })?;
-            info(&format!(
-                "{} = {}",
-                r["key"].as_str().unwrap_or(&a.key),
-                r["value"]
-            ));
-            if let Some(note) = r["note"].as_str() {
+            info(&format!("{} = {}", r.key, r.value));
+            if let Some(note) = &r.note {
                 info(note);
             }
             Ok(())
         }
         Command::Get(a) => {
-            let v = ctx.daemon()?.request(Request::Get { key: a.key.clone() })?;
-            match (a.key, v) {
-                (Some(_), v) => outln(&v.to_string()),
-                (None, serde_json::Value::Object(all)) => {
-                    for (k, v) in all {
-                        outln(&format!("{k} = {v}"));
-                    }
-                    true
+            let mut c = ctx.daemon()?;
+            match a.key {
+                Some(key) => {
+                    let v: serde_json::Value = c.request_as(Request::Get { key: Some(key) })?;
+                    outln(&v.to_string());
                 }
-                (None, v) => outln(&v.to_string()),
-            };
+                None => {
+                    let all: AllSettings = c.request_as(Request::Get { key: None })?;
+                    // The keys in the order `pmr set` lists them, spelled as it takes them.
+                    if let serde_json::Value::Object(m) = serde_json::to_value(&all)
+                        .map_err(|e| Error::Protocol(format!("cannot show the settings: {e}")))?
+                    {
+                        for (k, v) in m {
+                            outln(&format!("{k} = {v}"));
+                        }
+                    }
+                }
+            }
             Ok(())
         }
         Command::Ping => {
@@ -292,7 +296,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
                 ));
                 return Ok(());
             };
-            c.request(Request::Kill)?;
+            c.request_as::<Killed>(Request::Kill)?;
             c.wait_closed();
             info("stopped every app and the daemon");
             Ok(())
@@ -302,19 +306,15 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
 
 /// Prints the daemon's answer to `save`: which apps went to which file.
 /// Returns how many.
-fn report_saved(saved: &serde_json::Value) -> usize {
-    let names: Vec<&str> = saved["apps"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
-        .unwrap_or_default();
+fn report_saved(saved: &Saved) -> usize {
+    let n = saved.apps.len();
     info(&format!(
-        "saved {} app{} ({}) to {}",
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
-        names.join(", "),
-        saved["path"].as_str().unwrap_or("the dump file")
+        "saved {n} app{} ({}) to {}",
+        if n == 1 { "" } else { "s" },
+        saved.apps.join(", "),
+        saved.path.display()
     ));
-    names.len()
+    n
 }
 
 /// The environment of this CLI call, which apps inherit.

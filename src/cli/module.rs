@@ -7,9 +7,10 @@ use super::args::ModuleArgs;
 use super::{info, Ctx};
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::protocol::Request;
-use crate::settings::LogSettings;
+use crate::protocol::{Request, SettingChanged};
+use crate::settings::{AllSettings, LogSettings};
 use crate::spec::units::format_bytes;
+use crate::spec::RotateInterval;
 
 const LOGROTATE: &str = "pm2-logrotate";
 
@@ -33,7 +34,7 @@ fn not_a_module(m: &str) -> Error {
 }
 
 fn set(c: &mut Client, key: &str, value: &str) -> Result<()> {
-    c.request(Request::Set {
+    c.request_as::<SettingChanged>(Request::Set {
         key: key.into(),
         value: value.into(),
     })
@@ -42,9 +43,9 @@ fn set(c: &mut Client, key: &str, value: &str) -> Result<()> {
 
 /// Whether any rotation is on, and the rotation settings as one line.
 fn rotation(c: &mut Client) -> Result<(bool, String)> {
-    let all = c.request(Request::Get { key: None })?;
-    let size = all["log.max_size"].as_u64().unwrap_or(0);
-    let interval = all["log.rotate_interval"].as_str();
+    let all: AllSettings = c.request_as(Request::Get { key: None })?;
+    let size = all.log_max_size;
+    let interval = all.log_rotate_interval;
     let summary = format!(
         "log.max_size = {}, log.retain = {}, log.compress = {}, log.rotate_interval = {}",
         if size == 0 {
@@ -52,11 +53,11 @@ fn rotation(c: &mut Client) -> Result<(bool, String)> {
         } else {
             format_bytes(size)
         },
-        all["log.retain"],
-        all["log.compress"],
-        interval.unwrap_or("none")
+        all.log_retain,
+        all.log_compress,
+        interval.unwrap_or(RotateInterval::None)
     );
-    Ok((size > 0 || interval.is_some(), summary))
+    Ok((size > 0 || interval == Some(RotateInterval::Daily), summary))
 }
 
 pub(super) fn install(ctx: &Ctx<'_>, a: ModuleArgs) -> Result<()> {

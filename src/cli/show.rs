@@ -64,15 +64,16 @@ pub(super) fn print_table(ctx: &Ctx<'_>, rows: &[InstanceInfo]) {
 
 /// `jlist`, and `prettylist` (`pretty`): the same JSON, indented.
 pub(super) fn jlist(ctx: &Ctx<'_>, pretty: bool) -> Result<()> {
-    let rows: serde_json::Value = match ctx.existing_daemon()? {
-        Some(mut c) => c.request(Request::List)?,
-        None => serde_json::Value::Array(Vec::new()),
+    let rows: Vec<InstanceInfo> = match ctx.existing_daemon()? {
+        Some(mut c) => c.request_as(Request::List)?,
+        None => Vec::new(),
     };
     let text = if pretty {
         serde_json::to_string_pretty(&rows)
             .map_err(|e| Error::Protocol(format!("cannot print the list: {e}")))?
     } else {
-        rows.to_string()
+        serde_json::to_string(&rows)
+            .map_err(|e| Error::Protocol(format!("cannot print the list: {e}")))?
     };
     outln(&text);
     Ok(())
@@ -260,7 +261,7 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
                 if sp.shutdown_with_message {
                     "'shutdown' message".to_string()
                 } else {
-                    sp.kill_signal.clone()
+                    sp.kill_signal.to_string()
                 },
                 sp.kill_timeout_ms
             ),

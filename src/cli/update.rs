@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{info, show, Ctx};
 use crate::error::{Error, Result};
 use crate::process::group::pid_alive;
-use crate::protocol::{Pong, Request};
+use crate::protocol::{Killed, Pong, Request};
 use crate::supervisor::{InstanceInfo, Report};
 
 /// The old daemon has stopped its apps before it answers `kill`; what is
@@ -24,12 +24,12 @@ pub(super) fn run(ctx: &Ctx<'_>) -> Result<()> {
         return Ok(());
     };
     let old: Pong = c.request_as(Request::Ping)?;
-    let saved_apps = super::report_saved(&c.request(Request::Save)?);
+    let saved_apps = super::report_saved(&c.request_as(Request::Save)?);
     info(&format!(
         "stopping the daemon (pid {}, pmr {}) and its apps",
         old.pid, old.version
     ));
-    c.request(Request::Kill)?;
+    c.request_as::<Killed>(Request::Kill)?;
     c.wait_closed();
     let deadline = Instant::now() + EXIT_TIMEOUT;
     while pid_alive(old.pid) {

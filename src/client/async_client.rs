@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
@@ -17,7 +17,8 @@ use super::launch::{connect_or_start, Launcher};
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::protocol::{
-    Envelope, Frame, LineFramer, Reply, Request, StreamItem, MAX_REPLY_BYTES, PROTOCOL_VERSION,
+    Envelope, Frame, LineFramer, Reply, Request, StreamItem, Subscribed, MAX_REPLY_BYTES,
+    PROTOCOL_VERSION,
 };
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
@@ -67,7 +68,9 @@ impl AsyncClient {
         })
     }
 
-    pub async fn request(&self, req: Request) -> Result<Value> {
+    /// Sends a request and reads its reply as the type that request answers
+    /// with (see `protocol::reply`); `serde_json::Value` passes it on as is.
+    pub async fn request<T: DeserializeOwned>(&self, req: Request) -> Result<T> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut line = serde_json::to_vec(&Envelope {
             v: PROTOCOL_VERSION,
@@ -88,20 +91,14 @@ impl AsyncClient {
         let reply = rx.await.map_err(|_| {
             Error::Daemon("the daemon closed the connection before replying".into())
         })?;
-        match (reply.ok, reply.error) {
-            (true, _) => Ok(reply.result.unwrap_or(Value::Null)),
-            (false, Some(body)) => Err(Error::from_wire(body)),
-            (false, None) => Err(Error::Protocol(
-                "the daemon reported an error without a message".into(),
-            )),
-        }
+        reply.into_result()
     }
 
     /// Events and log lines from now on; one subscription per client.
     pub async fn subscribe(&self) -> Result<mpsc::UnboundedReceiver<StreamItem>> {
         let (tx, rx) = mpsc::unbounded_channel();
         *lock(&self.items) = Some(tx);
-        self.request(Request::Subscribe {
+        self.request::<Subscribed>(Request::Subscribe {
             events: true,
             logs: true,
         })

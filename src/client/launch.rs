@@ -1,5 +1,6 @@
-//! Starting the daemon on first use: `node <pkg>/daemon.js` in a session of
-//! its own, which reports "ready" (or why it could not start) on a pipe.
+//! Starting the daemon on first use: `node <pkg>/daemon.js` (or the native
+//! daemon) in a session of its own, which reports on a pipe that it is ready,
+//! or why it could not start (`protocol::startup`).
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -12,6 +13,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::Client;
 use crate::error::{Error, Result};
 use crate::paths::Home;
+use crate::protocol::startup::StartupLine;
 
 /// How to run a daemon.
 #[derive(Debug, Clone)]
@@ -58,8 +60,13 @@ impl Launcher {
     }
 }
 
-/// What a daemon that lost the race for the home's lock says.
-pub const ALREADY_RUNNING: &str = "already-running";
+/// How a daemon this call started came up.
+enum Launched {
+    /// It serves the home; what it had to tell.
+    Ready(Vec<String>),
+    /// Another client started one at the same moment, which holds the home.
+    AlreadyRunning,
+}
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -71,11 +78,9 @@ pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, Opt
         return Ok((c, None));
     }
     home.ensure()?;
-    let notices = match launch(home, launcher) {
-        Ok(n) => n,
-        // Another client started one at the same moment: use it.
-        Err(Error::Daemon(m)) if m == ALREADY_RUNNING => Vec::new(),
-        Err(e) => return Err(e),
+    let notices = match launch(home, launcher)? {
+        Launched::Ready(n) => n,
+        Launched::AlreadyRunning => Vec::new(),
     };
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -93,9 +98,8 @@ pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, Opt
     }
 }
 
-/// Starts a daemon and waits for its report: `notice ...` lines, then
-/// `ready <pid>` (or `error <why>`).
-fn launch(home: &Home, l: &Launcher) -> Result<Vec<String>> {
+/// Starts a daemon and waits for its report (see `StartupLine`).
+fn launch(home: &Home, l: &Launcher) -> Result<Launched> {
     let mut cmd = l.command();
     cmd.env("PMR_HOME", home.root())
         .stdin(Stdio::null())
@@ -151,23 +155,23 @@ fn launch(home: &Home, l: &Launcher) -> Result<Vec<String>> {
         }
         said.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&said);
-        if text
-            .lines()
-            .any(|l| l.starts_with("ready") || l.starts_with("error "))
-            && text.ends_with('\n')
+        if text.ends_with('\n')
+            && text
+                .lines()
+                .filter_map(StartupLine::parse)
+                .any(|l| l.is_verdict())
         {
             break;
         }
     }
     let text = String::from_utf8_lossy(&said);
     let mut notices = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(n) = line.strip_prefix("notice ") {
-            notices.push(n.to_string());
-        } else if line.starts_with("ready") {
-            return Ok(notices);
-        } else if let Some(msg) = line.strip_prefix("error ") {
-            return Err(Error::Daemon(msg.to_string()));
+    for line in text.lines().filter_map(StartupLine::parse) {
+        match line {
+            StartupLine::Notice(n) => notices.push(n),
+            StartupLine::Ready(_) => return Ok(Launched::Ready(notices)),
+            StartupLine::AlreadyRunning => return Ok(Launched::AlreadyRunning),
+            StartupLine::Error(msg) => return Err(Error::Daemon(msg)),
         }
     }
     Err(Error::Daemon(format!(

@@ -1,22 +1,24 @@
-//! A blocking client of the daemon's control socket, for the CLI, and the
-//! launcher that starts a daemon when none is running.
+//! A blocking client of the daemon's control socket, for the CLI, the
+//! launcher that starts a daemon when none is running, and the choices
+//! clients make from the daemon's list (`select`).
 
 mod async_client;
 mod launch;
+pub mod select;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 pub use async_client::AsyncClient;
-pub use launch::{connect_or_start, Launcher, ALREADY_RUNNING};
+pub use launch::{connect_or_start, Launcher};
 
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::protocol::{
-    Envelope, Frame, LineFramer, Reply, Request, StreamItem, MAX_REPLY_BYTES, PROTOCOL_VERSION,
+    Envelope, Frame, LineFramer, Reply, Request, StreamItem, Subscribed, MAX_REPLY_BYTES,
+    PROTOCOL_VERSION,
 };
 
 pub struct Client {
@@ -99,8 +101,8 @@ impl Client {
         }
     }
 
-    /// Sends a request and waits for its reply.
-    pub fn request(&mut self, req: Request) -> Result<Value> {
+    /// Sends a request and waits for its reply, read as `T`.
+    fn call<T: DeserializeOwned>(&mut self, req: Request) -> Result<T> {
         let id = self.send(req)?;
         loop {
             let line = self.next_line()?.ok_or_else(|| {
@@ -114,25 +116,19 @@ impl Client {
             if reply.id != id {
                 continue;
             }
-            return match (reply.ok, reply.error) {
-                (true, _) => Ok(reply.result.unwrap_or(Value::Null)),
-                (false, Some(body)) => Err(Error::from_wire(body)),
-                (false, None) => Err(Error::Protocol(
-                    "the daemon reported an error without a message".into(),
-                )),
-            };
+            return reply.into_result();
         }
     }
 
+    /// Sends a request and reads its reply as the type that request answers
+    /// with (see `protocol::reply`).
     pub fn request_as<T: DeserializeOwned>(&mut self, req: Request) -> Result<T> {
-        let v = self.request(req)?;
-        serde_json::from_value(v)
-            .map_err(|e| Error::Protocol(format!("unexpected reply from the daemon: {e}")))
+        self.call(req)
     }
 
     /// Turns the connection into a stream.
     pub fn subscribe(mut self, events: bool, logs: bool) -> Result<Subscription> {
-        self.request(Request::Subscribe { events, logs })?;
+        self.request_as::<Subscribed>(Request::Subscribe { events, logs })?;
         Ok(Subscription { client: self })
     }
 

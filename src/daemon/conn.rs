@@ -5,21 +5,22 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::control::Controller;
 use crate::error::{Error, Result};
+use crate::handler::RequestHandler;
 use crate::paths::Home;
 use crate::protocol::{
-    Envelope, Frame, LineFramer, Reply, Request, StreamItem, MAX_REQUEST_BYTES, PROTOCOL_VERSION,
+    Answer, Envelope, Frame, Killed, LineFramer, Reply, Request, StreamItem, Subscribed,
+    MAX_REQUEST_BYTES, PROTOCOL_VERSION,
 };
 use crate::supervisor::Supervisor;
 
 pub(super) struct Context {
-    pub control: Controller,
+    pub control: RequestHandler,
     pub kill: Arc<Notify>,
     pub home: Home,
     pub uid: u32,
@@ -98,12 +99,20 @@ pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
                         subscribed = true;
                         spawn_stream(&ctx.control.sup, events, logs, out_tx.clone());
                     }
-                    send(&out_tx, &reply(env.id, Ok(json!({"subscribed": true})))).await;
+                    send(
+                        &out_tx,
+                        &reply(
+                            env.id,
+                            Ok(Answer::Subscribed(Subscribed { subscribed: true })),
+                        ),
+                    )
+                    .await;
                 }
                 Request::Kill => {
                     super::wind_down(&ctx).await;
                     let (ack, done) = oneshot::channel();
-                    let bytes = line_of(&reply(env.id, Ok(json!({"killed": true}))));
+                    let bytes =
+                        line_of(&reply(env.id, Ok(Answer::Killed(Killed { killed: true }))));
                     if out_tx.send((bytes, Some(ack))).await.is_ok() {
                         let _ = done.await;
                     }
@@ -149,7 +158,7 @@ pub(crate) fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> 
     }
     serde_json::from_value::<Envelope>(v.clone()).map_err(|e| {
         let cmd = v.get("cmd").and_then(Value::as_str).unwrap_or("");
-        let msg = if e.to_string().contains("unknown variant") {
+        let msg = if !Request::COMMANDS.contains(&cmd) {
             format!("unknown command '{cmd}'")
         } else {
             format!("bad '{cmd}' request: {e}")
@@ -158,23 +167,8 @@ pub(crate) fn parse(line: &[u8]) -> std::result::Result<Envelope, (u64, Error)> 
     })
 }
 
-fn reply(id: u64, r: Result<Value>) -> Reply {
-    match r {
-        Ok(v) => Reply {
-            v: PROTOCOL_VERSION,
-            id,
-            ok: true,
-            result: Some(v),
-            error: None,
-        },
-        Err(e) => Reply {
-            v: PROTOCOL_VERSION,
-            id,
-            ok: false,
-            result: None,
-            error: Some(e.to_wire()),
-        },
-    }
+fn reply(id: u64, r: Result<Answer>) -> Reply<Answer> {
+    Reply::new(PROTOCOL_VERSION, id, r)
 }
 
 fn line_of<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -183,7 +177,7 @@ fn line_of<T: serde::Serialize>(v: &T) -> Vec<u8> {
     b
 }
 
-async fn send(out: &mpsc::Sender<Outbound>, r: &Reply) {
+async fn send(out: &mpsc::Sender<Outbound>, r: &Reply<Answer>) {
     let _ = out.send((line_of(r), None)).await;
 }
 

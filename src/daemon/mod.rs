@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, Notify};
 
-use crate::client::ALREADY_RUNNING;
-use crate::control::Controller;
 use crate::error::{Error, Result};
+use crate::handler::RequestHandler;
 use crate::host::{HostSignal, HostSignalSender};
 use crate::paths::Home;
+use crate::protocol::startup::StartupLine;
 use crate::settings::Settings;
 use crate::supervisor::{Supervisor, SupervisorConfig};
 
@@ -54,7 +54,7 @@ pub fn spawn(
             if let Err(e) = &result {
                 tracing::error!("daemon stopped: {e}");
                 if opts.report_to_stdout {
-                    files::report(&format!("error {e}"));
+                    files::report(&StartupLine::Error(e.to_string()).to_string());
                 }
             }
             on_exit(result);
@@ -81,7 +81,7 @@ pub fn run_standalone(opts: DaemonOptions) -> Result<()> {
     if let Err(e) = &result {
         tracing::error!("daemon stopped: {e}");
         if report {
-            files::report(&format!("error {e}"));
+            files::report(&StartupLine::Error(e.to_string()).to_string());
         }
     }
     result
@@ -120,7 +120,7 @@ async fn run(
         Some(l) => l,
         None => {
             if opts.report_to_stdout {
-                files::report(&format!("error {ALREADY_RUNNING}"));
+                files::report(&StartupLine::AlreadyRunning.to_string());
             }
             return Ok(());
         }
@@ -133,9 +133,9 @@ async fn run(
     tracing::info!(pid = std::process::id(), home = %home.root().display(), version = crate::VERSION, "daemon ready");
     if opts.report_to_stdout {
         for n in &recovery.notices {
-            files::report(&format!("notice {n}"));
+            files::report(&StartupLine::Notice(n.clone()).to_string());
         }
-        files::report(&format!("ready {}", std::process::id()));
+        files::report(&StartupLine::Ready(std::process::id()).to_string());
         files::release_stdout();
     }
 
@@ -160,7 +160,7 @@ async fn run(
     }
     let kill = Arc::new(Notify::new());
     let ctx = Arc::new(conn::Context {
-        control: Controller::new(sup.clone(), Some(home.clone()))
+        control: RequestHandler::new(sup.clone(), Some(home.clone()))
             .with_settings_hook(Box::new(move |s| endpoint.apply(&s.metrics))),
         kill: kill.clone(),
         home: home.clone(),

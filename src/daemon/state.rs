@@ -59,7 +59,7 @@ pub fn snapshot(sup: &Supervisor) -> State {
                 id: i.id,
                 pid,
                 start: process_start(pid)?,
-                kill_signal: spec.kill_signal.clone(),
+                kill_signal: spec.kill_signal.to_string(),
                 kill_timeout_ms: spec.kill_timeout_ms,
                 cgroup: i
                     .kill_scope

@@ -122,7 +122,7 @@ pub enum Format {
 impl Format {
     pub fn of(spec: &LogSpec) -> Format {
         let stamper = || Timestamper::new(spec.log_date_format.clone());
-        if spec.log_type.as_deref() == Some("json") {
+        if spec.log_type == Some(crate::spec::LogType::Json) {
             Format::Json(stamper())
         } else if spec.time {
             Format::Stamped(stamper())

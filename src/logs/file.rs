@@ -611,7 +611,7 @@ mod tests {
         let base = t.path().join("a.log");
         let files = LogFiles::default();
         let daily = LogSpec {
-            rotate_interval: Some("daily".into()),
+            rotate_interval: Some(crate::spec::RotateInterval::Daily),
             ..LogSpec::default()
         };
         let f = files.get(&base, &daily);

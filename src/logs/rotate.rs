@@ -19,7 +19,7 @@ use std::sync::{mpsc, OnceLock};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
 use crate::settings::LogSettings;
-use crate::spec::LogSpec;
+use crate::spec::{LogSpec, RotateInterval};
 
 const STAMP: &str = "%Y-%m-%d_%H-%M-%S";
 const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -39,15 +39,12 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(defaults: &LogSettings, app: &LogSpec) -> Policy {
-        let interval = app
-            .rotate_interval
-            .as_deref()
-            .or(defaults.rotate_interval.as_deref());
+        let interval = app.rotate_interval.or(defaults.rotate_interval);
         Policy {
             max_size: app.max_size.unwrap_or(defaults.max_size),
             retain: app.retain.unwrap_or(defaults.retain),
             compress: app.compress.unwrap_or(defaults.compress),
-            daily: interval == Some("daily"),
+            daily: interval == Some(RotateInterval::Daily),
         }
     }
 
@@ -421,7 +418,7 @@ mod tests {
             max_size: Some(0),
             retain: Some(2),
             compress: Some(true),
-            rotate_interval: Some("daily".into()),
+            rotate_interval: Some(RotateInterval::Daily),
             ..LogSpec::default()
         };
         let p = Policy::new(&defaults, &app);
@@ -430,11 +427,11 @@ mod tests {
             (0, 2, true, true)
         );
         let daily_default = LogSettings {
-            rotate_interval: Some("daily".into()),
+            rotate_interval: Some(RotateInterval::Daily),
             ..LogSettings::default()
         };
         let off = LogSpec {
-            rotate_interval: Some("none".into()),
+            rotate_interval: Some(RotateInterval::None),
             ..LogSpec::default()
         };
         assert!(!Policy::new(&daily_default, &off).daily);

@@ -1,11 +1,9 @@
-//! Control requests, replies and stream messages.
+//! Control requests and stream messages (replies are in `reply`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::error::ErrorBody;
 use crate::model::ScaleTo;
 pub use crate::model::StreamItem;
 use crate::spec::AppSpec;
@@ -114,6 +112,71 @@ pub enum Request {
     Kill,
 }
 
+impl Request {
+    /// Every command a request may name in `cmd`.
+    pub const COMMANDS: &'static [&'static str] = &[
+        "ping",
+        "start",
+        "start_existing",
+        "stop",
+        "restart",
+        "reload",
+        "reload_apps",
+        "restart_apps",
+        "delete",
+        "list",
+        "describe",
+        "scale",
+        "signal",
+        "reset",
+        "stop_watch",
+        "subscribe",
+        "reload_logs",
+        "flush",
+        "recent_logs",
+        "set",
+        "get",
+        "save",
+        "resurrect",
+        "clear_dump",
+        "metrics",
+        "kill",
+    ];
+
+    /// The `cmd` this request is written with. The match is exhaustive, so
+    /// a new request cannot be added without its name.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Start { .. } => "start",
+            Request::StartExisting { .. } => "start_existing",
+            Request::Stop { .. } => "stop",
+            Request::Restart { .. } => "restart",
+            Request::Reload { .. } => "reload",
+            Request::ReloadApps { .. } => "reload_apps",
+            Request::RestartApps { .. } => "restart_apps",
+            Request::Delete { .. } => "delete",
+            Request::List => "list",
+            Request::Describe { .. } => "describe",
+            Request::Scale { .. } => "scale",
+            Request::Signal { .. } => "signal",
+            Request::Reset { .. } => "reset",
+            Request::StopWatch { .. } => "stop_watch",
+            Request::Subscribe { .. } => "subscribe",
+            Request::ReloadLogs => "reload_logs",
+            Request::Flush { .. } => "flush",
+            Request::RecentLogs { .. } => "recent_logs",
+            Request::Set { .. } => "set",
+            Request::Get { .. } => "get",
+            Request::Save => "save",
+            Request::Resurrect => "resurrect",
+            Request::ClearDump => "clear_dump",
+            Request::Metrics => "metrics",
+            Request::Kill => "kill",
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -127,23 +190,79 @@ pub struct Envelope {
     pub req: Request,
 }
 
-/// What the daemon writes back for a request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reply {
-    pub v: u32,
-    pub id: u64,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorBody>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// What the daemon says about itself in reply to `ping`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pong {
-    pub pid: u32,
-    pub version: String,
-    pub protocol: u32,
-    pub home: String,
+    #[test]
+    fn every_request_is_written_with_its_listed_command() {
+        let t = || vec!["all".to_string()];
+        let examples = [
+            Request::Ping,
+            Request::Start { apps: vec![] },
+            Request::StartExisting { target: t() },
+            Request::Stop { target: t() },
+            Request::Restart {
+                target: t(),
+                env: None,
+            },
+            Request::Reload {
+                target: t(),
+                env: None,
+            },
+            Request::ReloadApps {
+                apps: vec![],
+                update_env: false,
+            },
+            Request::RestartApps {
+                apps: vec![],
+                update_env: false,
+            },
+            Request::Delete { target: t() },
+            Request::List,
+            Request::Describe { target: t() },
+            Request::Scale {
+                name: "a".into(),
+                to: ScaleTo::Exactly(1),
+            },
+            Request::Signal {
+                target: t(),
+                signal: "SIGUSR2".into(),
+            },
+            Request::Reset { target: t() },
+            Request::StopWatch { target: t() },
+            Request::Subscribe {
+                events: true,
+                logs: true,
+            },
+            Request::ReloadLogs,
+            Request::Flush { target: t() },
+            Request::RecentLogs {
+                ids: vec![0],
+                lines: 5,
+                out: true,
+                err: true,
+            },
+            Request::Set {
+                key: "log.retain".into(),
+                value: "3".into(),
+            },
+            Request::Get { key: None },
+            Request::Save,
+            Request::Resurrect,
+            Request::ClearDump,
+            Request::Metrics,
+            Request::Kill,
+        ];
+        let named: std::collections::BTreeSet<&str> =
+            examples.iter().map(Request::command).collect();
+        let listed: std::collections::BTreeSet<&str> = Request::COMMANDS.iter().copied().collect();
+        assert_eq!(named, listed);
+        for req in examples {
+            let v = serde_json::to_value(&req).unwrap();
+            assert_eq!(v["cmd"], req.command());
+            let back: Request = serde_json::from_value(v).unwrap();
+            assert_eq!(back.command(), req.command());
+        }
+    }
 }

@@ -4,9 +4,12 @@
 
 pub mod framing;
 pub mod message;
+pub mod reply;
+pub mod startup;
 
 pub use framing::{Frame, LineFramer};
 pub use message::*;
+pub use reply::*;
 
 /// Bumped when a change would make an older peer misread a message.
 pub const PROTOCOL_VERSION: u32 = 1;

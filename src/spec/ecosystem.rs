@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::options::{parse_app, Issue};
@@ -107,30 +108,41 @@ fn without_positions(msg: &str) -> String {
 }
 
 /// One problem found in a config file. Rendered as
-/// `file: apps[1] (worker): key: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `file: apps[1] (worker): key: message`; the JS API hands it over as an
+/// object with the file beside it (`FileProblem`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// A warning does not stop the file from starting.
     pub warning: bool,
     /// Which app (`apps[1] (worker)`), None for the file as a whole.
-    pub at: Option<String>,
+    pub app: Option<String>,
     pub key: Option<String>,
+    /// The whole sentence, as printed (a suggestion is already in it).
     pub message: String,
+    /// What was probably meant (`max_memory_restart`, `--env production`),
+    /// for programs that offer the fix.
+    pub suggestion: Option<String>,
 }
 
 impl Problem {
-    pub fn error(at: Option<String>, key: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn error(app: Option<String>, key: Option<&str>, message: impl Into<String>) -> Self {
         Problem {
             warning: false,
-            at,
+            app,
             key: key.map(str::to_string),
             message: message.into(),
+            suggestion: None,
         }
+    }
+
+    fn suggesting(self, suggestion: Option<String>) -> Self {
+        Problem { suggestion, ..self }
     }
 
     pub fn render(&self, file: &str) -> String {
         let mut s = format!("{file}: ");
-        if let Some(at) = &self.at {
-            s.push_str(at);
+        if let Some(app) = &self.app {
+            s.push_str(app);
             s.push_str(": ");
         }
         if let Some(k) = &self.key {
@@ -198,20 +210,26 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
                 if k == "deploy" {
                     eco.problems.push(Problem {
                         warning: true,
-                        at: None,
-                        key: Some(k.clone()),
-                        message: "ignored: pmr runs apps, it does not deploy them".into(),
+                        ..Problem::error(
+                            None,
+                            Some(k),
+                            "ignored: pmr runs apps, it does not deploy them",
+                        )
                     });
                 } else {
-                    let hint = match closest(k, TOP_KEYS.iter().copied()) {
+                    let suggestion = closest(k, TOP_KEYS.iter().copied());
+                    let hint = match suggestion {
                         Some(c) => format!(" — did you mean {c}?"),
                         None => String::new(),
                     };
-                    eco.problems.push(Problem::error(
-                        None,
-                        Some(k),
-                        format!("unknown top-level key{hint} (apps go in apps: [...])"),
-                    ));
+                    eco.problems.push(
+                        Problem::error(
+                            None,
+                            Some(k),
+                            format!("unknown top-level key{hint} (apps go in apps: [...])"),
+                        )
+                        .suggesting(suggestion.map(str::to_string)),
+                    );
                 }
             }
             match &m["apps"] {
@@ -283,13 +301,15 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
             warning,
             key,
             message,
+            suggestion,
         } in parsed.issues
         {
             eco.problems.push(Problem {
                 warning,
-                at: Some(at.clone()),
+                app: Some(at.clone()),
                 key,
                 message,
+                suggestion,
             });
         }
         if let Some(first) = all
@@ -314,16 +334,18 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
 
     if let (Some(e), false) = (sel.env, env_seen) {
         let known: Vec<String> = env_names.iter().map(|n| format!("env_{n}")).collect();
-        let hint = match closest(e, env_names.iter().map(String::as_str)) {
+        let suggestion = closest(e, env_names.iter().map(String::as_str));
+        let hint = match suggestion {
             Some(c) => format!(" — did you mean --env {c}?"),
             None if known.is_empty() => String::new(),
             None => format!(" (the file has {})", known.join(", ")),
         };
         eco.problems.push(Problem {
             warning: true,
-            at: None,
+            app: None,
             key: Some(format!("--env {e}")),
             message: format!("no app has env_{e}, so only env applies{hint}"),
+            suggestion: suggestion.map(|c| format!("--env {c}")),
         });
     }
 
@@ -333,15 +355,19 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
         .collect();
     for o in sel.only {
         if !names.contains(&o.as_str()) {
-            let hint = match closest(o, names.iter().copied()) {
+            let suggestion = closest(o, names.iter().copied());
+            let hint = match suggestion {
                 Some(c) => format!(" — did you mean {c}?"),
                 None => format!(" (it has {})", names.join(", ")),
             };
-            eco.problems.push(Problem::error(
-                None,
-                Some("--only"),
-                format!("no app named '{o}' in the file{hint}"),
-            ));
+            eco.problems.push(
+                Problem::error(
+                    None,
+                    Some("--only"),
+                    format!("no app named '{o}' in the file{hint}"),
+                )
+                .suggesting(suggestion.map(str::to_string)),
+            );
         }
     }
     eco.apps = all
@@ -379,7 +405,7 @@ pub fn load_apps(root: &Value, sel: &Selection<'_>, ctx: &ResolveContext<'_>) ->
         let broken = out
             .problems
             .iter()
-            .any(|p| !p.warning && p.at.as_deref() == Some(app.label.as_str()));
+            .any(|p| !p.warning && p.app.as_deref() == Some(app.label.as_str()));
         if broken {
             continue;
         }

@@ -3,14 +3,15 @@
 //! resolved form the supervisor runs: absolute paths, defaults applied, the
 //! full environment spelled out.
 
-pub mod api;
 pub mod cron;
 pub mod datefmt;
 pub mod ecosystem;
+pub mod js_options;
 mod options;
 mod resolve;
 pub mod suggest;
 pub mod units;
+mod values;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ pub use resolve::{
     check_runnable, default_name, host_cpus, is_node_script, validate_name, AppConfig, Instances,
     LogFile, ResolveContext, Resolved, Watch,
 };
+
+pub use values::{KillSignal, LogType, RotateInterval};
 
 use crate::policy::restart::RestartPolicy;
 #[cfg(test)]
@@ -77,7 +80,7 @@ pub struct AppSpec {
     pub exp_backoff_restart_delay_ms: Option<u64>,
     pub stop_exit_codes: Vec<i32>,
     pub kill_timeout_ms: u64,
-    pub kill_signal: String,
+    pub kill_signal: KillSignal,
     pub listen_timeout_ms: u64,
     pub wait_ready: bool,
     pub shutdown_with_message: bool,
@@ -126,7 +129,7 @@ pub struct LogSpec {
     /// `json`: one JSON object per line (timestamp, app, id, instance,
     /// stream, message).
     #[serde(default)]
-    pub log_type: Option<String>,
+    pub log_type: Option<LogType>,
     /// Rotation options of this app; None: the daemon-wide setting.
     /// Rotate a file before it passes this many bytes (0: never by size).
     #[serde(default)]
@@ -139,7 +142,7 @@ pub struct LogSpec {
     pub compress: Option<bool>,
     /// `daily`: also rotate at the first write of a new day; `none`: not.
     #[serde(default)]
-    pub rotate_interval: Option<String>,
+    pub rotate_interval: Option<RotateInterval>,
 }
 
 impl AppSpec {
@@ -276,7 +279,7 @@ mod tests {
             exp_backoff_restart_delay_ms: None,
             stop_exit_codes: vec![],
             kill_timeout_ms: 1600,
-            kill_signal: "SIGINT".into(),
+            kill_signal: KillSignal::default(),
             listen_timeout_ms: 3000,
             wait_ready: false,
             shutdown_with_message: false,

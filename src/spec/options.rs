@@ -9,10 +9,9 @@ use serde_json::{Map, Value};
 use super::suggest::closest;
 use super::units::{parse_duration_ms, parse_size};
 use super::{
-    cron, datefmt, default_name, validate_name, watch, AppConfig, ExecMode, Instances, LogFile,
-    Watch,
+    cron, datefmt, default_name, validate_name, watch, AppConfig, ExecMode, Instances, KillSignal,
+    LogFile, LogType, RotateInterval, Watch,
 };
-use crate::process::signal::parse_signal;
 
 /// A problem with one key of an app entry (or with the entry as a whole).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +19,8 @@ pub(crate) struct Issue {
     pub warning: bool,
     pub key: Option<String>,
     pub message: String,
+    /// The option that was probably meant, when the message suggests one.
+    pub suggestion: Option<String>,
 }
 
 impl Issue {
@@ -28,6 +29,7 @@ impl Issue {
             warning: false,
             key: Some(key.to_string()),
             message: message.into(),
+            suggestion: None,
         }
     }
     fn warning(key: &str, message: impl Into<String>) -> Self {
@@ -229,8 +231,8 @@ fn rotation_size(v: &Value) -> Result<u64, String> {
 
 fn rotate_interval(v: &Value) -> Result<String, String> {
     match v {
-        Value::String(s) if s == "daily" || s == "none" => Ok(s.clone()),
-        Value::Bool(false) => Ok("none".into()),
+        Value::String(s) if s.parse::<RotateInterval>().is_ok() => Ok(s.clone()),
+        Value::Bool(false) => Ok(RotateInterval::None.to_string()),
         other => Err(format!("must be 'daily' or 'none', got {}", shown(other))),
     }
 }
@@ -403,14 +405,18 @@ fn unknown_key(key: &str) -> Issue {
         .iter()
         .chain(ALIASES.iter().map(|(a, _)| a))
         .copied();
-    let message = match closest(key, known) {
-        Some(k) => format!("unknown option — did you mean {}?", canonical(k)),
+    let suggestion = closest(key, known).map(canonical);
+    let message = match suggestion {
+        Some(k) => format!("unknown option — did you mean {k}?"),
         None if key.starts_with("env") => {
             "unknown option — environments are written env_<name>, e.g. env_production".into()
         }
         None => "unknown option (see the ecosystem reference in pmr's README)".into(),
     };
-    Issue::error(key, message)
+    Issue {
+        suggestion: suggestion.map(str::to_string),
+        ..Issue::error(key, message)
+    }
 }
 
 fn is_node_script(c: &AppConfig) -> bool {
@@ -507,7 +513,7 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                 }
                 "kill_signal" => {
                     let s = non_empty(v)?;
-                    parse_signal(&s)?;
+                    s.parse::<KillSignal>()?;
                     c.kill_signal = Some(s);
                 }
                 "out_file" => c.out_file = Some(non_empty(v)?),
@@ -527,12 +533,7 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                 }
                 "log_type" => {
                     let t = string(v)?;
-                    if t != "json" {
-                        return Err(format!(
-                            "{} is not a log type, the only one is 'json'",
-                            shown(v)
-                        ));
-                    }
+                    t.parse::<LogType>()?;
                     c.log_type = Some(t);
                 }
                 "max_size" => c.max_size = Some(rotation_size(v)?),

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::process::signal::parse_signal;
 
 /// `instances` as written: a count (0 and negatives relative to the CPUs) or "max".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,15 +118,14 @@ pub struct AppConfig {
     pub source_map_support: Option<bool>,
 }
 
-/// Where and on whose behalf an app is resolved.
-/// The CPU count `instances: max` and negative instance counts are taken
-/// from.
+/// The CPUs of this machine, the usual `ResolveContext::cpus`.
 pub fn host_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
 }
 
+/// Where and on whose behalf an app is resolved.
 pub struct ResolveContext<'a> {
     /// Relative `script` and `cwd` resolve against this directory (the
     /// caller's working directory, or the ecosystem file's directory).
@@ -136,6 +134,8 @@ pub struct ResolveContext<'a> {
     pub caller_env: &'a BTreeMap<String, String>,
     /// The `node` that runs pmr; `.js` apps run with it.
     pub node: &'a Path,
+    /// The CPU count `instances: max` and negative instance counts are
+    /// taken from.
     pub cpus: usize,
     /// The home's log directory, for PM2's `log_file: true`.
     pub log_dir: &'a Path,
@@ -372,8 +372,11 @@ impl AppConfig {
             (None, _) => ExecMode::Fork,
         };
 
-        let kill_signal = self.kill_signal.clone().unwrap_or_else(|| "SIGINT".into());
-        parse_signal(&kill_signal).map_err(Error::Config)?;
+        // The signal's own message names it ('SIGNOPE' is not a signal name).
+        let kill_signal: KillSignal = match &self.kill_signal {
+            Some(s) => s.parse().map_err(Error::Config)?,
+            None => KillSignal::default(),
+        };
 
         for (key, v) in [("uid", &self.uid), ("gid", &self.gid)] {
             if let Some(v) = v {
@@ -416,11 +419,11 @@ impl AppConfig {
                 .map(datefmt::to_strftime)
                 .transpose()
                 .map_err(|e| Error::Config(format!("log_date_format: {e}")))?,
-            log_type: self.log_type.clone(),
+            log_type: typed("log_type", &self.log_type)?,
             max_size: self.max_size,
             retain: self.retain,
             compress: self.compress,
-            rotate_interval: self.rotate_interval.clone(),
+            rotate_interval: typed("rotate_interval", &self.rotate_interval)?,
         };
         let ignore_watch = self.ignore_watch.clone().unwrap_or_default();
         super::watch::check_ignore(&ignore_watch)
@@ -514,8 +517,14 @@ pub fn check_runnable(spec: &AppSpec) -> Result<()> {
             spec.name
         )));
     }
-    parse_signal(&spec.kill_signal).map_err(Error::Config)?;
     Ok(())
+}
+
+/// An option written as a word, parsed into its type where the spec is built.
+fn typed<T: std::str::FromStr<Err = String>>(key: &str, v: &Option<String>) -> Result<Option<T>> {
+    v.as_deref()
+        .map(|s| s.parse().map_err(|e| Error::Config(format!("{key}: {e}"))))
+        .transpose()
 }
 
 /// Names become file names and CLI targets: no path separators, no

@@ -22,7 +22,6 @@ use crate::logs::capture::{capture, Format, Target};
 use crate::logs::{LogPaths, Stream};
 use crate::process::pidfd::Pidfd;
 use crate::process::scope::KillScope;
-use crate::process::signal::parse_signal;
 use crate::process::spawn::{spawn, Credentials, SpawnArgs, IPC_FD};
 use crate::spec::{AppSpec, ExecMode};
 
@@ -217,7 +216,7 @@ impl RunningProcess {
                 args.insert(0, preload.to_string_lossy().into_owned());
                 args.insert(0, "--require".into());
                 // The preload drains on this signal too, not only SIGINT/SIGTERM.
-                let sig = parse_signal(&spec.kill_signal).unwrap_or(Signal::SIGINT);
+                let sig = spec.kill_signal.signal();
                 env.insert("PMR_KILL_SIGNAL".into(), sig.as_str().into());
             }
             let (ours, theirs) = channel::pair()?;
@@ -381,7 +380,7 @@ impl RunningProcess {
             && self.send(serde_json::json!({"cmd": "NODE_PMR", "act": "drain"}))
             && self.send(Value::String("shutdown".into()));
         if !by_message {
-            let sig = parse_signal(&spec.kill_signal).unwrap_or(Signal::SIGINT);
+            let sig = spec.kill_signal.signal();
             self.tree.signal_all(sig);
         }
         let exited = tokio::time::timeout_at(deadline, self.wait_exit())

@@ -25,7 +25,7 @@ mod scopes;
 mod slot;
 pub mod state;
 mod stream;
-mod target;
+pub(crate) mod target;
 mod watcher;
 
 use std::path::PathBuf;

@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::model::RecentLines;
 use crate::paths::Home;
 use crate::protocol::{Request, StreamItem};
-use crate::supervisor::{Description, InstanceInfo};
+use crate::settings::AllSettings;
+use crate::supervisor::{Description, InstanceInfo, Report};
 use model::{Action, Kind, Monit};
 use terminal::{next_input, Input, Screen, TerminalGuard};
 use view::View;
@@ -42,12 +43,8 @@ pub(super) fn run(ctx: &Ctx<'_>) -> Result<()> {
     let mut client = ctx.running_daemon()?;
     let rows: Vec<InstanceInfo> = client.request_as(Request::List)?;
     let interval = client
-        .request(Request::Get {
-            key: Some("metrics.interval".into()),
-        })
-        .ok()
-        .and_then(|v| v.as_u64())
-        .unwrap_or(1000)
+        .request_as::<AllSettings>(Request::Get { key: None })
+        .map_or(1000, |s| s.metrics_interval)
         .clamp(100, 10_000);
     let mut monit = Monit::default();
     let mut view = View::new(ctx.style.color);
@@ -258,7 +255,7 @@ fn start_action(a: Action, home: &Home, tx: &mpsc::Sender<Msg>, monit: &mut Moni
         .spawn(move || {
             let result = Client::connect(&home).and_then(|c| {
                 c.ok_or_else(|| Error::Daemon("the daemon went away".into()))?
-                    .request(req)
+                    .request_as::<Report>(req)
             });
             let msg = match result {
                 Ok(_) => Msg::Done(done, false),

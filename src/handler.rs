@@ -1,16 +1,18 @@
-//! The requests of the control protocol, answered the same way by the daemon
-//! (over its socket) and by an in-process supervisor (the JS API's
-//! `new Supervisor()`). Connection-level requests (subscribe, kill) are the
-//! transport's business.
+//! The request handler of the control protocol: every request answered the
+//! same way, with its typed result, by the daemon (over its socket) and by an
+//! in-process supervisor (the JS API's `new Supervisor()`). Connection-level
+//! requests (subscribe, kill) are the transport's business. It lives beside
+//! `protocol`, not in it: the protocol is the wire format alone and depends
+//! on no part of the daemon.
 
 use std::sync::Mutex;
-
-use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::paths::Home;
 use crate::process::signal::parse_signal;
-use crate::protocol::{Pong, Request, PROTOCOL_VERSION};
+use crate::protocol::{
+    Answer, Cleared, Flushed, Pong, Reopened, Request, Saved, SettingChanged, PROTOCOL_VERSION,
+};
 use crate::settings::Settings;
 use crate::spec::check_runnable;
 use crate::supervisor::dump::{self, Dump};
@@ -21,7 +23,7 @@ use crate::supervisor::{prometheus, Supervisor};
 /// the change. What it returns is told to the user.
 pub type SettingsHook = Box<dyn Fn(&Settings) -> Result<Option<String>> + Send + Sync>;
 
-pub struct Controller {
+pub struct RequestHandler {
     pub sup: Supervisor,
     /// The daemon's home, where settings and the dump live; None in-process.
     home: Option<Home>,
@@ -30,9 +32,9 @@ pub struct Controller {
     hook: Option<SettingsHook>,
 }
 
-impl Controller {
+impl RequestHandler {
     pub fn new(sup: Supervisor, home: Option<Home>) -> Self {
-        Controller {
+        RequestHandler {
             sup,
             home,
             file_lock: Mutex::new(()),
@@ -54,11 +56,12 @@ impl Controller {
         })
     }
 
-    pub async fn handle(&self, req: Request) -> Result<Value> {
+    /// Answers one request with its typed result.
+    pub async fn handle(&self, req: Request) -> Result<Answer> {
         let sup = &self.sup;
         let report = match req {
             Request::Ping => {
-                return to_value(&Pong {
+                return Ok(Answer::Pong(Pong {
                     pid: std::process::id(),
                     version: crate::VERSION.to_string(),
                     protocol: PROTOCOL_VERSION,
@@ -67,10 +70,10 @@ impl Controller {
                         .as_ref()
                         .map(|h| h.root().display().to_string())
                         .unwrap_or_else(|| "in-process".into()),
-                })
+                }))
             }
-            Request::List => return to_value(&sup.list()),
-            Request::Describe { target } => return to_value(&sup.describe(&target)?),
+            Request::List => return Ok(Answer::List(sup.list())),
+            Request::Describe { target } => return Ok(Answer::Describe(sup.describe(&target)?)),
             Request::Start { apps } => {
                 apps.iter().try_for_each(check_runnable)?;
                 sup.start(apps).await?
@@ -97,19 +100,23 @@ impl Controller {
             Request::StopWatch { target } => sup.stop_watch(&target).await?,
             Request::ReloadLogs => {
                 sup.reopen_logs();
-                return Ok(json!({"reopened": true}));
+                return Ok(Answer::Reopened(Reopened { reopened: true }));
             }
             Request::Flush { target } => {
-                return Ok(json!({ "flushed": sup.flush(&target)? }));
+                return Ok(Answer::Flushed(Flushed {
+                    flushed: sup.flush(&target)?,
+                }));
             }
             Request::RecentLogs {
                 ids,
                 lines,
                 out,
                 err,
-            } => return to_value(&sup.recent_logs(&ids, lines, out, err)),
-            Request::Set { key, value } => return self.set(&key, &value),
-            Request::Save => return self.save(),
+            } => return Ok(Answer::RecentLogs(sup.recent_logs(&ids, lines, out, err))),
+            Request::Set { key, value } => {
+                return self.set(&key, &value).map(Answer::SettingChanged)
+            }
+            Request::Save => return self.save().map(Answer::Saved),
             Request::Resurrect => {
                 let path = self.home("resurrect")?.dump_file();
                 let (dump, warning) = dump::read(&path)?;
@@ -124,35 +131,39 @@ impl Controller {
                 let path = self.home("cleardump")?.dump_file();
                 let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
                 dump::write(&path, &Dump::new(Vec::new()))?;
-                return Ok(json!({ "path": path }));
+                return Ok(Answer::Cleared(Cleared { path }));
             }
-            Request::Get { key } => return sup.settings().get(key.as_deref()),
-            Request::Metrics => return Ok(Value::String(prometheus::render(&sup.list()))),
+            Request::Get { key: None } => return Ok(Answer::AllSettings(sup.settings().all())),
+            Request::Get { key: Some(key) } => {
+                return sup.settings().get(&key).map(Answer::Setting)
+            }
+            Request::Metrics => return Ok(Answer::Metrics(prometheus::render(&sup.list()))),
             Request::Subscribe { .. } | Request::Kill => {
                 return Err(Error::Protocol(
                     "subscribe and kill are answered by the connection".into(),
                 ))
             }
         };
-        to_value(&report)
+        Ok(Answer::Report(report))
     }
 
-    fn save(&self) -> Result<Value> {
+    fn save(&self) -> Result<Saved> {
         let path = self.home("save")?.dump_file();
         let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
         let dump = Dump::new(self.sup.saved_apps());
         dump::write(&path, &dump)?;
         tracing::info!("saved {} apps to {}", dump.apps.len(), path.display());
-        Ok(
-            json!({ "path": path, "apps": dump.apps.iter().map(|a| &a.spec.name).collect::<Vec<_>>() }),
-        )
+        Ok(Saved {
+            path,
+            apps: dump.apps.into_iter().map(|a| a.spec.name).collect(),
+        })
     }
 
-    fn set(&self, key: &str, value: &str) -> Result<Value> {
+    fn set(&self, key: &str, value: &str) -> Result<SettingChanged> {
         let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.sup.settings();
         let mut s = old.clone();
-        let key = &s.set(key, value)?;
+        let key = s.set(key, value)?;
         let note = match &self.hook {
             Some(hook) => hook(&s)?,
             None => None,
@@ -165,26 +176,15 @@ impl Controller {
                 return Err(e);
             }
         }
-        let shown = s.get(Some(key))?;
+        let shown = s.get(&key)?;
         self.sup.set_settings(s);
         tracing::info!("setting {key} = {shown}");
-        Ok(json!({ "key": key, "value": shown, "note": note }))
+        Ok(SettingChanged {
+            key,
+            value: shown,
+            note,
+        })
     }
-}
-
-pub fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::Protocol(format!("cannot encode the reply: {e}")))
-}
-
-/// A request and its outcome as JSON text, for callers across a language
-/// boundary (the JS API): `{"ok":true,"result":...}` or
-/// `{"ok":false,"error":{"code":"PMR_...","message":"..."}}`.
-pub fn outcome_json(r: Result<Value>) -> String {
-    let v = match r {
-        Ok(result) => json!({ "ok": true, "result": result }),
-        Err(e) => json!({ "ok": false, "error": e.to_wire() }),
-    };
-    v.to_string()
 }
 
 /// Parses a request written as JSON by the JS API.

@@ -1,5 +1,6 @@
 //! App options as the JS API receives them (an object, a list, or a parsed
-//! ecosystem file), resolved exactly as the CLI resolves them.
+//! ecosystem file), resolved exactly as the CLI resolves them. A refusal
+//! carries every problem as data, for the JS Error's `problems`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ecosystem::{load_apps, parse_text, Format, Selection};
+use super::ecosystem::{load_apps, parse_text, Format, Problem, Selection};
 use super::{host_cpus, AppSpec, ResolveContext};
 use crate::error::{Error, Result};
 
@@ -38,11 +39,38 @@ pub struct ResolveInput {
 pub struct ResolveOutput {
     pub specs: Vec<AppSpec>,
     pub notices: Vec<String>,
-    /// Warnings only: errors make the whole call fail.
+    /// Warnings only, as the lines the CLI prints: errors make the whole
+    /// call fail with a `Refusal`.
     pub warnings: Vec<String>,
 }
 
-pub fn resolve(input: &ResolveInput) -> Result<ResolveOutput> {
+/// A problem with the file (or "app options") it was found in: what the JS
+/// Error's `problems` holds, `{file, app, key, message, suggestion, warning}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileProblem {
+    pub file: String,
+    #[serde(flatten)]
+    pub problem: Problem,
+}
+
+/// Why nothing was resolved: the error (its message one line per problem,
+/// as the CLI prints them) and the problems themselves.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: Error,
+    pub problems: Vec<FileProblem>,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Refusal {
+            error,
+            problems: Vec::new(),
+        }
+    }
+}
+
+pub fn resolve(input: &ResolveInput) -> std::result::Result<ResolveOutput, Refusal> {
     let ctx = ResolveContext {
         base_dir: &input.base_dir,
         caller_env: &input.caller_env,
@@ -70,13 +98,18 @@ pub fn resolve(input: &ResolveInput) -> Result<ResolveOutput> {
         .unwrap_or_else(|| "app options".into());
     let label = label.as_str();
     if loaded.has_errors() {
-        let lines: Vec<String> = loaded
-            .problems
-            .iter()
-            .filter(|p| !p.warning)
-            .map(|p| p.render(label))
-            .collect();
-        return Err(Error::Config(lines.join("\n")));
+        let errors: Vec<&Problem> = loaded.problems.iter().filter(|p| !p.warning).collect();
+        let lines: Vec<String> = errors.iter().map(|p| p.render(label)).collect();
+        return Err(Refusal {
+            error: Error::Config(lines.join("\n")),
+            problems: errors
+                .into_iter()
+                .map(|p| FileProblem {
+                    file: label.to_string(),
+                    problem: p.clone(),
+                })
+                .collect(),
+        });
     }
     Ok(ResolveOutput {
         warnings: loaded.problems.iter().map(|p| p.render(label)).collect(),
@@ -95,12 +128,13 @@ fn read_file(file: &std::path::Path) -> Result<Value> {
     parse_text(format, &text).map_err(|e| Error::Config(format!("{name}:{e}")))
 }
 
-/// `resolve` from and to JSON, for the Node-API binding.
-pub fn resolve_json(text: &str) -> Result<Value> {
+/// `resolve` from and to JSON text, for the Node-API binding.
+pub fn resolve_json(text: &str) -> std::result::Result<String, Refusal> {
     let input: ResolveInput = serde_json::from_str(text)
         .map_err(|e| Error::Protocol(format!("bad resolve request: {e}")))?;
     let out = resolve(&input)?;
-    serde_json::to_value(out).map_err(|e| Error::Protocol(format!("cannot encode specs: {e}")))
+    Ok(serde_json::to_string(&out)
+        .map_err(|e| Error::Protocol(format!("cannot encode specs: {e}")))?)
 }
 
 #[cfg(test)]
@@ -148,10 +182,36 @@ mod tests {
             ]),
             t.path(),
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .error;
         let msg = e.to_string();
         assert_eq!(e.code(), "PMR_CONFIG");
         assert!(msg.contains("apps[0] (a)"), "{msg}");
         assert!(msg.contains("did you mean max_memory_restart?"), "{msg}");
+    }
+
+    #[test]
+    fn a_refusal_carries_each_problem_as_data() {
+        let t = tempfile::tempdir().unwrap();
+        let r = resolve(&input(
+            serde_json::json!([{"name": "b", "script": "x.js", "max_memmory_restart": "1G"}]),
+            t.path(),
+        ))
+        .unwrap_err();
+        let typo = r
+            .problems
+            .iter()
+            .find(|p| p.problem.key.as_deref() == Some("max_memmory_restart"))
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(typo).unwrap(),
+            serde_json::json!({
+                "file": "app options", "app": "apps[0] (b)", "key": "max_memmory_restart",
+                "message": "unknown option — did you mean max_memory_restart?",
+                "suggestion": "max_memory_restart", "warning": false
+            })
+        );
+        // One line per problem in the message, as the CLI prints them.
+        assert_eq!(r.error.to_string().lines().count(), r.problems.len());
     }
 }
