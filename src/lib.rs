@@ -9,11 +9,13 @@ pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod daemon;
+pub mod dashboard;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
 pub mod handler;
 pub mod host;
+pub mod http;
 pub mod logs;
 pub mod model;
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::spec::RotateInterval;
 pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub dashboard: DashboardSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,25 @@ pub struct MetricsSettings {
     pub host: String,
     /// How often CPU and memory are sampled, in milliseconds.
     pub interval_ms: u64,
+}
+
+/// The web dashboard (`pmr dashboard`), served by the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardSettings {
+    /// Serve the dashboard on this port (off when unset).
+    pub port: Option<u16>,
+    /// Address the dashboard binds: loopback unless the user says otherwise.
+    pub host: String,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            port: None,
+            host: "127.0.0.1".into(),
+        }
+    }
 }
 
 impl Default for LogSettings {
@@ -83,6 +103,10 @@ pub struct AllSettings {
     pub metrics_host: String,
     #[serde(rename = "metrics.interval")]
     pub metrics_interval: u64,
+    #[serde(rename = "dashboard.port")]
+    pub dashboard_port: Option<u16>,
+    #[serde(rename = "dashboard.host")]
+    pub dashboard_host: String,
 }
 
 /// Every key `pmr set` accepts, with what it means.
@@ -106,6 +130,11 @@ pub const KEYS: &[(&str, &str)] = &[
         "metrics.interval",
         "CPU and memory sampling interval (e.g. 1s)",
     ),
+    (
+        "dashboard.port",
+        "serve the web dashboard on this port (none: off; pmr dashboard picks one)",
+    ),
+    ("dashboard.host", "address of the web dashboard"),
 ];
 
 /// The setting a key names. PM2 users set rotation through the
@@ -250,6 +279,24 @@ impl Settings {
                 }
                 self.metrics.interval_ms = ms;
             }
+            "dashboard.port" => {
+                self.dashboard.port = if is_none(value) {
+                    None
+                } else {
+                    Some(
+                        value
+                            .trim()
+                            .parse()
+                            .map_err(|_| bad(format!("'{value}' is not a port number")))?,
+                    )
+                }
+            }
+            "dashboard.host" => {
+                let v = value.trim();
+                v.parse::<std::net::IpAddr>()
+                    .map_err(|_| bad(format!("'{v}' is not an IP address")))?;
+                self.dashboard.host = v.to_string();
+            }
             _ => return Err(unknown_key(&key)),
         }
         Ok(key)
@@ -266,6 +313,8 @@ impl Settings {
             metrics_port: self.metrics.port,
             metrics_host: self.metrics.host.clone(),
             metrics_interval: self.metrics.interval_ms,
+            dashboard_port: self.dashboard.port,
+            dashboard_host: self.dashboard.host.clone(),
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, Notify};
 
+use crate::dashboard::{DashboardEndpoint, TokenSource};
 use crate::error::{Error, Result};
 use crate::handler::RequestHandler;
 use crate::host::{HostSignal, HostSignalSender};
@@ -141,6 +142,7 @@ async fn run(
 
     let settings = Settings::load(&home.config_file())?;
     let metrics = settings.metrics.clone();
+    let dashboard_settings = settings.dashboard.clone();
     let sup = Supervisor::new(SupervisorConfig {
         log_dir: home.log_dir(),
         node_preload: opts.node_preload.clone(),
@@ -158,10 +160,22 @@ async fn run(
     if let Err(e) = endpoint.apply(&metrics) {
         tracing::warn!("{e}");
     }
+    let dashboard = Arc::new(DashboardEndpoint::new(
+        sup.clone(),
+        TokenSource::File(home.root().join("dashboard.token")),
+    ));
+    if let Err(e) = dashboard.apply(&dashboard_settings) {
+        tracing::warn!("{e}");
+    }
     let kill = Arc::new(Notify::new());
     let ctx = Arc::new(conn::Context {
-        control: RequestHandler::new(sup.clone(), Some(home.clone()))
-            .with_settings_hook(Box::new(move |s| endpoint.apply(&s.metrics))),
+        control: RequestHandler::new(sup.clone(), Some(home.clone())).with_settings_hook(Box::new(
+            move |s| {
+                let notes = [endpoint.apply(&s.metrics)?, dashboard.apply(&s.dashboard)?];
+                let notes: Vec<String> = notes.into_iter().flatten().collect();
+                Ok((!notes.is_empty()).then(|| notes.join("\n")))
+            },
+        )),
         kill: kill.clone(),
         home: home.clone(),
         uid: nix::unistd::geteuid().as_raw(),

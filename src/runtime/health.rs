@@ -1,7 +1,9 @@
-//! /healthz and /readyz for Kubernetes probes: one GET per connection,
-//! answered from the supervisor's list.
+//! /healthz and /readyz for Kubernetes probes, answered from the
+//! supervisor's list over pmr's HTTP layer (`crate::http`).
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
@@ -71,43 +73,28 @@ fn probes(sup: &Supervisor) -> Vec<Probe> {
         .collect()
 }
 
+/// `/healthz` and `/readyz` on pmr's HTTP layer; 404 elsewhere.
+pub fn router(sup: Supervisor) -> Router {
+    let probe = |path: &'static str, sup: Supervisor| {
+        get(move || {
+            let sup = sup.clone();
+            async move {
+                let (code, body) = answer(path, &probes(&sup));
+                (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body)
+            }
+        })
+    };
+    Router::new()
+        .route("/healthz", probe("/healthz", sup.clone()))
+        .route("/readyz", probe("/readyz", sup))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+}
+
 pub async fn serve(sup: Supervisor, host: &str, port: u16) -> Result<()> {
     let listener = TcpListener::bind((host, port))
         .await
         .map_err(|e| Error::io(format!("cannot serve health checks on {host}:{port}"), e))?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                continue;
-            };
-            let sup = sup.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let n = match tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    conn.read(&mut buf),
-                )
-                .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let path = head.split_whitespace().nth(1).unwrap_or("/");
-                let (code, body) = answer(path, &probes(&sup));
-                let reason = match code {
-                    200 => "OK",
-                    404 => "Not Found",
-                    _ => "Service Unavailable",
-                };
-                let reply = format!(
-                    "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
+    crate::http::serve(listener, router(sup));
     Ok(())
 }
 

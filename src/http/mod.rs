@@ -1,0 +1,173 @@
+//! pmr's one HTTP layer: axum over hyper. An `Endpoint` serves a router on
+//! an address that a setting can move or turn off while the daemon runs
+//! (the Prometheus endpoint, the dashboard), and `serve` serves one for the
+//! life of the process (the runtime's health probes).
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Tells long responses (the dashboard's event stream) that their endpoint
+/// stopped or moved, so they end instead of holding a connection open.
+#[derive(Clone)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// Resolves once the endpoint stops serving.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stopped| *stopped).await;
+    }
+}
+
+struct Serving {
+    addr: SocketAddr,
+    local: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Serving {
+    fn end(self) {
+        let _ = self.stop.send(true);
+        // Aborting drops the listener at once: the port is free when the
+        // setting's reply reaches the user.
+        self.task.abort();
+    }
+}
+
+/// What `Endpoint::apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Not serving, and not asked to.
+    Off,
+    /// Was serving; stopped.
+    Stopped(SocketAddr),
+    /// Already serving there; nothing changed.
+    Unchanged(SocketAddr),
+    /// Now serving on this local address (a new one, or moved).
+    Serving(SocketAddr),
+}
+
+/// A router served on at most one address at a time.
+#[derive(Default)]
+pub struct Endpoint {
+    serving: Mutex<Option<Serving>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let serving = self.serving.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = serving.take() {
+            s.end();
+        }
+    }
+}
+
+impl Endpoint {
+    /// Serves `make`'s router on `addr`, or stops serving for None. The new
+    /// address is bound before the old one is let go, so an address that
+    /// cannot be had leaves the endpoint where it was. Must run inside a
+    /// tokio runtime.
+    pub fn apply(
+        &self,
+        addr: Option<SocketAddr>,
+        make: impl FnOnce(Stopping, SocketAddr) -> Router,
+    ) -> std::io::Result<Applied> {
+        let mut serving = self.serving.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(addr) = addr else {
+            return Ok(match serving.take() {
+                Some(old) => {
+                    let at = old.local;
+                    old.end();
+                    Applied::Stopped(at)
+                }
+                None => Applied::Off,
+            });
+        };
+        if let Some(cur) = serving.as_ref().filter(|cur| cur.addr == addr) {
+            return Ok(Applied::Unchanged(cur.local));
+        }
+        let listener = bind(addr)?;
+        let local = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let router = make(Stopping(stopped), local);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::warn!("HTTP endpoint on {local} stopped: {e}");
+            }
+        });
+        if let Some(old) = serving.replace(Serving {
+            addr,
+            local,
+            stop,
+            task,
+        }) {
+            old.end();
+        }
+        Ok(Applied::Serving(local))
+    }
+
+    /// Where it serves now.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        let serving = self.serving.lock().unwrap_or_else(|e| e.into_inner());
+        serving.as_ref().map(|s| s.local)
+    }
+}
+
+/// A listening socket on `addr`, taken synchronously so the caller learns
+/// at once whether the address can be had.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let std = std::net::TcpListener::bind(addr)?;
+    std.set_nonblocking(true)?;
+    TcpListener::from_std(std)
+}
+
+/// Serves `router` on `listener` in a task of its own, until the process ends.
+pub fn serve(listener: TcpListener, router: Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("HTTP endpoint stopped: {e}");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn fetch(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn moves_and_stops_freeing_the_old_port() {
+        let e = Endpoint::default();
+        let app = |_: Stopping, _: SocketAddr| Router::new().route("/", get(|| async { "hi" }));
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let Applied::Serving(first) = e.apply(Some(any), app).unwrap() else {
+            panic!("not serving")
+        };
+        assert!(fetch(first, "/").await.unwrap().ends_with("hi"));
+        assert_eq!(e.apply(Some(any), app).unwrap(), Applied::Unchanged(first));
+        // A taken address leaves it where it was.
+        assert!(e.apply(Some(first), app).is_err());
+        assert_eq!(e.local_addr(), Some(first));
+        assert_eq!(e.apply(None, app).unwrap(), Applied::Stopped(first));
+        tokio::task::yield_now().await;
+        assert!(fetch(first, "/").await.is_err());
+        assert_eq!(e.apply(None, app).unwrap(), Applied::Off);
+    }
+}
