@@ -78,6 +78,9 @@ pub enum Command {
         after_help = "Keys: ↑/↓ or j/k select an instance, r reloads its app, s stops or starts it,\nq quits. Needs a terminal: for scripts use pmr list, pmr jlist or pmr metrics.\n\nFigures come every metrics.interval (pmr set metrics.interval 2s)."
     )]
     Monit,
+    /// Open the web dashboard the daemon serves: live instances, charts, logs, actions
+    #[command(after_help = DASHBOARD_HELP)]
+    Dashboard(DashboardArgs),
     /// Print every instance's figures in Prometheus text format
     #[command(
         after_help = "Per instance: up, restarts by reason, CPU and memory of its whole process\ntree, uptime, and for Node.js apps event-loop lag, heap and active handles.\n\nTo let Prometheus scrape them, serve them over HTTP (127.0.0.1 unless\nmetrics.host says otherwise):\n  pmr set metrics.port 9209       http://127.0.0.1:9209/metrics\n  pmr set metrics.port none       off again"
@@ -167,6 +170,20 @@ pub enum Command {
     /// Stop every app gracefully, then the daemon
     Kill,
 }
+
+const DASHBOARD_HELP: &str = "\
+The daemon serves the dashboard on 127.0.0.1 (a free port the first time,
+kept in dashboard.port). The printed link carries a token (kept in
+$PMR_HOME/dashboard.token, 0600) that the page swaps for a session cookie.
+
+From another machine, forward the port over SSH instead of exposing it:
+  ssh -L 9615:127.0.0.1:9615 server     then open the link on your machine
+
+Examples:
+  pmr dashboard                  print the link and open it in the browser
+  pmr dashboard --no-open        only print the link
+  pmr dashboard --port 9615      serve it on this port from now on
+  pmr set dashboard.port none    turn it off";
 
 const UPDATE_HELP: &str = "\
 After installing a new version of pmr, the daemon still running is the old
@@ -262,6 +279,19 @@ Examples:
   pmr set log.max_size 50M
   pmr set metrics.port 9209
   pmr set pm2-logrotate:retain 30";
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Only print the link; do not start a browser
+    #[arg(long)]
+    pub no_open: bool,
+    /// Address to serve on; anything but loopback exposes the dashboard to the network
+    #[arg(long, value_name = "ADDRESS")]
+    pub host: Option<String>,
+    /// Port to serve on (kept in dashboard.port)
+    #[arg(long)]
+    pub port: Option<u16>,
+}
 
 #[derive(Debug, Args)]
 pub struct SetArgs {

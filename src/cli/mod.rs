@@ -2,6 +2,7 @@
 //! starts; talks to the daemon over its socket with a blocking client.
 
 mod args;
+mod dashboard;
 #[cfg(test)]
 mod docs_check;
 mod ecosystem;
@@ -189,6 +190,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         }
         Command::Describe(a) => show::describe(ctx, a.targets),
         Command::Monit => monit::run(ctx),
+        Command::Dashboard(a) => dashboard::run(ctx, a),
         Command::Metrics => metrics::run(ctx),
         Command::Logs(a) => logs::run(ctx, a),
         Command::Flush(a) => logs::flush(ctx, a),

@@ -36,6 +36,12 @@ pub struct RuntimeCli {
     /// Address of the health endpoint
     #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
     pub health_host: String,
+    /// Serve the web dashboard on this port (token: $PMR_DASHBOARD_TOKEN, or printed at start)
+    #[arg(long, value_name = "PORT")]
+    pub dashboard_port: Option<u16>,
+    /// Address of the dashboard; anything but loopback exposes it to the network
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub dashboard_host: String,
 }
 
 /// The runtime's options from its command line; Err is the exit code after
@@ -116,6 +122,8 @@ fn resolve(
         auto_exit: !cli.no_auto_exit,
         health_port: cli.health_port,
         health_host: cli.health_host,
+        dashboard_port: cli.dashboard_port,
+        dashboard_host: cli.dashboard_host,
         log_dir: home.log_dir(),
         node_preload: preload,
     })

@@ -27,9 +27,9 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("assets/app.js"),
     },
     Asset {
-        name: "chart.js",
+        name: "plot.js",
         mime: "text/javascript; charset=utf-8",
-        body: include_bytes!("assets/chart.js"),
+        body: include_bytes!("assets/plot.js"),
     },
     Asset {
         name: "app.css",

@@ -21,9 +21,13 @@ pub fn say_error(e: &Error) {
     say(&format!("error: {e}"));
 }
 
+use crate::dashboard::{DashboardEndpoint, TokenSource};
 use crate::error::{Error, Result};
 use crate::host::{HostSignal, HostSignalSender};
-use crate::settings::Settings;
+use crate::settings::{DashboardSettings, Settings};
+
+/// A token given to the runtime must be at least this long to be worth one.
+const MIN_TOKEN_LEN: usize = 32;
 use crate::spec::AppSpec;
 use crate::supervisor::{Status, Supervisor, SupervisorConfig};
 
@@ -36,6 +40,9 @@ pub struct RuntimeOptions {
     /// Serve /healthz and /readyz on this port.
     pub health_port: Option<u16>,
     pub health_host: String,
+    /// Serve the web dashboard on this port (off when None).
+    pub dashboard_port: Option<u16>,
+    pub dashboard_host: String,
     pub log_dir: PathBuf,
     pub node_preload: Option<PathBuf>,
 }
@@ -85,6 +92,10 @@ async fn run(
     if let Some(port) = opts.health_port {
         health::serve(sup.clone(), &opts.health_host, port).await?;
     }
+    let _dashboard = match opts.dashboard_port {
+        Some(port) => Some(dashboard(&sup, port, &opts.dashboard_host)?),
+        None => None,
+    };
     let names: Vec<String> = opts.specs.iter().map(|s| s.name.clone()).collect();
     if let Err(e) = sup.start(opts.specs).await {
         output::say(&format!("error: {e}"));
@@ -123,4 +134,31 @@ async fn run(
     sup.shutdown().await;
     printer.finish().await;
     Ok(code)
+}
+
+/// The runtime's dashboard: its token from `PMR_DASHBOARD_TOKEN` (a
+/// container's secret), or a new one printed with the link.
+fn dashboard(sup: &Supervisor, port: u16, host: &str) -> Result<DashboardEndpoint> {
+    let (token, given) = match std::env::var("PMR_DASHBOARD_TOKEN") {
+        Ok(t) if t.trim().len() >= MIN_TOKEN_LEN => (t.trim().to_string(), true),
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "PMR_DASHBOARD_TOKEN: use at least {MIN_TOKEN_LEN} random characters (e.g. openssl rand -hex 32)"
+            )))
+        }
+        Err(_) => (crate::dashboard::auth::random_token()?, false),
+    };
+    let d = DashboardEndpoint::new(sup.clone(), TokenSource::Given(token.clone()));
+    d.apply(&DashboardSettings {
+        port: Some(port),
+        host: host.to_string(),
+    })?;
+    if let Some(at) = d.local_addr() {
+        let shown = if given { "<PMR_DASHBOARD_TOKEN>" } else { &token };
+        say(&format!("dashboard at http://{at}/?token={shown}"));
+        if let Some(w) = crate::dashboard::exposure_warning(at) {
+            say(&w);
+        }
+    }
+    Ok(d)
 }
