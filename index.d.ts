@@ -346,6 +346,8 @@ export interface StartOptions {
   env?: string
   /** Only these apps of an ecosystem file (the CLI's `--only`). */
   only?: string | string[]
+  /** Unknown keys are errors instead of warnings (the CLI's `--strict`; also PMR_STRICT=1). */
+  strict?: boolean
 }
 
 export interface RestartOptions {
@@ -453,3 +455,136 @@ declare const pmr: {
   PmrError: typeof PmrError
 }
 export default pmr
+
+// PM2's shapes and programmatic API, as `require('pmr/pm2')` gives them
+// (types of pm2.d.ts). See README "Coming from PM2".
+
+/** `pm2_env` of a PM2-shaped process: the app's options and state under
+ * PM2's key names. PM2 also spreads the app's environment over it, and its
+ * instance variable (`NODE_APP_INSTANCE: 0`): those keys are free. */
+export interface Pm2Env {
+  name: string
+  namespace: string
+  pm_id: number
+  status: 'launching' | 'online' | 'stopping' | 'stopped' | 'errored' | 'waiting restart'
+  restart_time: number
+  unstable_restarts: number
+  exec_mode: 'cluster_mode' | 'fork_mode'
+  instances: number
+  /** Last start, milliseconds since the epoch. */
+  pm_uptime: number
+  created_at: number
+  pm_out_log_path: string
+  pm_err_log_path: string
+  pm_log_path?: string
+  /** pmr writes no pid file: null. */
+  pm_pid_path: string | null
+  pm_exec_path: string
+  pm_cwd: string
+  /** `node`, the interpreter's name, or `none`. */
+  exec_interpreter: string
+  node_args: string[]
+  args: string[]
+  watch: boolean | string[]
+  ignore_watch?: string[]
+  autorestart: boolean
+  instance_var: string
+  max_restarts: number
+  min_uptime: number
+  kill_timeout: number
+  listen_timeout: number
+  restart_delay: number
+  exp_backoff_restart_delay?: number
+  max_memory_restart?: number
+  wait_ready: boolean
+  shutdown_with_message: boolean
+  stop_exit_codes?: number[]
+  merge_logs: boolean
+  log_date_format?: string
+  cron_restart?: string
+  uid?: string
+  gid?: string
+  exit_code?: number
+  env: Record<string, string>
+  [spread: string]: unknown
+}
+
+/** One process as `pm2 jlist` (and `pmr jlist --format pm2`) prints it. */
+export interface Pm2Process {
+  /** 0 when not running. */
+  pid: number
+  name: string
+  pm_id: number
+  monit: { memory: number; cpu: number }
+  pm2_env: Pm2Env
+}
+
+/** What PM2's stop, restart, reload and delete answer: one per process. */
+export interface Pm2Operated {
+  name: string
+  namespace: string
+  pm_id: number
+  status: Pm2Env['status']
+  restart_time: number
+  pm2_env: Pm2Env
+}
+
+export interface Pm2BusProcess { pm_id: number; name: string; namespace: string; rev?: null }
+export interface Pm2LogPacket { process: Pm2BusProcess; at: number; data: string }
+export interface Pm2ProcessEvent {
+  event: 'start' | 'online' | 'exit' | 'restart' | 'stop' | 'restart overlimit'
+  manually: boolean
+  process: Omit<Pm2Env, 'env'>
+  at: number
+}
+export interface Pm2MsgPacket { process: Pm2BusProcess; at: number; raw?: unknown; data?: unknown }
+
+/** `launchBus`'s emitter; `on('log:*', (type, packet) => ...)` matches by pattern. */
+export interface Pm2Bus {
+  on(event: 'process:event', fn: (e: Pm2ProcessEvent) => void): this
+  on(event: 'log:out' | 'log:err', fn: (p: Pm2LogPacket) => void): this
+  on(event: string, fn: (...args: any[]) => void): this
+  off(event: string, fn: (...args: any[]) => void): this
+  close(cb?: () => void): void
+}
+
+export type Pm2Callback<T> = (err: Error | null, result: T) => void
+
+/** `require('pmr/pm2')`: PM2's programmatic API. Every method takes a
+ * callback, or returns a promise when given none. */
+export interface Pm2Api {
+  connect(cb: Pm2Callback<{ new_pm2_instance: boolean }>): void
+  connect(noDaemon: boolean, cb: Pm2Callback<{ new_pm2_instance: boolean }>): void
+  connect(noDaemon?: boolean): Promise<{ new_pm2_instance: boolean }>
+  disconnect(cb?: Pm2Callback<{}>): void
+  disconnect(): Promise<{}>
+  start(cmd: string | AppOptions | AppOptions[] | { apps: AppOptions[] }, cb: Pm2Callback<Pm2Process[]>): void
+  start(cmd: string | AppOptions | AppOptions[] | { apps: AppOptions[] }, opts: Partial<AppOptions> & { env?: string | AppOptions['env']; only?: string | string[]; strict?: boolean; scriptArgs?: string[] }, cb: Pm2Callback<Pm2Process[]>): void
+  start(cmd: string | AppOptions | AppOptions[] | { apps: AppOptions[] }, opts?: Partial<AppOptions> & { env?: string | AppOptions['env']; only?: string | string[]; strict?: boolean; scriptArgs?: string[] }): Promise<Pm2Process[]>
+  stop(target: string | number, cb: Pm2Callback<Pm2Operated[]>): void
+  stop(target: string | number): Promise<Pm2Operated[]>
+  restart(target: string | number, cb: Pm2Callback<Pm2Operated[]>): void
+  restart(target: string | number, opts: { updateEnv?: boolean; env?: string }, cb: Pm2Callback<Pm2Operated[]>): void
+  restart(target: string | number, opts?: { updateEnv?: boolean; env?: string }): Promise<Pm2Operated[]>
+  reload(target: string | number, cb: Pm2Callback<Pm2Operated[]>): void
+  reload(target: string | number, opts: { updateEnv?: boolean; env?: string }, cb: Pm2Callback<Pm2Operated[]>): void
+  reload(target: string | number, opts?: { updateEnv?: boolean; env?: string }): Promise<Pm2Operated[]>
+  delete(target: string | number, cb: Pm2Callback<Pm2Operated[]>): void
+  delete(target: string | number): Promise<Pm2Operated[]>
+  list(cb: Pm2Callback<Pm2Process[]>): void
+  list(): Promise<Pm2Process[]>
+  describe(target: string | number, cb: Pm2Callback<Pm2Process[]>): void
+  describe(target: string | number): Promise<Pm2Process[]>
+  launchBus(cb: (err: Error | null, bus: Pm2Bus) => void): void
+  launchBus(): Promise<Pm2Bus>
+  sendDataToProcessId(id: number, packet: { type?: string; topic?: string | boolean; data?: unknown; [k: string]: unknown }, cb: Pm2Callback<unknown>): void
+  sendDataToProcessId(id: number, packet: { type?: string; topic?: string | boolean; data?: unknown; [k: string]: unknown }): Promise<unknown>
+  sendSignalToProcessName(signal: string, name: string, cb: Pm2Callback<Pm2Process[]>): void
+  sendSignalToProcessName(signal: string, name: string): Promise<Pm2Process[]>
+  sendSignalToProcessId(signal: string, id: number, cb: Pm2Callback<Pm2Process[]>): void
+  sendSignalToProcessId(signal: string, id: number): Promise<Pm2Process[]>
+  dump(cb: Pm2Callback<{ success: boolean }>): void
+  dump(): Promise<{ success: boolean }>
+  killDaemon(cb: Pm2Callback<{}>): void
+  killDaemon(): Promise<{}>
+}

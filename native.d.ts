@@ -86,6 +86,12 @@ export declare function parseScale(text: string): string
 export declare function planStart(specs: string, list: string, file: string): string
 
 /**
+ * `describe`'s answer (JSON text) in PM2's shape, as `pm2 jlist` and PM2's
+ * programmatic API give it (`require('pmr/pm2')`).
+ */
+export declare function pm2Processes(descriptions: string): string
+
+/**
  * App options or a parsed ecosystem (JSON) resolved into specs: JSON text
  * of `{specs, notices, warnings}` (warnings as lines to show). A refusal
  * throws a PMR_CONFIG Error with every problem in `problems`.

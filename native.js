@@ -844,6 +844,7 @@ module.exports.isConfigFile = nativeBinding.isConfigFile
 module.exports.isJsConfig = nativeBinding.isJsConfig
 module.exports.parseScale = nativeBinding.parseScale
 module.exports.planStart = nativeBinding.planStart
+module.exports.pm2Processes = nativeBinding.pm2Processes
 module.exports.resolveApps = nativeBinding.resolveApps
 module.exports.runCli = nativeBinding.runCli
 module.exports.runRuntime = nativeBinding.runRuntime

@@ -136,8 +136,11 @@ test('errors carry stable codes and the CLI message', async () => {
   try {
     const pm = await pmr.connect({ home: home.dir })
     await assert.rejects(pm.stop('ghost'), { name: 'PmrError', code: 'PMR_NOT_FOUND', message: "no app named 'ghost' (see pmr list)" })
-    await assert.rejects(pm.start({ name: 'x', script: fixture('idle.js'), max_memmory_restart: '1G' }),
+    // Issue 18: an unknown key is a warning (PM2 ignores it), an error in strict mode.
+    await assert.rejects(pm.start({ name: 'x', script: fixture('idle.js'), max_memmory_restart: '1G' }, { strict: true }),
       { code: 'PMR_CONFIG', message: /max_memmory_restart: unknown option — did you mean max_memory_restart\?/ })
+    const warned = await pm.start({ name: 'x', script: fixture('idle.js'), max_memmory_restart: '1G' })
+    assert.ok(warned.notices.includes('app options: apps[0] (x): max_memmory_restart: unknown option — did you mean max_memory_restart?'), warned.notices.join('\n'))
     await assert.rejects(pm.start({ script: 'missing.js' }), { code: 'PMR_CONFIG', message: /script not found/ })
     await pm.start({ name: 'one', script: fixture('idle.js') })
     await assert.rejects(pm.start({ name: 'one', script: fixture('idle.js') }), { code: 'PMR_ALREADY_RUNNING' })

@@ -107,14 +107,18 @@ test('every validation problem is reported at once, and nothing starts', withHom
   const lines = problemLines(r.stderr)
   assert.deepEqual(lines, [
     "[pmr] warning: ecosystem.config.js: apps[0] (api): instances: 'max' with exec_mode 'fork' starts several processes that each listen on the app's port: all but one will fail with EADDRINUSE if it is a server; use exec_mode 'cluster' to share the port",
-    '[pmr] error: ecosystem.config.js: apps[1] (worker): max_memmory_restart: unknown option — did you mean max_memory_restart?',
+    // Issue 18: PM2 ignores unknown keys, so pmr warns (strict mode refuses, below).
+    '[pmr] warning: ecosystem.config.js: apps[1] (worker): max_memmory_restart: unknown option — did you mean max_memory_restart?',
     "[pmr] error: ecosystem.config.js: apps[2] (mailer): max_memory_restart: '1GB' is not a size, use 1G or 1024M",
     "[pmr] error: ecosystem.config.js: apps[3] (cron): script: missing: the file or command to run, e.g. script: 'server.js'",
     "[pmr] error: ecosystem.config.js: apps[4] (api): name: 'api' is also the name of apps[0] (api); app names must be unique",
     `[pmr] error: ecosystem.config.js: apps[5] (ghost): script not found: ${path.join(BAD, 'nowhere.js')}`,
-    '[pmr] error: ecosystem.config.js: 5 problems, nothing was started',
+    '[pmr] error: ecosystem.config.js: 4 problems, nothing was started',
   ])
   assert.ok(!fs.existsSync(path.join(home.dir, 'pmr.sock')), 'no daemon was even started')
+  const strict = home.run(['start', 'ecosystem.config.js', '--strict'], { cwd: BAD })
+  assert.ok(problemLines(strict.stderr).includes('[pmr] error: ecosystem.config.js: apps[1] (worker): max_memmory_restart: unknown option — did you mean max_memory_restart?'), strict.stderr)
+  assert.equal(problemLines(strict.stderr).at(-1), '[pmr] error: ecosystem.config.js: 5 problems, nothing was started')
 
   // One bad app keeps the good ones from starting too.
   const dir = path.join(home.dir, 'cfg')
@@ -146,7 +150,7 @@ test('syntax errors point at file:line, in every format', withHome(async (home) 
   fs.mkdirSync(dir)
   fs.writeFileSync(path.join(dir, 'ecosystem.json'), '{\n  "apps": [\n    {"name": "a" "script": "a.js"}\n  ]\n}\n')
   const json = home.run(['start', 'ecosystem.json'], { cwd: dir })
-  assert.match(json.stderr, /^\[pmr\] error: ecosystem\.json:3:18: expected `,` or `}`\n$/)
+  assert.match(json.stderr, /^\[pmr\] error: ecosystem\.json:3:18: expected comma\n$/)
   fs.writeFileSync(path.join(dir, 'ecosystem.yaml'), 'apps:\n  - name: a\n   script: [a.js\n')
   const yaml = home.run(['start', 'ecosystem.yaml'], { cwd: dir })
   assert.match(yaml.stderr, /^\[pmr\] error: ecosystem\.yaml:3:4: /)

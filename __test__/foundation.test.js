@@ -226,7 +226,6 @@ test('errors: one clear line, non-zero exit, nothing registered', withHome(async
     [['start', 'idle.js', '--cwd', '/nonexistent/dir'], /cwd \/nonexistent\/dir does not exist/],
     [['start', 'idle.js', '--kill-signal', 'SIGNOPE'], /not a signal name/],
     [['start', 'idle.js', '--max-memory-restart', '1GB'], /'1GB' is not a size, use 1G/],
-    [['start', 'idle.js', '--name', '42'], /a number would be read as an instance id/],
   ]
   fs.writeFileSync(path.join(FIXTURES, 'helpers-data.txt'), 'not a program')
   try {

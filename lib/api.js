@@ -102,8 +102,9 @@ class Api {
   }
 
   /** Resolves app options (an object or a list) or an ecosystem file into
-   * the specs the supervisor runs, exactly as the CLI does. */
-  _resolve (apps, { env, only } = {}) {
+   * the specs the supervisor runs, exactly as the CLI does. Unknown keys
+   * are warnings unless `strict` (or PMR_STRICT=1) makes them errors. */
+  _resolve (apps, { env, only, strict } = {}) {
     let config = null
     let file = null
     let baseDir = process.cwd()
@@ -130,6 +131,7 @@ class Api {
       baseDir,
       envName: env || null,
       only: only ? [].concat(only) : [],
+      strict: strict === true || /^(1|true|yes|on)$/i.test((process.env.PMR_STRICT || '').trim()),
       callerEnv: callerEnv(),
       node: process.execPath,
       logDir: this._logDir(),

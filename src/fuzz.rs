@@ -75,7 +75,7 @@ proptest! {
     #[test]
     fn ecosystem_entries_never_panic(v in json(), env in proptest::option::of("[a-z]{1,8}")) {
         let only = Vec::new();
-        let sel = crate::spec::ecosystem::Selection { env: env.as_deref(), only: &only };
+        let sel = crate::spec::ecosystem::Selection { env: env.as_deref(), only: &only, strict: false };
         let _ = crate::spec::ecosystem::read_apps(&v, &sel);
         let wrapped = serde_json::json!({ "apps": [v] });
         let _ = crate::spec::ecosystem::read_apps(&wrapped, &sel);

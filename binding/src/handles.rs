@@ -297,3 +297,10 @@ fn bad_argument(e: serde_json::Error) -> pmr::Error {
 fn encode_error(e: serde_json::Error) -> pmr::Error {
     pmr::Error::Protocol(format!("cannot encode the result: {e}"))
 }
+
+/// `describe`'s answer (JSON text) in PM2's shape, as `pm2 jlist` and PM2's
+/// programmatic API give it (`require('pmr/pm2')`).
+#[napi(ts_return_type = "string")]
+pub fn pm2_processes(descriptions: String) -> Outcome<String> {
+    pmr::model::pm2::processes_json(&descriptions).into()
+}

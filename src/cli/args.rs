@@ -30,6 +30,9 @@ Environment:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Refuse ecosystem files with unknown keys (PM2 ignores them, pmr warns); also PMR_STRICT=1
+    #[arg(long, global = true)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,9 +67,13 @@ pub enum Command {
     #[command(visible_aliases = ["ls", "status"], alias = "l")]
     List,
     /// Print the process list as JSON (one object per instance)
-    Jlist,
+    #[command(
+        after_help = "Examples:\n  pmr jlist\n  pmr jlist --format pm2        PM2's shape, for scripts written for pm2 jlist\n  PMR_FORMAT=pm2 pmr jlist      the same, for tools that cannot pass a flag"
+    )]
+    Jlist(ListArgs),
     /// Print the process list as indented JSON
-    Prettylist,
+    #[command(after_help = "Examples:\n  pmr prettylist\n  pmr prettylist --format pm2")]
+    Prettylist(ListArgs),
     /// Print the pids of an app's running instances, one per line (every app's without a name)
     #[command(after_help = "Examples:\n  pmr pid api\n  kill -USR2 $(pmr pid api)")]
     Pid(PidArgs),
@@ -305,6 +312,22 @@ pub struct SetArgs {
 pub struct GetArgs {
     /// Setting name (default: all of them)
     pub key: Option<String>,
+}
+
+/// The shape `jlist` and `prettylist` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// pmr's rows (DESIGN's contract)
+    Pmr,
+    /// PM2's: pid, name, pm_id, monit, pm2_env
+    Pm2,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// pmr (default) or pm2; default from PMR_FORMAT
+    #[arg(long, value_enum, value_name = "pmr|pm2")]
+    pub format: Option<ListFormat>,
 }
 
 #[derive(Debug, Args)]

@@ -149,7 +149,11 @@ pub(super) fn load(
         cpus: host_cpus(),
         log_dir: &log_dir,
     };
-    let loaded = load_apps(&value, sel, &rctx);
+    let sel = Selection {
+        strict: sel.strict || ctx.strict,
+        ..sel.clone()
+    };
+    let loaded = load_apps(&value, &sel, &rctx);
     print_problems(file, &loaded.problems);
     if loaded.has_errors() {
         return Err(refuse(file, &loaded.problems, verb));
@@ -176,7 +180,16 @@ pub(super) fn start(
     only: &[String],
     wait: bool,
 ) -> Result<()> {
-    let specs = load(ctx, file, &Selection { env, only }, "started")?;
+    let specs = load(
+        ctx,
+        file,
+        &Selection {
+            env,
+            only,
+            strict: false,
+        },
+        "started",
+    )?;
     let list = running_list(ctx)?;
     let plan = plan_start(specs, &list);
     for r in &plan.running {
@@ -234,6 +247,7 @@ fn reapply(
     let sel = Selection {
         env: a.env.as_deref(),
         only: &a.only,
+        strict: false,
     };
     let apps = load(ctx, &file, &sel, verb)?;
     let before: Vec<String> = running_list(ctx)?.into_iter().map(|i| i.name).collect();
@@ -269,6 +283,7 @@ pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, how: Removal) -> 
     let sel = Selection {
         env: None,
         only: &a.only,
+        strict: ctx.strict,
     };
     let (_, value) = read(ctx, &file)?;
     let eco = read_apps(&value, &sel);

@@ -57,6 +57,8 @@ pub(crate) struct Ctx<'a> {
     pub home: Home,
     pub style: Style,
     pub host: &'a dyn Host,
+    /// Unknown keys in ecosystem files are errors (`--strict`, `PMR_STRICT=1`).
+    pub strict: bool,
 }
 
 impl Ctx<'_> {
@@ -147,6 +149,8 @@ pub fn run(argv: &[String], host: &dyn Host) -> i32 {
         home,
         style: Style::detect(),
         host,
+        strict: cli.strict
+            || crate::spec::ecosystem::strict_from_env(std::env::var("PMR_STRICT").ok().as_deref()),
     };
     match execute(cli.command, &ctx) {
         Ok(()) => 0,
@@ -177,8 +181,8 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::Env(a) => ecosystem::print_env(ctx, a.target),
         Command::Init => init::run(),
         Command::List => show::list(ctx),
-        Command::Jlist => show::jlist(ctx, false),
-        Command::Prettylist => show::jlist(ctx, true),
+        Command::Jlist(a) => show::jlist(ctx, false, a.format),
+        Command::Prettylist(a) => show::jlist(ctx, true, a.format),
         Command::Pid(a) => show::pids(ctx, a.target),
         Command::Reset(a) => act(ctx, Request::Reset { target: a.targets }, "reset"),
         Command::Update => update::run(ctx),

@@ -76,6 +76,9 @@ fn resolve(
         home: home.clone(),
         style: super::style::Style::detect(),
         host,
+        strict: crate::spec::ecosystem::strict_from_env(
+            std::env::var("PMR_STRICT").ok().as_deref(),
+        ),
     };
     let a = &cli.start;
     let specs = match a.script.clone() {
@@ -106,6 +109,7 @@ fn resolve(
             let sel = Selection {
                 env: a.env.as_deref(),
                 only: &a.only,
+                strict: false,
             };
             ecosystem::load(&ctx, &file, &sel, "started")?
         }

@@ -1,5 +1,6 @@
 //! `list`, `jlist` and `describe`.
 
+use super::args::ListFormat;
 use super::table::Table;
 use super::{outln, Ctx};
 use crate::error::{Error, Result};
@@ -62,21 +63,50 @@ pub(super) fn print_table(ctx: &Ctx<'_>, rows: &[InstanceInfo]) {
     }
 }
 
-/// `jlist`, and `prettylist` (`pretty`): the same JSON, indented.
-pub(super) fn jlist(ctx: &Ctx<'_>, pretty: bool) -> Result<()> {
-    let rows: Vec<InstanceInfo> = match ctx.existing_daemon()? {
-        Some(mut c) => c.request_as(Request::List)?,
+/// The list's shape: `--format`, else `PMR_FORMAT`, else pmr's.
+fn list_format(flag: Option<ListFormat>) -> Result<ListFormat> {
+    if let Some(f) = flag {
+        return Ok(f);
+    }
+    match std::env::var("PMR_FORMAT").ok().as_deref().map(str::trim) {
+        None | Some("") | Some("pmr") => Ok(ListFormat::Pmr),
+        Some("pm2") => Ok(ListFormat::Pm2),
+        Some(other) => Err(Error::Config(format!(
+            "PMR_FORMAT={other} is not a list format: use pm2 (PM2's shape) or pmr"
+        ))),
+    }
+}
+
+/// `jlist`, and `prettylist` (`pretty`): the same JSON, indented. In
+/// PM2's shape (`--format pm2`), every instance's description is mapped by
+/// `model::pm2`, since PM2's shape carries the app's options too.
+pub(super) fn jlist(ctx: &Ctx<'_>, pretty: bool, format: Option<ListFormat>) -> Result<()> {
+    let format = list_format(format)?;
+    let mut daemon = ctx.existing_daemon()?;
+    let rows: Vec<InstanceInfo> = match &mut daemon {
+        Some(c) => c.request_as(Request::List)?,
         None => Vec::new(),
     };
-    let text = if pretty {
-        serde_json::to_string_pretty(&rows)
-            .map_err(|e| Error::Protocol(format!("cannot print the list: {e}")))?
-    } else {
-        serde_json::to_string(&rows)
-            .map_err(|e| Error::Protocol(format!("cannot print the list: {e}")))?
-    };
+    let text = match (format, daemon) {
+        (ListFormat::Pm2, Some(mut c)) if !rows.is_empty() => {
+            let descs: Vec<Description> = c.request_as(Request::Describe {
+                target: rows.iter().map(|r| r.id.to_string()).collect(),
+            })?;
+            json_text(&crate::model::pm2::processes(&descs), pretty)
+        }
+        _ => json_text(&rows, pretty),
+    }?;
     outln(&text);
     Ok(())
+}
+
+fn json_text<T: serde::Serialize>(value: &T, pretty: bool) -> Result<String> {
+    if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .map_err(|e| Error::Protocol(format!("cannot print the list: {e}")))
 }
 
 /// `pmr pid [name]`: the pids of running instances, one per line; with no

@@ -7,6 +7,7 @@
 pub mod event;
 pub mod instance;
 pub mod operation;
+pub mod pm2;
 pub mod stream;
 
 pub use event::{Event, EventKind, ReloadStep};

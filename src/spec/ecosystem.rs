@@ -1,7 +1,8 @@
 //! Ecosystem files: which arguments are config files, how JSON and YAML
 //! ones are parsed (JavaScript ones are evaluated by Node, see the CLI), and
 //! the walk over the parsed value that finds every app and every problem
-//! before anything starts.
+//! before anything starts. Files are read as PM2 reads them: `.json` is
+//! JSON5, unknown keys are warnings (errors in strict mode).
 
 use std::path::Path;
 
@@ -66,16 +67,19 @@ pub fn is_config_file(arg: &str) -> bool {
 }
 
 /// Parses a JSON or YAML config; the error is `line:column: message` (or
-/// just the message when the parser knows no position).
+/// just the message when the parser knows no position). JSON is read as
+/// JSON5 (comments, unquoted keys, trailing commas, single quotes): PM2
+/// evaluates `.json` files as JavaScript, so files written for it have them.
 pub fn parse_text(format: Format, text: &str) -> Result<Value, String> {
     match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| {
-            format!(
+        Format::Json => json5::from_str(text).map_err(|e| match e.position() {
+            Some(p) => format!(
                 "{}:{}: {}",
-                e.line(),
-                e.column(),
+                p.line + 1,
+                p.column + 1,
                 without_positions(&e.to_string())
-            )
+            ),
+            None => e.to_string(),
         }),
         Format::Yaml => serde_norway::from_str(text).map_err(|e| match e.location() {
             Some(l) => format!(
@@ -122,6 +126,9 @@ pub struct Problem {
     /// What was probably meant (`max_memory_restart`, `--env production`),
     /// for programs that offer the fix.
     pub suggestion: Option<String>,
+    /// A key pmr does not know: a warning, or an error in strict mode.
+    #[serde(skip)]
+    pub unknown: bool,
 }
 
 impl Problem {
@@ -132,6 +139,7 @@ impl Problem {
             key: key.map(str::to_string),
             message: message.into(),
             suggestion: None,
+            unknown: false,
         }
     }
 
@@ -175,11 +183,56 @@ impl Ecosystem {
     }
 }
 
-/// What the command line selects: `--env <name>` and `--only a,b`.
+/// What the command line selects: `--env <name>` and `--only a,b`, and
+/// whether unknown keys are refused (`--strict`, `PMR_STRICT=1`).
 #[derive(Debug, Default, Clone)]
 pub struct Selection<'a> {
     pub env: Option<&'a str>,
     pub only: &'a [String],
+    pub strict: bool,
+}
+
+/// `PMR_STRICT=1` (or `true`): strict mode for tools that cannot pass `--strict`.
+pub fn strict_from_env(value: Option<&str>) -> bool {
+    matches!(
+        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("1" | "true" | "yes" | "on")
+    )
+}
+
+/// PM2 ignores keys it does not know, so a file written for it may be full
+/// of them: each unknown key is one warning, naming every app that has it,
+/// instead of one per app. Strict mode makes them errors, one per place.
+fn settle_unknown(problems: Vec<Problem>, strict: bool) -> Vec<Problem> {
+    let mut out: Vec<Problem> = Vec::new();
+    for p in problems {
+        if !p.unknown {
+            out.push(p);
+            continue;
+        }
+        if strict {
+            out.push(Problem {
+                warning: false,
+                ..p
+            });
+            continue;
+        }
+        let same = out
+            .iter()
+            .position(|q| q.unknown && q.key == p.key && q.message == p.message);
+        match (same, p.app) {
+            (Some(i), Some(app)) => {
+                let first = &mut out[i];
+                first.app = Some(match first.app.take() {
+                    Some(a) => format!("{a}, {app}"),
+                    None => app,
+                });
+            }
+            (Some(_), None) => {}
+            (None, app) => out.push(Problem { app, ..p }),
+        }
+    }
+    out
 }
 
 fn label(index: usize, name: Option<&str>) -> String {
@@ -203,10 +256,17 @@ fn shape_error(message: &str) -> Ecosystem {
 pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
     const TOP_KEYS: &[&str] = &["apps", "deploy"];
     let mut eco = Ecosystem::default();
-    let entries: Vec<Value> = match root {
-        Value::Array(a) => a.clone(),
-        Value::Object(m) if m.contains_key("apps") => {
-            for k in m.keys().filter(|k| k.as_str() != "apps") {
+    // PM2 reads the apps from `apps`, or from `pm2` in older files.
+    let apps_key = ["apps", "pm2"]
+        .into_iter()
+        .find(|k| matches!(root, Value::Object(m) if m.contains_key(*k)));
+    let entries: Vec<Value> = match (root, apps_key) {
+        (Value::Object(m), Some("apps")) if m.contains_key("pm2") => {
+            return shape_error("has both apps and pm2 (PM2's older name for apps): keep one");
+        }
+        (Value::Array(a), _) => a.clone(),
+        (Value::Object(m), Some(apps_key)) => {
+            for k in m.keys().filter(|k| k.as_str() != apps_key) {
                 if k == "deploy" {
                     eco.problems.push(Problem {
                         warning: true,
@@ -222,31 +282,35 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
                         Some(c) => format!(" — did you mean {c}?"),
                         None => String::new(),
                     };
-                    eco.problems.push(
-                        Problem::error(
+                    eco.problems.push(Problem {
+                        warning: true,
+                        unknown: true,
+                        ..Problem::error(
                             None,
                             Some(k),
                             format!("unknown top-level key{hint} (apps go in apps: [...])"),
                         )
-                        .suggesting(suggestion.map(str::to_string)),
-                    );
+                        .suggesting(suggestion.map(str::to_string))
+                    });
                 }
             }
-            match &m["apps"] {
+            match &m[apps_key] {
                 Value::Array(a) => a.clone(),
-                Value::Object(_) => vec![m["apps"].clone()],
+                Value::Object(_) => vec![m[apps_key].clone()],
                 other => {
                     eco.problems.push(Problem::error(
                         None,
-                        Some("apps"),
+                        Some(apps_key),
                         format!("must be a list of apps, got {other}"),
                     ));
                     return eco;
                 }
             }
         }
-        Value::Object(m) if m.contains_key("script") => vec![root.clone()],
-        Value::Object(m) => {
+        (Value::Object(m), None) if m.contains_key("script") || m.contains_key("cmd") => {
+            vec![root.clone()]
+        }
+        (Value::Object(m), None) => {
             let hint = m
                 .keys()
                 .find_map(|k| closest(k, ["apps"]))
@@ -256,7 +320,7 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
                 "no apps: the file must define {{ apps: [{{ name, script, ... }}] }}{hint}"
             ));
         }
-        other => {
+        (other, _) => {
             return shape_error(&format!(
                 "must define {{ apps: [...] }}, got {}",
                 match other {
@@ -302,6 +366,7 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
             key,
             message,
             suggestion,
+            unknown,
         } in parsed.issues
         {
             eco.problems.push(Problem {
@@ -310,6 +375,7 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
                 key,
                 message,
                 suggestion,
+                unknown,
             });
         }
         if let Some(first) = all
@@ -346,6 +412,7 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
             key: Some(format!("--env {e}")),
             message: format!("no app has env_{e}, so only env applies{hint}"),
             suggestion: suggestion.map(|c| format!("--env {c}")),
+            unknown: false,
         });
     }
 
@@ -370,6 +437,7 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
             );
         }
     }
+    eco.problems = settle_unknown(std::mem::take(&mut eco.problems), sel.strict);
     eco.apps = all
         .into_iter()
         .filter(|a| {
@@ -527,7 +595,8 @@ mod tests {
             assert!(r.contains(&want.to_string()), "{want}\n{r:#?}");
         }
         let warnings: Vec<&Problem> = e.problems.iter().filter(|p| p.warning).collect();
-        assert_eq!(warnings.len(), 2, "{r:#?}");
+        // PM2 ignores unknown keys: they warn (max_memmory_restart, app).
+        assert_eq!(warnings.len(), 4, "{r:#?}");
         assert!(warnings.iter().any(|p| p
             .render("f")
             .starts_with("f: apps[0] (api): instances: 'max' with exec_mode 'fork'")));
@@ -537,14 +606,108 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_warn_once_and_strict_mode_refuses_them() {
+        let v = json!({
+            "apps": [
+                {"name": "a", "script": "a.js", "junk": 1, "max_memmory_restart": "1G"},
+                {"name": "b", "script": "b.js", "junk": 2},
+                {"name": "c", "script": "c.js"}
+            ],
+            "deploy": {"production": {"user": "node"}},
+            "extra": true
+        });
+        let e = read_apps(&v, &Selection::default());
+        assert!(!e.has_errors(), "{:?}", rendered(&e));
+        assert_eq!(e.apps.len(), 3);
+        let r = rendered(&e);
+        assert!(
+            r.contains(&"eco.js: apps[0] (a), apps[1] (b): junk: unknown option (see the ecosystem reference in pmr's README)".to_string()),
+            "{r:#?}"
+        );
+        assert_eq!(
+            r.iter().filter(|l| l.contains("junk")).count(),
+            1,
+            "once: {r:#?}"
+        );
+        assert!(r
+            .iter()
+            .any(|l| l.contains("did you mean max_memory_restart?")));
+        assert_eq!(
+            r.len(),
+            4,
+            "junk, max_memmory_restart, deploy, extra: {r:#?}"
+        );
+
+        let strict = read_apps(
+            &v,
+            &Selection {
+                strict: true,
+                ..Selection::default()
+            },
+        );
+        let errors: Vec<String> = strict
+            .problems
+            .iter()
+            .filter(|p| !p.warning)
+            .map(|p| p.render("eco.js"))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            4,
+            "junk twice, max_memmory_restart, extra: {errors:#?}"
+        );
+        assert!(errors
+            .iter()
+            .any(|l| l.starts_with("eco.js: apps[1] (b): junk: unknown option")));
+        assert!(
+            strict
+                .problems
+                .iter()
+                .any(|p| p.warning && p.key.as_deref() == Some("deploy")),
+            "deploy is never an error"
+        );
+        assert!(strict_from_env(Some("1")) && strict_from_env(Some("true")));
+        assert!(!strict_from_env(Some("0")) && !strict_from_env(None));
+    }
+
+    #[test]
+    fn pm2_as_the_older_name_of_apps_and_json5_files() {
+        let text = r#"{
+          // PM2 evaluates .json files as JavaScript
+          pm2: [
+            { name: 'api', cmd: "server.js", max_restarts: "50", env: { PORT: 3000, },
+              /* a block comment */ },
+          ],
+          deploy: { production: { user: 'node', host: ['1.2.3.4'], }, },
+        }"#;
+        let v = parse_text(Format::Json, text).unwrap();
+        let e = read_apps(&v, &Selection::default());
+        assert!(!e.has_errors(), "{:?}", rendered(&e));
+        let api = &e.apps[0].config;
+        assert_eq!(api.name.as_deref(), Some("api"));
+        assert_eq!(api.script.as_deref(), Some("server.js"));
+        assert_eq!(api.max_restarts, Some(50));
+        assert_eq!(api.env.as_ref().unwrap()["PORT"], "3000");
+        let both = read_apps(
+            &json!({"apps": [{"script": "a.js"}], "pm2": []}),
+            &Selection::default(),
+        );
+        assert!(rendered(&both)[0].contains("has both apps and pm2"));
+        let e =
+            parse_text(Format::Json, "{\n  apps: [\n    { script 'a.js' }\n  ]\n}").unwrap_err();
+        assert!(e.starts_with("3:"), "{e}");
+        assert!(!e.contains(" at line "), "{e}");
+    }
+
+    #[test]
     fn only_selects_and_unknown_names_are_errors() {
         let v = json!({"apps": [{"name": "api", "script": "a.js"}, {"name": "worker", "script": "w.js"}]});
         let only = vec!["worker".to_string()];
         let e = read_apps(
             &v,
             &Selection {
-                env: None,
                 only: &only,
+                ..Selection::default()
             },
         );
         assert!(e.problems.is_empty());
@@ -554,8 +717,8 @@ mod tests {
         let e = read_apps(
             &v,
             &Selection {
-                env: None,
                 only: &only,
+                ..Selection::default()
             },
         );
         assert_eq!(
@@ -574,7 +737,7 @@ mod tests {
             &v,
             &Selection {
                 env: Some("production"),
-                only: &[],
+                ..Selection::default()
             },
         );
         assert!(e.problems.is_empty(), "{:?}", e.problems);
@@ -589,7 +752,7 @@ mod tests {
             &v,
             &Selection {
                 env: Some("prodution"),
-                only: &[],
+                ..Selection::default()
             },
         );
         assert!(!e.has_errors());

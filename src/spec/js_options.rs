@@ -30,6 +30,9 @@ pub struct ResolveInput {
     /// `--only a,b`.
     #[serde(default)]
     pub only: Vec<String>,
+    /// Unknown keys are errors, not warnings (`{ strict: true }`, `PMR_STRICT=1`).
+    #[serde(default)]
+    pub strict: bool,
     pub caller_env: BTreeMap<String, String>,
     pub node: PathBuf,
     pub log_dir: PathBuf,
@@ -81,6 +84,7 @@ pub fn resolve(input: &ResolveInput) -> std::result::Result<ResolveOutput, Refus
     let sel = Selection {
         env: input.env_name.as_deref(),
         only: &input.only,
+        strict: input.strict,
     };
     let read;
     let config = match (&input.config, &input.file) {
@@ -148,6 +152,7 @@ mod tests {
             base_dir: dir.to_path_buf(),
             env_name: Some("production".into()),
             only: vec![],
+            strict: false,
             caller_env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
             node: "/usr/bin/node".into(),
             log_dir: dir.join("logs"),
@@ -172,10 +177,32 @@ mod tests {
         assert_eq!(s.env["PORT"], "3000");
     }
 
+    fn strict(config: Value, dir: &std::path::Path) -> ResolveInput {
+        ResolveInput {
+            strict: true,
+            ..input(config, dir)
+        }
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_the_app_resolves_unless_strict() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("x.js"), "").unwrap();
+        let app = serde_json::json!({"name": "b", "script": "x.js", "max_memmory_restart": "1G"});
+        let out = resolve(&input(app.clone(), t.path())).unwrap();
+        assert_eq!(out.specs.len(), 1);
+        assert_eq!(
+            out.warnings[0],
+            "app options: apps[0] (b): max_memmory_restart: unknown option — did you mean max_memory_restart?"
+        );
+        let r = resolve(&strict(app, t.path())).unwrap_err();
+        assert_eq!(r.error.code(), "PMR_CONFIG");
+    }
+
     #[test]
     fn every_problem_in_one_error() {
         let t = tempfile::tempdir().unwrap();
-        let e = resolve(&input(
+        let e = resolve(&strict(
             serde_json::json!([
                 {"name": "a", "script": "missing.js"},
                 {"name": "b", "script": "x.js", "max_memmory_restart": "1G"}
@@ -193,7 +220,7 @@ mod tests {
     #[test]
     fn a_refusal_carries_each_problem_as_data() {
         let t = tempfile::tempdir().unwrap();
-        let r = resolve(&input(
+        let r = resolve(&strict(
             serde_json::json!([{"name": "b", "script": "x.js", "max_memmory_restart": "1G"}]),
             t.path(),
         ))

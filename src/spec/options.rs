@@ -21,6 +21,9 @@ pub(crate) struct Issue {
     pub message: String,
     /// The option that was probably meant, when the message suggests one.
     pub suggestion: Option<String>,
+    /// A key pmr does not know: a warning (PM2 ignores such keys) unless
+    /// strict mode makes it an error.
+    pub unknown: bool,
 }
 
 impl Issue {
@@ -30,6 +33,7 @@ impl Issue {
             key: Some(key.to_string()),
             message: message.into(),
             suggestion: None,
+            unknown: false,
         }
     }
     fn warning(key: &str, message: impl Into<String>) -> Self {
@@ -91,6 +95,7 @@ pub const APP_KEYS: &[&str] = &[
 /// PM2's other spellings of the same options.
 const ALIASES: &[(&str, &str)] = &[
     ("exec", "script"),
+    ("cmd", "script"),
     ("exec_interpreter", "interpreter"),
     ("node_args", "interpreter_args"),
     ("interpreterArgs", "interpreter_args"),
@@ -200,9 +205,15 @@ fn boolean(v: &Value) -> Result<bool, String> {
         .ok_or_else(|| format!("must be true or false, got {}", shown(v)))
 }
 
+/// A whole number; PM2 reads numbers written as strings too
+/// (`"max_restarts": "50"`).
 fn whole(v: &Value, what: &str) -> Result<i64, String> {
     match v {
         Value::Number(n) => n.as_i64().ok_or_else(|| format!("must be {what}, got {n}")),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("must be {what}, got {}", shown(v))),
         other => Err(format!("must be {what}, got {}", shown(other))),
     }
 }
@@ -324,7 +335,8 @@ fn exec_mode(v: &Value) -> Result<ExecMode, String> {
 }
 
 /// Environment values are strings to the app; PM2 files write numbers and
-/// booleans too (`PORT: 3000`).
+/// booleans too (`PORT: 3000`), and objects or lists, which PM2 passes as
+/// their JSON text (`null` included).
 fn env_map(key: &str, v: &Value, issues: &mut Vec<Issue>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Value::Object(m) = v else {
@@ -349,13 +361,9 @@ fn env_map(key: &str, v: &Value, issues: &mut Vec<Issue>) -> BTreeMap<String, St
             Value::String(s) => {
                 out.insert(k.clone(), s.clone());
             }
-            Value::Number(_) | Value::Bool(_) => {
-                out.insert(k.clone(), val.to_string());
+            other => {
+                out.insert(k.clone(), other.to_string());
             }
-            other => issues.push(Issue::error(
-                &format!("{key}.{k}"),
-                format!("must be a string, number or boolean, got {}", shown(other)),
-            )),
         }
     }
     out
@@ -415,6 +423,8 @@ fn unknown_key(key: &str) -> Issue {
     };
     Issue {
         suggestion: suggestion.map(str::to_string),
+        unknown: true,
+        warning: true,
         ..Issue::error(key, message)
     }
 }
@@ -460,7 +470,11 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
         let r: Result<(), String> = (|| {
             match canon {
                 "name" => {
-                    let n = non_empty(v)?;
+                    // PM2 takes `name: 42` as the name "42".
+                    let n = match v {
+                        Value::Number(n) => n.to_string(),
+                        other => non_empty(other)?,
+                    };
                     validate_name(n.trim()).map_err(|e| e.to_string())?;
                     c.name = Some(n.trim().to_string());
                 }
@@ -754,13 +768,71 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_are_warnings_marked_unknown() {
+        let p = parse(json!({"script": "a.js", "junk": 1, "pid_file": "x"}), None);
+        let junk = p
+            .issues
+            .iter()
+            .find(|i| i.key.as_deref() == Some("junk"))
+            .unwrap();
+        assert!(junk.warning && junk.unknown, "{junk:?}");
+        let ignored = p
+            .issues
+            .iter()
+            .find(|i| i.key.as_deref() == Some("pid_file"))
+            .unwrap();
+        assert!(
+            ignored.warning && !ignored.unknown,
+            "a known PM2 option is not unknown"
+        );
+    }
+
+    #[test]
+    fn pm2_spellings_numbers_as_strings_and_env_objects() {
+        let p = parse(
+            json!({
+                "cmd": "a.js", "name": 2024, "max_restarts": "50", "retain": " 3 ",
+                "stop_exit_codes": ["0", 3], "min_uptime": "5000", "max_memory_restart": "1048576",
+                "instances": "2", "kill_timeout": "3000",
+                "env": {"N": 1.5, "B": true, "O": {"a": [1, "x"]}, "L": [1, 2], "Z": null}
+            }),
+            None,
+        );
+        assert_eq!(messages(&p), Vec::<String>::new());
+        let c = &p.config;
+        assert_eq!(c.script.as_deref(), Some("a.js"));
+        assert_eq!(c.name.as_deref(), Some("2024"));
+        assert_eq!(c.max_restarts, Some(50));
+        assert_eq!(c.retain, Some(3));
+        assert_eq!(c.stop_exit_codes, Some(vec![0, 3]));
+        assert_eq!(c.min_uptime, Some(5000));
+        assert_eq!(c.max_memory_restart, Some(1 << 20));
+        assert_eq!(c.instances, Some(Instances::Count(2)));
+        assert_eq!(c.kill_timeout, Some(3000));
+        let env = c.env.as_ref().unwrap();
+        assert_eq!(env["N"], "1.5");
+        assert_eq!(env["B"], "true");
+        assert_eq!(
+            env["O"], r#"{"a":[1,"x"]}"#,
+            "objects as JSON, as PM2 passes them"
+        );
+        assert_eq!(env["L"], "[1,2]");
+        assert_eq!(env["Z"], "null");
+        let p = parse(json!({"script": "a.js", "max_restarts": "lots"}), None);
+        assert_eq!(
+            messages(&p),
+            vec!["max_restarts: must be a whole number, 0 or more, got 'lots'"]
+        );
+    }
+
+    #[test]
     fn wrong_types_and_units_say_what_works() {
         let p = parse(
             json!({
                 "script": "a.js", "max_memory_restart": "1GB", "min_uptime": "10 parsecs",
                 "autorestart": "yes", "instances": "lots", "exec_mode": "threads",
-                "max_restarts": -1, "env": {"A": {"nested": 1}}, "kill_signal": "SIGNOPE",
-                "cron_restart": "0 25 * * *", "log_type": "xml", "stop_exit_codes": "0",
+                "max_restarts": -1, "kill_signal": "SIGNOPE",
+                "cron_restart": "0 25 * * *", "log_type": "xml", "stop_exit_codes": "zero",
                 "log_date_format": "%Y %Q", "ignore_watch": ["*.log", "src/["]
             }),
             None,
@@ -773,7 +845,6 @@ mod tests {
             "instances: must be a number, 'max'",
             "exec_mode: 'threads' is not an exec_mode, use 'fork' or 'cluster'",
             "max_restarts: must be a whole number, 0 or more, got -1",
-            "env.A: must be a string, number or boolean",
             "kill_signal: 'SIGNOPE' is not a signal name",
             "cron_restart: '0 25 * * *' is not a cron pattern: hour '25'",
             "log_type: 'xml' is not a log type",
@@ -783,7 +854,7 @@ mod tests {
         ] {
             assert!(m.iter().any(|x| x.starts_with(want)), "{want}\n{m:#?}");
         }
-        assert_eq!(m.len(), 13, "{m:#?}");
+        assert_eq!(m.len(), 12, "{m:#?}");
     }
 
     #[test]

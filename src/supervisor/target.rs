@@ -48,9 +48,14 @@ pub(crate) fn select(apps: &[Candidate<'_>], targets: &[String]) -> Result<Vec<S
             continue;
         }
         if let Ok(id) = t.parse::<u32>() {
-            match apps.iter().find(|a| a.ids.contains(&id)) {
-                Some(a) => add(a.name, Some(vec![id])),
-                None => return Err(Error::NotFound(format!("no instance with id {id}"))),
+            // An id first, as in PM2; else an app named by a number (PM2 files have them).
+            match (
+                apps.iter().find(|a| a.ids.contains(&id)),
+                apps.iter().find(|a| a.name == t),
+            ) {
+                (Some(a), _) => add(a.name, Some(vec![id])),
+                (None, Some(a)) => add(a.name, None),
+                (None, None) => return Err(Error::NotFound(format!("no instance with id {id}"))),
             }
             continue;
         }
@@ -204,5 +209,23 @@ mod tests {
             .to_string()
             .contains("id 42"));
         assert!(select(&a, &[]).is_err());
+    }
+
+    #[test]
+    fn a_number_is_an_id_first_then_a_name() {
+        let mut a = apps();
+        a.push(Candidate {
+            name: "2024",
+            namespace: "default",
+            ids: vec![4],
+        });
+        a.push(Candidate {
+            name: "3",
+            namespace: "default",
+            ids: vec![5],
+        });
+        assert_eq!(names(select(&a, &t(&["2024"])).unwrap()), vec!["2024"]);
+        // Id 3 is admin's: the id wins, as in PM2.
+        assert_eq!(names(select(&a, &t(&["3"])).unwrap()), vec!["admin"]);
     }
 }
