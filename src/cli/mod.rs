@@ -11,6 +11,7 @@ mod logs;
 mod metrics;
 mod module;
 mod monit;
+mod notify;
 mod report;
 pub mod runtime;
 mod settle;
@@ -246,6 +247,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             info(&format!("emptied {}", r.path.display()));
             Ok(())
         }
+        Command::Notify(args::NotifyCommand::Test) => notify::test(ctx),
         Command::Startup(a) => startup::startup(ctx, a),
         Command::Unstartup(a) => startup::unstartup(ctx, a),
         Command::Set(a) => {
