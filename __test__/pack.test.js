@@ -43,7 +43,7 @@ test('pack, install into an empty project, run the CLI and the API there', {
     assert.deepEqual(listed, [
       'package/README.md', 'package/bin/pmr-runtime.js', 'package/bin/pmr.js', 'package/daemon.js', 'package/index.d.ts', 'package/index.js',
       'package/index.mjs', 'package/lib/api.js', 'package/lib/config-loader.js', 'package/native.d.ts',
-      'package/native.js', 'package/package.json', 'package/preload/drain.js',
+      'package/native.js', 'package/package.json', 'package/preload/drain.js', 'package/preload/health.js',
     ], 'the package holds exactly its files (no sources, no binaries of a build tree)')
 
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({

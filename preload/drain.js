@@ -243,3 +243,6 @@ if (isMainThread && typeof process.send === 'function') {
     }
   })
 }
+
+// Per-instance HTTP health checks (issue 20): apart, in its own file.
+require('./health.js')

@@ -138,6 +138,7 @@ impl RequestHandler {
                 return sup.settings().get(&key).map(Answer::Setting)
             }
             Request::Metrics => return Ok(Answer::Metrics(prometheus::render(&sup.list()))),
+            Request::NotifyTest => return Ok(Answer::NotifyTest(sup.notify_test().await)),
             Request::Subscribe { .. } | Request::Kill => {
                 return Err(Error::Protocol(
                     "subscribe and kill are answered by the connection".into(),

@@ -14,12 +14,14 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 pub mod handler;
+pub mod health;
 pub mod host;
 pub mod http;
 pub mod logs;
 pub mod model;
 #[cfg(test)]
 mod module_graph_test;
+pub mod notify;
 pub mod paths;
 pub mod policy;
 pub mod process;

@@ -20,6 +20,38 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub dashboard: DashboardSettings,
+    pub notify: NotifySettings,
+}
+
+/// Where alerts go when an app names no receivers of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    /// URLs that get pmr's JSON payload.
+    pub webhook: Vec<String>,
+    /// Slack-compatible incoming-webhook URLs.
+    pub slack: Vec<String>,
+    /// A local program that gets each alert on stdin.
+    pub command: Option<String>,
+    /// The alert events sent (None: all of them).
+    pub events: Option<Vec<crate::spec::notify::AlertKind>>,
+    /// Per app and event, alerts after the first within this long go into one summary.
+    pub throttle_ms: u64,
+    /// Deadline of each delivery attempt.
+    pub timeout_ms: u64,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            webhook: Vec::new(),
+            slack: Vec::new(),
+            command: None,
+            events: None,
+            throttle_ms: 60_000,
+            timeout_ms: 5_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +139,18 @@ pub struct AllSettings {
     pub dashboard_port: Option<u16>,
     #[serde(rename = "dashboard.host")]
     pub dashboard_host: String,
+    #[serde(rename = "notify.webhook", default)]
+    pub notify_webhook: Vec<String>,
+    #[serde(rename = "notify.slack", default)]
+    pub notify_slack: Vec<String>,
+    #[serde(rename = "notify.command", default)]
+    pub notify_command: Option<String>,
+    #[serde(rename = "notify.events", default)]
+    pub notify_events: Option<Vec<crate::spec::notify::AlertKind>>,
+    #[serde(rename = "notify.throttle", default)]
+    pub notify_throttle: u64,
+    #[serde(rename = "notify.timeout", default)]
+    pub notify_timeout: u64,
 }
 
 /// Every key `pmr set` accepts, with what it means.
@@ -135,6 +179,29 @@ pub const KEYS: &[(&str, &str)] = &[
         "serve the web dashboard on this port (none: off; pmr dashboard picks one)",
     ),
     ("dashboard.host", "address of the web dashboard"),
+        "notify.webhook",
+        "URLs that get each alert as JSON, comma-separated (none: off)",
+    ),
+    (
+        "notify.slack",
+        "Slack-compatible webhook URLs, comma-separated (none: off)",
+    ),
+    (
+        "notify.command",
+        "a command that gets each alert as JSON on stdin (none: off)",
+    ),
+    (
+        "notify.events",
+        "alert events sent, comma-separated (all: every one)",
+    ),
+    (
+        "notify.throttle",
+        "per app and event, alerts within this long go into one summary (e.g. 1m)",
+    ),
+    (
+        "notify.timeout",
+        "deadline of each alert delivery (e.g. 5s)",
+    ),
 ];
 
 /// The setting a key names. PM2 users set rotation through the
@@ -296,6 +363,41 @@ impl Settings {
                 v.parse::<std::net::IpAddr>()
                     .map_err(|_| bad(format!("'{v}' is not an IP address")))?;
                 self.dashboard.host = v.to_string();
+            "notify.webhook" | "notify.slack" => {
+                let urls = if is_none(value) {
+                    Vec::new()
+                } else {
+                    crate::spec::notify::urls(&Value::String(value.to_string())).map_err(bad)?
+                };
+                if key == "notify.webhook" {
+                    self.notify.webhook = urls;
+                } else {
+                    self.notify.slack = urls;
+                }
+            }
+            "notify.command" => {
+                self.notify.command = (!is_none(value)).then(|| value.trim().to_string())
+            }
+            "notify.events" => {
+                self.notify.events = match value.trim() {
+                    "all" | "" => None,
+                    v => Some(crate::spec::notify::events(&Value::String(v.into())).map_err(bad)?),
+                }
+            }
+            "notify.throttle" | "notify.timeout" => {
+                if value.trim().starts_with('-') {
+                    return Err(bad(format!(
+                        "'{value}' is negative; give a duration like 1m"
+                    )));
+                }
+                let ms = parse_duration_ms(value).map_err(bad)?;
+                if key == "notify.throttle" {
+                    self.notify.throttle_ms = ms;
+                } else if ms < 100 {
+                    return Err(bad("a delivery needs at least 100ms".into()));
+                } else {
+                    self.notify.timeout_ms = ms;
+                }
             }
             _ => return Err(unknown_key(&key)),
         }
@@ -315,6 +417,12 @@ impl Settings {
             metrics_interval: self.metrics.interval_ms,
             dashboard_port: self.dashboard.port,
             dashboard_host: self.dashboard.host.clone(),
+            notify_webhook: self.notify.webhook.clone(),
+            notify_slack: self.notify.slack.clone(),
+            notify_command: self.notify.command.clone(),
+            notify_events: self.notify.events.clone(),
+            notify_throttle: self.notify.throttle_ms,
+            notify_timeout: self.notify.timeout_ms,
         }
     }
 
@@ -408,6 +516,44 @@ mod tests {
             let e = s.set(k, v).unwrap_err().to_string();
             assert!(e.starts_with(msg), "{e}");
         }
+    }
+
+    #[test]
+    fn notify_receivers_events_and_refusals() {
+        let mut s = Settings::default();
+        s.set(
+            "notify.webhook",
+            "http://127.0.0.1:9/a, https://example.com/b",
+        )
+        .unwrap();
+        assert_eq!(s.notify.webhook.len(), 2);
+        s.set("notify.webhook", "none").unwrap();
+        assert!(s.notify.webhook.is_empty());
+        let e = s
+            .set("notify.slack", "hooks.slack.com/x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("notify.slack: 'hooks.slack.com/x' is not a URL"),
+            "{e}"
+        );
+        let e = s
+            .set("notify.events", "crash,boom")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("notify.events: 'boom' is not an alert event"),
+            "{e}"
+        );
+        let e = s.set("notify.throttle", "-5s").unwrap_err().to_string();
+        assert!(e.starts_with("notify.throttle:"), "{e}");
+        s.set("notify.events", "crash,errored").unwrap();
+        assert_eq!(
+            s.get("notify.events").unwrap(),
+            serde_json::json!(["crash", "errored"])
+        );
+        s.set("notify.throttle", "2s").unwrap();
+        assert_eq!(s.notify.throttle_ms, 2000);
     }
 
     #[test]

@@ -172,6 +172,9 @@ pub enum Command {
         after_help = "Examples:\n  pmr uninstall pm2-logrotate    log.max_size 0, log.rotate_interval none"
     )]
     Uninstall(ModuleArgs),
+    /// Alerts: send a test alert to every receiver and print each answer
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Start the daemon if needed and check that it answers
     Ping,
     /// Stop every app gracefully, then the daemon
@@ -191,6 +194,14 @@ Examples:
   pmr dashboard --no-open        only print the link
   pmr dashboard --port 9615      serve it on this port from now on
   pmr set dashboard.port none    turn it off";
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test alert to every receiver (notify.* settings and each app's notify) and print each answer
+    #[command(
+        after_help = "Examples:\n  pmr set notify.slack https://hooks.slack.com/services/T000/B000/XXXX\n  pmr notify test"
+    )]
+    Test,
+}
 
 const UPDATE_HELP: &str = "\
 After installing a new version of pmr, the daemon still running is the old
@@ -278,6 +289,13 @@ Settings:
   metrics.port         serve Prometheus metrics on this port (default none: off)
   metrics.host         address of the metrics endpoint (default 127.0.0.1)
   metrics.interval     CPU and memory sampling interval (default 1s)
+  notify.webhook       URLs that get each alert as JSON, comma-separated (default none)
+  notify.slack         Slack-compatible webhook URLs, comma-separated (default none)
+  notify.command       a command that gets each alert as JSON on stdin (default none)
+  notify.events        alert events sent: crash, errored, memory, health,
+                       reload_failed, daemon, comma-separated (default all)
+  notify.throttle      per app and event, alerts within this long go into one summary (default 1m)
+  notify.timeout       deadline of each alert delivery (default 5s)
 
 PM2's pm2-logrotate keys work too: pm2-logrotate:max_size, :retain,
 :compress and :rotateInterval ('0 0 * * *' is daily).
@@ -598,4 +616,29 @@ pub struct StartArgs {
     /// Discard the app's output (both streams go to /dev/null)
     #[arg(long)]
     pub disable_logs: bool,
+
+    /// Health check: GET this path of each instance's own server (e.g. /healthz), or a URL
+    #[arg(long, value_name = "PATH|URL")]
+    pub health_http: Option<String>,
+    /// Health check: connect to this port on 127.0.0.1
+    #[arg(long, value_name = "PORT")]
+    pub health_tcp: Option<String>,
+    /// Health check: run this command in the app's directory; exit 0 is healthy
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks [default: 5s]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// How long a health check may take [default: 2s]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
+    /// Failed health checks in a row that make an instance unhealthy [default: 3]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub health_failures: Option<String>,
+    /// After a start, health check failures during this long do not count [default: 0s]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Replace an instance whose event loop stays blocked longer than this (e.g. 5s)
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub max_event_loop_lag: Option<String>,
 }

@@ -12,6 +12,7 @@ mod logs;
 mod metrics;
 mod module;
 mod monit;
+mod notify;
 mod report;
 pub mod runtime;
 mod settle;
@@ -252,6 +253,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             info(&format!("emptied {}", r.path.display()));
             Ok(())
         }
+        Command::Notify(args::NotifyCommand::Test) => notify::test(ctx),
         Command::Startup(a) => startup::startup(ctx, a),
         Command::Unstartup(a) => startup::unstartup(ctx, a),
         Command::Set(a) => {

@@ -101,7 +101,42 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
         uid: a.uid.clone(),
         gid: a.gid.clone(),
         source_map_support: a.source_map_support.then_some(true),
+        health_check: health_from_flags(a)?,
+        max_event_loop_lag: a
+            .max_event_loop_lag
+            .as_deref()
+            .map(|v| {
+                crate::spec::health::max_lag(&serde_json::Value::String(v.into()))
+                    .map_err(|e| Error::Config(format!("--max-event-loop-lag: {e}")))
+            })
+            .transpose()?,
         ..Default::default()
+    })
+}
+
+/// The `--health-*` flags as one checked health check; an error names the flag.
+fn health_from_flags(a: &StartArgs) -> Result<Option<crate::spec::health::HealthCheck>> {
+    use serde_json::Value;
+    let text = |v: &Option<String>| v.clone().map(Value::String);
+    let raw = crate::spec::health::RawHealth {
+        http: a.health_http.clone(),
+        tcp: text(&a.health_tcp),
+        command: a.health_cmd.clone(),
+        interval: text(&a.health_interval),
+        timeout: text(&a.health_timeout),
+        failures: text(&a.health_failures),
+        start_period: text(&a.health_start_period),
+    };
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.resolve().map(Some).map_err(|e| {
+        let flag = match e.key.as_str() {
+            "" => "--health-http/--health-tcp/--health-cmd".to_string(),
+            "command" => "--health-cmd".to_string(),
+            k => format!("--health-{}", k.replace('_', "-")),
+        };
+        Error::Config(format!("{flag}: {}", e.message))
     })
 }
 

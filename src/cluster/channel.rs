@@ -44,6 +44,8 @@ pub enum ChannelEvent {
     },
     /// The preload's report on the Node.js runtime.
     Metrics(NodeReport),
+    /// The preload's private health-check port (None: no HTTP server yet).
+    HealthPort(Option<u16>),
     /// The worker closed the channel (it may live on without one).
     Closed,
     /// Any other message the app sent.
@@ -180,6 +182,7 @@ impl Channel {
             WorkerMessage::Listening { address } => Some(ChannelEvent::Listening(address)),
             WorkerMessage::ExitedAfterDisconnect => Some(ChannelEvent::ExitedAfterDisconnect),
             WorkerMessage::Metrics(r) => Some(ChannelEvent::Metrics(r)),
+            WorkerMessage::HealthPort(p) => Some(ChannelEvent::HealthPort(p)),
             WorkerMessage::Close { .. } | WorkerMessage::OtherInternal => None,
             WorkerMessage::App(Value::String(s)) if s == "ready" => Some(ChannelEvent::Ready),
             WorkerMessage::App(v) => Some(ChannelEvent::App(v)),

@@ -22,6 +22,9 @@ pub enum WorkerMessage {
     HandleNack,
     /// The pmr preload's periodic report on the Node.js runtime.
     Metrics(NodeReport),
+    /// The preload's private port for this instance's health checks (None:
+    /// the instance has no HTTP server listening yet).
+    HealthPort(Option<u16>),
     /// Another internal message we have no use for.
     OtherInternal,
     /// The app's own `process.send()` payload.
@@ -145,6 +148,14 @@ fn classify(v: Value) -> WorkerMessage {
 }
 
 fn pmr_message(v: &Value) -> WorkerMessage {
+    if v.get("act").and_then(Value::as_str) == Some("health-port") {
+        let port = v
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0);
+        return WorkerMessage::HealthPort(port);
+    }
     if v.get("act").and_then(Value::as_str) != Some("metrics") {
         return WorkerMessage::OtherInternal;
     }
@@ -168,6 +179,11 @@ fn pmr_message(v: &Value) -> WorkerMessage {
 /// Tells the preload how often to report (`metrics.interval` changed).
 pub fn metrics_interval(ms: u64) -> Value {
     json!({ "cmd": "NODE_PMR", "act": "metrics", "interval": ms })
+}
+
+/// Asks the preload for the instance's private health-check port.
+pub fn health_port_request() -> Value {
+    json!({ "cmd": "NODE_PMR", "act": "health-port" })
 }
 
 /// The answer to a `queryServer` that succeeded; the socket travels with it.

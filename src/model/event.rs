@@ -67,6 +67,11 @@ pub enum EventKind {
         reason: RestartReason,
         detail: String,
     },
+    /// Health checks failed `failures` times in a row, or the event loop
+    /// stayed blocked past `max_event_loop_lag`: a replacement follows.
+    Unhealthy {
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +154,7 @@ impl Event {
             EventKind::Replacing { reason, detail } => {
                 format!("{detail}: replacing it{pid} (reason: {})", reason.as_str())
             }
+            EventKind::Unhealthy { detail } => format!("unhealthy{pid}: {detail}; replacing it"),
         }
     }
 }

@@ -48,6 +48,8 @@ pub enum RestartReason {
     Watch,
     Cron,
     User,
+    /// Health checks failed, or the event loop stayed blocked.
+    Health,
 }
 
 impl RestartReason {
@@ -58,6 +60,7 @@ impl RestartReason {
             RestartReason::Watch => "watch",
             RestartReason::Cron => "cron",
             RestartReason::User => "user",
+            RestartReason::Health => "health",
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct RestartCounts {
     pub watch: u32,
     pub cron: u32,
     pub user: u32,
+    #[serde(default)]
+    pub health: u32,
 }
 
 impl RestartCounts {
@@ -80,6 +85,7 @@ impl RestartCounts {
             RestartReason::Watch => self.watch += 1,
             RestartReason::Cron => self.cron += 1,
             RestartReason::User => self.user += 1,
+            RestartReason::Health => self.health += 1,
         }
     }
 }
@@ -154,6 +160,40 @@ pub fn short_size(b: u64) -> String {
     }
 }
 
+/// What an instance's health checks say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// No check has passed yet since the process started.
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The health of a running instance (absent without a check or a
+/// `max_event_loop_lag`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthInfo {
+    pub status: HealthStatus,
+    /// `http`, `tcp`, `command`, or `event_loop` (the watchdog alone).
+    pub check: String,
+    /// When the last check ran, in milliseconds since the epoch.
+    pub last_check_at: Option<u64>,
+    /// What the last check said (`HTTP 200`, `no answer within 2000 ms`).
+    pub last_result: Option<String>,
+    pub consecutive_failures: u32,
+}
+
 /// One row of `pmr jlist`: the contract in DESIGN.md plus details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceInfo {
@@ -194,6 +234,9 @@ pub struct InstanceInfo {
     pub next_cron_restart: Option<u64>,
     /// What a stop reaches: `cgroup <path>` or `process group <pgid>`.
     pub kill_scope: Option<String>,
+    /// Health checks and the event-loop watchdog, when configured.
+    #[serde(default)]
+    pub health: Option<HealthInfo>,
 }
 
 /// What `describe` returns for one instance.

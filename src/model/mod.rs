@@ -15,5 +15,6 @@ pub use instance::{
     short_size, Description, ExitRecord, InstanceInfo, MemoryExceeded, NodeMetrics, RestartCounts,
     RestartReason, Status,
 };
+pub use instance::{HealthInfo, HealthStatus};
 pub use operation::{Report, ScaleTo};
 pub use stream::{RecentLines, StreamItem};

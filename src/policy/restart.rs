@@ -136,6 +136,35 @@ impl RestartState {
     }
 }
 
+impl RestartState {
+    /// A process replaced for failing its health checks (or blocking its
+    /// event loop), counted by the same crash-loop rule as an exit: one that
+    /// never passed a check counts as an unstable run, one that did as a
+    /// stable one. The replacement happens whatever `autorestart` and
+    /// `stop_exit_codes` say (they are about exits); too many unstable ones
+    /// in a row and the instance is errored.
+    pub fn on_unhealthy(&mut self, policy: &RestartPolicy, passed_once: bool) -> Decision {
+        let p = RestartPolicy {
+            autorestart: true,
+            stop_exit_codes: Vec::new(),
+            ..policy.clone()
+        };
+        let uptime = if passed_once {
+            policy.min_uptime.max(BACKOFF_RESET_AFTER)
+        } else {
+            Duration::ZERO
+        };
+        self.on_exit(
+            &p,
+            Exit {
+                code: None,
+                uptime,
+                voluntary: false,
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +299,45 @@ mod tests {
             assert!(matches!(s.on_exit(&p, e), Decision::Restart { .. }));
         }
         assert_eq!(s.unstable_restarts, 0);
+    }
+
+    #[test]
+    fn health_replacements_share_the_crash_loop_count() {
+        let p = RestartPolicy {
+            max_restarts: 2,
+            autorestart: false,
+            ..Default::default()
+        };
+        let mut s = RestartState::default();
+        assert!(matches!(
+            s.on_unhealthy(&p, false),
+            Decision::Restart { .. }
+        ));
+        assert!(matches!(
+            s.on_exit(
+                &RestartPolicy {
+                    max_restarts: 2,
+                    ..Default::default()
+                },
+                crash(10)
+            ),
+            Decision::Restart { .. }
+        ));
+        assert_eq!(
+            s.unstable_restarts, 2,
+            "a crash and a health replacement, in a row"
+        );
+        assert!(matches!(
+            s.on_unhealthy(&p, false),
+            Decision::Errored { .. }
+        ));
+        s.reset();
+        s.on_unhealthy(&p, false);
+        assert!(matches!(s.on_unhealthy(&p, true), Decision::Restart { .. }));
+        assert_eq!(
+            s.unstable_restarts, 0,
+            "a process that passed its checks ran stably"
+        );
     }
 
     #[test]

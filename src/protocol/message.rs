@@ -110,6 +110,8 @@ pub enum Request {
     Metrics,
     /// Stop every app, then the daemon.
     Kill,
+    /// A test alert to every receiver, and each answer.
+    NotifyTest,
 }
 
 impl Request {
@@ -141,6 +143,7 @@ impl Request {
         "clear_dump",
         "metrics",
         "kill",
+        "notify_test",
     ];
 
     /// The `cmd` this request is written with. The match is exhaustive, so
@@ -173,6 +176,7 @@ impl Request {
             Request::ClearDump => "clear_dump",
             Request::Metrics => "metrics",
             Request::Kill => "kill",
+            Request::NotifyTest => "notify_test",
         }
     }
 }
@@ -253,6 +257,7 @@ mod tests {
             Request::ClearDump,
             Request::Metrics,
             Request::Kill,
+            Request::NotifyTest,
         ];
         let named: std::collections::BTreeSet<&str> =
             examples.iter().map(Request::command).collect();

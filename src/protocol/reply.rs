@@ -196,6 +196,8 @@ pub enum Answer {
     Metrics(String),
     Subscribed(Subscribed),
     Killed(Killed),
+    /// `notify_test`: each receiver's answer.
+    NotifyTest(Vec<crate::notify::NotifyAnswer>),
 }
 
 #[cfg(test)]

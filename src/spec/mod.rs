@@ -6,7 +6,9 @@
 pub mod cron;
 pub mod datefmt;
 pub mod ecosystem;
+pub mod health;
 pub mod js_options;
+pub mod notify;
 mod options;
 mod resolve;
 pub mod suggest;
@@ -110,6 +112,16 @@ pub struct AppSpec {
     /// user's primary group).
     #[serde(default)]
     pub gid: Option<String>,
+    /// Checks that the instance still serves; failing ones replace it.
+    #[serde(default)]
+    pub health_check: Option<health::HealthCheck>,
+    /// An instance whose event loop stays blocked longer than this (ms) is
+    /// replaced as unhealthy (None: never).
+    #[serde(default)]
+    pub max_event_loop_lag_ms: Option<u64>,
+    /// The app's own alert receivers and events.
+    #[serde(default)]
+    pub notify: Option<notify::AppNotify>,
 }
 
 /// Where an app's output goes.
@@ -293,6 +305,9 @@ mod tests {
             cron_restart: None,
             uid: None,
             gid: None,
+            health_check: None,
+            max_event_loop_lag_ms: None,
+            notify: None,
         }
     }
 

@@ -90,6 +90,9 @@ pub const APP_KEYS: &[&str] = &[
     "gid",
     "port",
     "source_map_support",
+    "health_check",
+    "max_event_loop_lag",
+    "notify",
 ];
 
 /// PM2's other spellings of the same options.
@@ -596,6 +599,23 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                 "uid" => c.uid = Some(account(v)?),
                 "gid" => c.gid = Some(account(v)?),
                 "port" => port_env = Some(port(v)?),
+                "health_check" => {
+                    let checked =
+                        super::health::RawHealth::from_value(v).and_then(|raw| raw.resolve());
+                    match checked {
+                        Ok(h) => c.health_check = Some(h),
+                        Err(e) if e.key.is_empty() => return Err(e.message),
+                        Err(e) => {
+                            issues.push(Issue::error(&format!("health_check.{}", e.key), e.message))
+                        }
+                    }
+                }
+                "max_event_loop_lag" => c.max_event_loop_lag = Some(super::health::max_lag(v)?),
+                "notify" => match super::notify::AppNotify::from_value(v) {
+                    Ok(n) => c.notify = Some(n),
+                    Err((k, m)) if k.is_empty() => return Err(m),
+                    Err((k, m)) => issues.push(Issue::error(&format!("notify.{k}"), m)),
+                },
                 _ => {
                     issues.push(unknown_key(key));
                 }

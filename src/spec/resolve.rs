@@ -116,6 +116,15 @@ pub struct AppConfig {
     pub gid: Option<String>,
     /// Node's `--enable-source-maps` for the app.
     pub source_map_support: Option<bool>,
+    /// `health_check: {...}`, checked when it was read.
+    #[serde(default)]
+    pub health_check: Option<super::health::HealthCheck>,
+    /// `max_event_loop_lag`, in milliseconds.
+    #[serde(default)]
+    pub max_event_loop_lag: Option<u64>,
+    /// `notify: {...}`, checked when it was read.
+    #[serde(default)]
+    pub notify: Option<super::notify::AppNotify>,
 }
 
 /// The CPUs of this machine, the usual `ResolveContext::cpus`.
@@ -473,6 +482,9 @@ impl AppConfig {
             cron_restart: self.cron_restart.clone(),
             uid: self.uid.clone(),
             gid: self.gid.clone(),
+            health_check: self.health_check.clone(),
+            max_event_loop_lag_ms: self.max_event_loop_lag,
+            notify: self.notify.clone(),
         };
         Ok(Resolved { spec, notices })
     }

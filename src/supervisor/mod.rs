@@ -4,6 +4,7 @@
 //! can also run it in-process. This file holds the `Supervisor` itself and
 //! wires the modules that carry out each kind of operation.
 
+mod alerts;
 mod auto;
 mod child;
 mod cron;
@@ -96,6 +97,8 @@ struct Inner {
     settings: watch::Sender<Settings>,
     /// The "apps run as root" warning was given.
     root_warned: AtomicBool,
+    /// Where alerts are queued for their receivers.
+    alerts: Arc<crate::notify::Dispatcher>,
 }
 
 #[derive(Clone)]
@@ -134,7 +137,9 @@ impl Supervisor {
             settings,
             cfg,
             root_warned: AtomicBool::new(false),
+            alerts: crate::notify::Dispatcher::new(),
         });
+        alerts::spawn(Arc::downgrade(&inner), inner.shared.events.subscribe());
         metrics::spawn_sampler(Arc::downgrade(&inner), settings_rx);
         Supervisor { inner }
     }

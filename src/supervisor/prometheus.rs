@@ -77,6 +77,7 @@ pub fn render(instances: &[InstanceInfo]) -> String {
             ("watch", r.watch),
             ("cron", r.cron),
             ("user", r.user),
+            ("health", r.health),
         ] {
             f.sample("pmr_restarts_total", &format!("{l},reason=\"{reason}\""), n);
         }
@@ -169,6 +170,31 @@ pub fn render(instances: &[InstanceInfo]) -> String {
     for (n, l) in &node {
         f.sample("pmr_active_handles", l, n.active_handles);
     }
+    f.header(
+        "pmr_health_status",
+        "gauge",
+        "1 healthy, 0 unhealthy, -1 starting (instances with a health check or max_event_loop_lag).",
+    );
+    for (i, l) in &all {
+        if let Some(h) = &i.health {
+            let v = match h.status {
+                crate::model::HealthStatus::Healthy => 1,
+                crate::model::HealthStatus::Unhealthy => 0,
+                crate::model::HealthStatus::Starting => -1,
+            };
+            f.sample("pmr_health_status", l, v);
+        }
+    }
+    f.header(
+        "pmr_health_consecutive_failures",
+        "gauge",
+        "Failed health checks in a row of the instance's current process.",
+    );
+    for (i, l) in &all {
+        if let Some(h) = &i.health {
+            f.sample("pmr_health_consecutive_failures", l, h.consecutive_failures);
+        }
+    }
     out
 }
 
@@ -228,6 +254,7 @@ mod tests {
                 combined: None,
             },
             log_dropped_bytes: 0,
+            health: None,
             watching: false,
             next_cron_restart: None,
             kill_scope: None,
@@ -281,13 +308,13 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "{l}");
             }
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 13);
     }
 
     #[test]
     fn nothing_running_still_names_every_family() {
         let text = render(&[]);
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 11);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 13);
         assert!(text.lines().all(|l| l.starts_with('#')));
     }
 }

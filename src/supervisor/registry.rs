@@ -187,6 +187,7 @@ impl Supervisor {
                 .pid
                 .and_then(|p| self.inner.shared.scope_of(p))
                 .map(|s| s.describe()),
+            health: st.health.clone(),
         }
     }
 

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 pub use crate::model::{
-    short_size, Description, Event, EventKind, ExitRecord, InstanceInfo, MemoryExceeded,
-    NodeMetrics, ReloadStep, RestartCounts, RestartReason, Status,
+    short_size, Description, Event, EventKind, ExitRecord, HealthInfo, InstanceInfo,
+    MemoryExceeded, NodeMetrics, ReloadStep, RestartCounts, RestartReason, Status,
 };
 
 /// How many events `describe` keeps per instance.
@@ -35,6 +35,8 @@ pub(crate) struct InstanceState {
     pub listening: Vec<String>,
     pub history: VecDeque<Event>,
     pub created_at: u64,
+    /// What the health checks (or the event-loop watchdog) say.
+    pub health: Option<HealthInfo>,
 }
 
 impl InstanceState {
@@ -58,6 +60,7 @@ impl InstanceState {
             listening: Vec::new(),
             history: VecDeque::with_capacity(HISTORY),
             created_at,
+            health: None,
         }
     }
 

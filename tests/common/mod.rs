@@ -308,6 +308,7 @@ pub fn kind(e: &Event) -> &'static str {
         EventKind::Error { .. } => "error",
         EventKind::MemoryLimit { .. } => "memory-limit",
         EventKind::Replacing { .. } => "replacing",
+        EventKind::Unhealthy { .. } => "unhealthy",
     }
 }
 

@@ -5,6 +5,7 @@
 //! `InstanceState`.
 
 mod handover;
+mod health;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,6 +86,8 @@ pub(crate) struct Slot {
     pub listens: bool,
     /// While a wait_ready process has not said ready: when to give up waiting.
     launch_deadline: Option<Instant>,
+    /// Health checks and the event-loop watchdog of the running process.
+    health: health::Health,
 }
 
 impl Slot {
@@ -108,6 +111,7 @@ impl Slot {
             guard: None,
             listens: false,
             launch_deadline: None,
+            health: health::Health::default(),
         }
     }
 
@@ -217,7 +221,8 @@ impl Slot {
         st.reasons.add(reason);
     }
 
-    fn record_exit(&self, exit: ProcessExit, uptime: Duration, expected: bool) {
+    fn record_exit(&mut self, exit: ProcessExit, uptime: Duration, expected: bool) {
+        self.end_health();
         let rec = ExitRecord {
             code: exit.code,
             signal: exit.signal_name(),
@@ -239,6 +244,7 @@ impl Slot {
     }
 
     fn go_idle(&mut self, status: Status) -> Phase {
+        self.end_health();
         self.set_status(status);
         self.launch_deadline = None;
         self.deactivate();
@@ -372,7 +378,9 @@ impl Slot {
                 self.listens = true;
                 self.st().listening.push(address.clone());
                 self.emit(EventKind::Listening { address });
+                self.on_listening_for_health(p);
             }
+            ChannelEvent::HealthPort(port) => self.on_health_port(port),
             ChannelEvent::Ready => {
                 if self.st().status == Status::Launching {
                     self.set_status(Status::Online);
@@ -398,6 +406,7 @@ impl Slot {
                 };
                 let interval = self.shared.settings.borrow().metrics.interval_ms;
                 self.st().node = Some((metrics, Instant::now().into_std(), r.interval_ms));
+                self.heartbeat();
                 // The preload starts at its default pace: tell it the
                 // configured one (and any later change) when they differ.
                 if r.interval_ms != interval {
@@ -546,10 +555,21 @@ impl Slot {
                     }
                 }
                 Phase::Running(mut p) => {
+                    self.sync_health(&p);
                     let launch_deadline = self.launch_deadline;
+                    let watchdog_at = self.watchdog_at();
                     let mut exit_watch = p.exit_watch();
                     tokio::select! {
                         exit = wait_for_exit(&mut exit_watch) => self.on_crash(p, exit),
+                        Some(msg) = health::next_probe_msg(&mut self.health) => {
+                            self.on_probe_msg(p, msg).await
+                        }
+                        _ = async {
+                            match watchdog_at {
+                                Some(d) => tokio::time::sleep_until(d).await,
+                                None => std::future::pending().await,
+                            }
+                        } => self.on_watchdog(p).await,
                         Some(ev) = p.events.recv() => {
                             self.on_channel_event(&mut p, ev);
                             Phase::Running(p)

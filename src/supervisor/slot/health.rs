@@ -1,0 +1,284 @@
+//! A slot's health: it starts the checks of each new process, reads their
+//! results into the state machine, runs the event-loop watchdog, and
+//! replaces an unhealthy process through the zero-downtime path (a reload
+//! in cluster mode, a restart otherwise) with restart reason `health`,
+//! counted by the crash-loop policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Phase, Slot};
+use crate::clock::now_ms;
+use crate::cluster::message::health_port_request;
+use crate::health::check::Subject;
+use crate::health::state::{loop_blocked, Verdict};
+use crate::health::task::{ProbeMsg, Probing};
+use crate::model::{HealthInfo, HealthStatus};
+use crate::policy::restart::Decision;
+use crate::process::spawn::Credentials;
+use crate::spec::ExecMode;
+use crate::supervisor::child::RunningProcess;
+use crate::supervisor::state::{EventKind, RestartReason, Status};
+
+/// The event-loop watchdog looks this often at most, and at least every
+/// quarter of the limit.
+const WATCHDOG_MAX_TICK: Duration = Duration::from_millis(500);
+const WATCHDOG_MIN_TICK: Duration = Duration::from_millis(100);
+
+/// The health part of a slot.
+#[derive(Default)]
+pub(crate) struct Health {
+    pub probing: Option<Probing>,
+    /// When the watchdog looks next.
+    watchdog_at: Option<Instant>,
+    /// The running process reported through the preload at least once.
+    reported: bool,
+}
+
+/// Waits for the checks' next message; never, without checks.
+pub(super) async fn next_probe_msg(h: &mut Health) -> Option<ProbeMsg> {
+    match h.probing.as_mut() {
+        Some(p) => p.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Slot {
+    /// The event-loop limit, where it can be watched: a Node.js app with
+    /// pmr's preload (which sends the heartbeats).
+    fn lag_limit(&self) -> Option<u64> {
+        self.spec
+            .max_event_loop_lag_ms
+            .filter(|_| self.spec.node && self.shared.node_preload.is_some())
+    }
+
+    /// Makes the checks match the running process `p`: a new process gets
+    /// new checks, starting from `starting`.
+    pub(super) fn sync_health(&mut self, p: &RunningProcess) {
+        if let Some(check) = &self.spec.health_check {
+            if self.health.probing.as_ref().map(|x| x.pid) != Some(p.pid) {
+                let credentials =
+                    Credentials::resolve(self.spec.uid.as_deref(), self.spec.gid.as_deref())
+                        .ok()
+                        .flatten();
+                let subject = Subject {
+                    pid: p.pid,
+                    instance: self.instance,
+                    cwd: self.spec.cwd.clone(),
+                    env: self.spec.env.clone(),
+                    credentials,
+                };
+                self.health.probing = Some(Probing::start(
+                    Arc::new(check.clone()),
+                    subject,
+                    crate::notify::http::Client::shared(),
+                    p.started,
+                ));
+                self.health.reported = false;
+                self.publish_health();
+            }
+        } else {
+            self.health.probing = None;
+        }
+        match self.lag_limit() {
+            Some(limit) => {
+                if self.health.watchdog_at.is_none() {
+                    let tick = Duration::from_millis(limit / 4)
+                        .clamp(WATCHDOG_MIN_TICK, WATCHDOG_MAX_TICK);
+                    self.health.watchdog_at = Some(Instant::now() + tick);
+                }
+                if self.spec.health_check.is_none() && self.st().health.is_none() {
+                    self.publish_health();
+                }
+            }
+            None => self.health.watchdog_at = None,
+        }
+    }
+
+    /// No process: no checks.
+    pub(super) fn end_health(&mut self) {
+        self.health.probing = None;
+        self.health.watchdog_at = None;
+        self.health.reported = false;
+        self.st().health = None;
+    }
+
+    pub(super) fn watchdog_at(&self) -> Option<Instant> {
+        self.health.watchdog_at
+    }
+
+    /// The instance's health as jlist shows it.
+    fn publish_health(&self) {
+        let info = match &self.health.probing {
+            Some(pr) => HealthInfo {
+                status: pr.tracker.status,
+                check: pr.check.probe.kind().to_string(),
+                last_check_at: pr.last.as_ref().map(|(at, _)| *at),
+                last_result: pr.last.as_ref().map(|(_, o)| o.detail.clone()),
+                consecutive_failures: pr.tracker.consecutive_failures,
+            },
+            None if self.lag_limit().is_some() => HealthInfo {
+                status: if self.health.reported {
+                    HealthStatus::Healthy
+                } else {
+                    HealthStatus::Starting
+                },
+                check: "event_loop".into(),
+                last_check_at: None,
+                last_result: None,
+                consecutive_failures: 0,
+            },
+            None => {
+                self.st().health = None;
+                return;
+            }
+        };
+        self.st().health = Some(info);
+    }
+
+    /// The preload reported: the loop runs.
+    pub(super) fn heartbeat(&mut self) {
+        if !self.health.reported {
+            self.health.reported = true;
+            if self.health.probing.is_none() {
+                self.publish_health();
+            }
+        }
+    }
+
+    /// The process just listened: an HTTP check of a path can ask for the
+    /// instance's own port now rather than at its next check.
+    pub(super) fn on_listening_for_health(&self, p: &RunningProcess) {
+        let wants =
+            self.health.probing.as_ref().is_some_and(|pr| {
+                pr.check.probe.http_path().is_some() && pr.port.borrow().is_none()
+            });
+        if wants {
+            p.send(health_port_request());
+        }
+    }
+
+    pub(super) fn on_health_port(&self, port: Option<u16>) {
+        if let Some(pr) = &self.health.probing {
+            pr.port.send_replace(port);
+        }
+    }
+
+    /// A message from the checks of the running process `p`.
+    pub(super) async fn on_probe_msg(&mut self, p: Box<RunningProcess>, msg: ProbeMsg) -> Phase {
+        let outcome = match msg {
+            ProbeMsg::NeedPort => {
+                p.send(health_port_request());
+                return Phase::Running(p);
+            }
+            ProbeMsg::Result(o) => o,
+        };
+        let Some(pr) = self.health.probing.as_mut() else {
+            return Phase::Running(p);
+        };
+        let since = pr.started.elapsed().as_millis() as u64;
+        let verdict = pr.tracker.on_result(since, outcome.passed);
+        let detail = format!(
+            "{} failed {} times in a row, the last: {}",
+            pr.check.probe.describe(),
+            pr.tracker.consecutive_failures,
+            outcome.detail
+        );
+        if !outcome.passed {
+            tracing::debug!(app = %self.spec.name, id = self.id, "health check failed: {}", outcome.detail);
+        }
+        pr.last = Some((now_ms(), outcome));
+        let passed_once = pr.tracker.ever_passed;
+        self.publish_health();
+        match verdict {
+            Verdict::Keep => Phase::Running(p),
+            Verdict::Replace => self.replace_unhealthy(p, detail, passed_once).await,
+        }
+    }
+
+    /// The watchdog's look at the running process `p`.
+    pub(super) async fn on_watchdog(&mut self, p: Box<RunningProcess>) -> Phase {
+        let Some(limit) = self.lag_limit() else {
+            self.health.watchdog_at = None;
+            return Phase::Running(p);
+        };
+        let tick = Duration::from_millis(limit / 4).clamp(WATCHDOG_MIN_TICK, WATCHDOG_MAX_TICK);
+        self.health.watchdog_at = Some(Instant::now() + tick);
+        let (lag, interval) = {
+            let st = self.st();
+            let interval = st
+                .node
+                .map(|(_, _, i)| i)
+                .unwrap_or_else(|| self.shared.settings.borrow().metrics.interval_ms);
+            (st.node_metrics().map(|m| m.event_loop_lag_ms), interval)
+        };
+        let since = p.started.elapsed().as_millis() as u64;
+        if !matches!(self.st().status, Status::Online | Status::Launching)
+            || !loop_blocked(lag, since, interval, limit)
+        {
+            return Phase::Running(p);
+        }
+        let shown = lag.unwrap_or(since.saturating_sub(interval) as f64).round();
+        let detail = match lag {
+            Some(_) => format!("event loop blocked for {shown} ms (max_event_loop_lag {limit} ms)"),
+            None => format!(
+                "event loop blocked since the start, no heartbeat in {since} ms (max_event_loop_lag {limit} ms)"
+            ),
+        };
+        let passed_once = self.health.reported;
+        self.replace_unhealthy(p, detail, passed_once).await
+    }
+
+    /// Replaces an unhealthy process: in cluster mode by a reload (the
+    /// others and the shared socket keep serving, and a replacement that
+    /// never gets ready leaves the old process in place), otherwise, or
+    /// when that reload fails, by a restart. Too many replacements of
+    /// processes that never passed a check, in a row, and the instance is
+    /// errored, as a crash loop is.
+    pub(super) async fn replace_unhealthy(
+        &mut self,
+        p: Box<RunningProcess>,
+        detail: String,
+        passed_once: bool,
+    ) -> Phase {
+        if let Some(h) = self.st().health.as_mut() {
+            h.status = HealthStatus::Unhealthy;
+        }
+        self.emit(EventKind::Unhealthy {
+            detail: detail.clone(),
+        });
+        let decision = self
+            .policy
+            .on_unhealthy(&self.spec.restart_policy(), passed_once);
+        self.st().unstable_restarts = self.policy.unstable_restarts;
+        if let Decision::Errored { reason } | Decision::Stopped { reason } = decision {
+            self.stop_process(p).await;
+            let reason = format!("{reason}; unhealthy: {detail}");
+            self.st().errored_reason = Some(reason.clone());
+            self.end_health();
+            let idle = self.go_idle(Status::Errored);
+            self.emit(EventKind::Errored { reason });
+            return idle;
+        }
+        let p = if self.spec.exec_mode == ExecMode::Cluster && p.has_channel() {
+            match self.reload(p, None, RestartReason::Health).await {
+                (next, Ok(())) => return next,
+                (Phase::Running(old), Err(_)) => old,
+                (other, Err(_)) => return other,
+            }
+        } else {
+            p
+        };
+        let hold = self.pool.as_ref().map(|pool| pool.acquire());
+        self.stop_process(p).await;
+        self.emit(EventKind::Restart {
+            reason: RestartReason::Health,
+            delay_ms: 0,
+        });
+        let next = self.restart_now(RestartReason::Health);
+        drop(hold);
+        next
+    }
+}
