@@ -179,6 +179,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "serve the web dashboard on this port (none: off; pmr dashboard picks one)",
     ),
     ("dashboard.host", "address of the web dashboard"),
+    (
         "notify.webhook",
         "URLs that get each alert as JSON, comma-separated (none: off)",
     ),
@@ -363,6 +364,7 @@ impl Settings {
                 v.parse::<std::net::IpAddr>()
                     .map_err(|_| bad(format!("'{v}' is not an IP address")))?;
                 self.dashboard.host = v.to_string();
+            }
             "notify.webhook" | "notify.slack" => {
                 let urls = if is_none(value) {
                     Vec::new()

@@ -333,6 +333,9 @@ mod tests {
             cron_restart: None,
             uid: None,
             gid: None,
+            health_check: None,
+            max_event_loop_lag_ms: None,
+            notify: None,
         }
     }
 
@@ -361,6 +364,7 @@ mod tests {
             errored_reason: None,
             last_error: None,
             listening: vec![],
+            health: None,
             logs: LogPaths {
                 out: PathBuf::from("/h/logs/api-out-3.log"),
                 err: PathBuf::from("/h/logs/api-error-3.log"),
