@@ -173,6 +173,9 @@ test('dashboard in Chromium: live rows, a crash, reload and scale clicked, log t
     await page.waitForFunction(() => document.querySelectorAll('tr.inst[data-app=web]').length === 3, { timeout: 15000 })
     await online(home, 'web', 3)
 
+    // Dismiss the finished actions' cards: the screenshots show the page.
+    await page.$$eval('.op .title button', (bs) => bs.forEach((b) => b.click()))
+
     // One instance: its charts have data.
     const first = rows(home, 'web')[0]
     await page.click(`tr.inst[data-id="${first.id}"]`)
