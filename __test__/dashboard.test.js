@@ -11,7 +11,8 @@ const os = require('node:os')
 const path = require('node:path')
 const http = require('node:http')
 const zlib = require('node:zlib')
-const { withHome, waitFor, freePort, get, rows, online, FIXTURES } = require('./helpers')
+const { spawn } = require('node:child_process')
+const { withHome, waitFor, freePort, get, rows, online, FIXTURES, ROOT } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'dashboard', 'app.js')
 const CHROMIUM = [process.env.PMR_CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium-browser']
@@ -99,6 +100,29 @@ test('dashboard access: token → cookie, 401 without, wrong Host and cross-orig
   await assert.rejects(request(d.port), /ECONNREFUSED/)
 }))
 
+test('pmr-runtime serves the dashboard when asked, behind the token it is given', withHome(async (home) => {
+  const port = await freePort()
+  const token = 'a'.repeat(16) + 'b'.repeat(16) + 'c'.repeat(16)
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'pmr-runtime.js'), 'idle.js', '--name', 'job', '--dashboard-port', String(port)],
+    { cwd: FIXTURES, env: home.env({ PMR_DASHBOARD_TOKEN: token }) })
+  home.pids.add(child.pid)
+  let err = ''
+  child.stderr.on('data', (d) => { err += d })
+  child.stdout.on('data', (d) => { err += d })
+  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+  try {
+    await waitFor('the dashboard line', () => err.includes(`dashboard at http://127.0.0.1:${port}/?token=<PMR_DASHBOARD_TOKEN>`))
+    assert.ok(!err.includes(token), 'a given token is not printed')
+    assert.equal((await request(port)).status, 401)
+    const page = await request(port, { headers: { authorization: 'Bearer ' + token } })
+    assert.equal(page.status, 200)
+    assert.match(page.body.toString(), /pmr dashboard/)
+  } finally {
+    child.kill('SIGTERM')
+    assert.equal(await exited, 0)
+  }
+}))
+
 test('dashboard in Chromium: live rows, a crash, reload and scale clicked, log tail, charts', { skip: noBrowser, timeout: 120000 }, withHome(async (home, t) => {
   const shots = process.env.PMR_SCREENSHOTS || fs.mkdtempSync(path.join(os.tmpdir(), 'pmr-shots-'))
   const appPort = await freePort()
@@ -173,13 +197,20 @@ test('dashboard in Chromium: live rows, a crash, reload and scale clicked, log t
     await page.waitForFunction(() => document.querySelectorAll('tr.inst[data-app=web]').length === 3, { timeout: 15000 })
     await online(home, 'web', 3)
 
-    // One instance: its charts have data.
-    const first = rows(home, 'web')[0]
+    // Dismiss the finished actions' cards: the screenshots show the page.
+    await page.$$eval('.op .title button', (bs) => bs.forEach((b) => b.click()))
+
+    // The instance that crashed: its charts have data, its timeline shows
+    // the crash, and the lines it printed before it are kept.
+    const first = rows(home, 'web').find((r) => r.restart_reasons.crash === 1)
+    assert.ok(first, 'the crashed instance')
     await page.click(`tr.inst[data-id="${first.id}"]`)
     await page.waitForSelector('#detail:not([hidden])')
     await page.waitForFunction(() => ['cpu', 'memory'].every((k) => Number(document.querySelector(`canvas.chart[data-series=${k}]`).dataset.points) > 1),
       { timeout: 10000 })
-    assert.match(await page.$eval('#timeline', (e) => e.textContent), /online/)
+    assert.match(await page.$eval('#timeline', (e) => e.textContent), /exited with code 3 \(crash\)/)
+    const crash = await page.waitForSelector('#crashes .crash-rec', { timeout: 5000 })
+    assert.match(await crash.evaluate((c) => c.textContent), /exited with code 3[\s\S]*listening on/)
     await page.screenshot({ path: path.join(shots, 'dashboard-instance.png') })
     await page.click('#detail-close')
     await page.screenshot({ path: path.join(shots, 'dashboard.png') })

@@ -26,7 +26,9 @@ pub(super) fn run(ctx: &Ctx<'_>, a: DashboardArgs) -> Result<()> {
     };
     let host: IpAddr = match &a.host {
         Some(h) => h.trim().parse().map_err(|_| {
-            Error::Config(format!("--host: '{h}' is not an IP address (e.g. 127.0.0.1)"))
+            Error::Config(format!(
+                "--host: '{h}' is not an IP address (e.g. 127.0.0.1)"
+            ))
         })?,
         None => all
             .dashboard_host

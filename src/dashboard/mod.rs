@@ -256,3 +256,19 @@ pub fn exposure_warning(at: SocketAddr) -> Option<String> {
         "warning: the dashboard on {at} is reachable from other machines: anyone who can reach it can try the token, and plain HTTP carries the token, the cookie, your apps' logs and their actions unencrypted; prefer ssh -L or a reverse proxy with TLS (README: Dashboard)"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_address_beyond_loopback_warns() {
+        assert!(exposure_warning("127.0.0.1:9615".parse().unwrap()).is_none());
+        assert!(exposure_warning("[::1]:9615".parse().unwrap()).is_none());
+        let w = exposure_warning("0.0.0.0:9615".parse().unwrap()).unwrap();
+        assert!(
+            w.contains("reachable from other machines") && w.contains("ssh -L"),
+            "{w}"
+        );
+    }
+}

@@ -154,7 +154,11 @@ fn dashboard(sup: &Supervisor, port: u16, host: &str) -> Result<DashboardEndpoin
         host: host.to_string(),
     })?;
     if let Some(at) = d.local_addr() {
-        let shown = if given { "<PMR_DASHBOARD_TOKEN>" } else { &token };
+        let shown = if given {
+            "<PMR_DASHBOARD_TOKEN>"
+        } else {
+            &token
+        };
         say(&format!("dashboard at http://{at}/?token={shown}"));
         if let Some(w) = crate::dashboard::exposure_warning(at) {
             say(&w);
