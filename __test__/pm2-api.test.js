@@ -58,6 +58,18 @@ test('a deploy script written for PM2 runs with only the require line changed', 
   assert.deepEqual(home.jlist(), [])
 }))
 
+test("PM2's bus example (launchBus, logs, messages, events) runs with only the require line changed", withHome(async (home) => {
+  const r = await runScript(home, path.join(PM2, 'bus.js'))
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+  const seen = JSON.parse(r.stdout.trim().split('\n').at(-1))
+  assert.deepEqual(seen.msg, [{ ready: true }, 'plain message'])
+  await waitFor('nothing left', () => home.jlist().length === 0)
+  assert.ok(seen.out.includes('talker: hello out'), seen.out.join('|'))
+  assert.ok(seen.err.includes('talker: hello err'), seen.err.join('|'))
+  // Items reach the bus in the daemon's order, and the start comes before the app's output.
+  assert.ok(seen.events.includes('start talker'), seen.events.join('|'))
+}))
+
 /** The declared properties of an index.d.ts interface: name → optional. */
 function declared (name) {
   const dts = path.join(ROOT, 'index.d.ts')

@@ -111,6 +111,7 @@ class PM2 {
     this._listener = null
     this._known = new Map()
     this._queue = Promise.resolve()
+    this._keepAlive = null
   }
 
   async _open (inProcess) {
@@ -302,13 +303,12 @@ class PM2 {
     return operated(await this._shapes(api, report.instances.map((i) => i.id)))
   }
 
-  /** Every process, in PM2's shape (`pm2 jlist`). */
+  /** Every process, in PM2's shape (`pm2 jlist`), in id order. */
   list (opts, cb) {
     if (typeof opts === 'function') cb = opts
     const run = async () => {
-      const api = await this._client()
-      const rows = await api.list()
-      return this._shapes(api, rows.map((r) => r.id))
+      const procs = await this._shapes(await this._client(), ['all'])
+      return procs.sort((a, b) => a.pm_id - b.pm_id)
     }
     return settle(run(), cb)
   }
@@ -364,11 +364,14 @@ class PM2 {
       const api = await this._client()
       const bus = new Bus(this)
       this._buses.add(bus)
+      // PM2's bus is a socket that keeps the script running until it
+      // disconnects; pmr's event stream alone does not keep Node alive.
+      if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
       if (!this._listener) {
         this._listener = (item) => { this._queue = this._queue.then(() => this._relay(api, item)).catch(() => {}) }
         api.on('*', this._listener)
       }
-      await this._shapes(api, (await api.list()).map((r) => r.id))
+      await this._shapes(api, ['all'])
       return bus
     }
     if (typeof cb !== 'function') return run()
@@ -377,6 +380,10 @@ class PM2 {
 
   _dropBus (bus) {
     this._buses.delete(bus)
+    if (this._buses.size === 0 && this._keepAlive) {
+      clearInterval(this._keepAlive)
+      this._keepAlive = null
+    }
     if (this._buses.size === 0 && this._listener && this._api) {
       this._api.off('*', this._listener)
       this._listener = null

@@ -79,22 +79,28 @@ fn list_format(flag: Option<ListFormat>) -> Result<ListFormat> {
 
 /// `jlist`, and `prettylist` (`pretty`): the same JSON, indented. In
 /// PM2's shape (`--format pm2`), every instance's description is mapped by
-/// `model::pm2`, since PM2's shape carries the app's options too.
+/// `model::pm2`, since PM2's shape carries the app's options too; in id
+/// order, as PM2 lists them.
 pub(super) fn jlist(ctx: &Ctx<'_>, pretty: bool, format: Option<ListFormat>) -> Result<()> {
     let format = list_format(format)?;
-    let mut daemon = ctx.existing_daemon()?;
-    let rows: Vec<InstanceInfo> = match &mut daemon {
-        Some(c) => c.request_as(Request::List)?,
-        None => Vec::new(),
-    };
-    let text = match (format, daemon) {
-        (ListFormat::Pm2, Some(mut c)) if !rows.is_empty() => {
-            let descs: Vec<Description> = c.request_as(Request::Describe {
-                target: rows.iter().map(|r| r.id.to_string()).collect(),
-            })?;
-            json_text(&crate::model::pm2::processes(&descs), pretty)
+    let text = match (format, ctx.existing_daemon()?) {
+        (_, None) => json_text(&Vec::<InstanceInfo>::new(), pretty),
+        (ListFormat::Pmr, Some(mut c)) => {
+            json_text(&c.request_as::<Vec<InstanceInfo>>(Request::List)?, pretty)
         }
-        _ => json_text(&rows, pretty),
+        (ListFormat::Pm2, Some(mut c)) => {
+            // One request: a list, then a describe of its ids, would fail
+            // on an app deleted in between.
+            let descs: Vec<Description> = match c.request_as(Request::Describe {
+                target: vec!["all".into()],
+            }) {
+                Err(Error::NotFound(_)) => Vec::new(),
+                other => other?,
+            };
+            let mut procs = crate::model::pm2::processes(&descs);
+            procs.sort_by_key(|p| p.pm_id);
+            json_text(&procs, pretty)
+        }
     }?;
     outln(&text);
     Ok(())
