@@ -72,6 +72,10 @@ pub struct AppSpec {
     /// `--update-env` can merge it over a new caller environment.
     pub app_env: BTreeMap<String, String>,
     pub instances: u32,
+    /// `instances` was written `max` (or 0): one per CPU of the machine that
+    /// runs it, so a dump says `max`, not this machine's count.
+    #[serde(default)]
+    pub instances_max: bool,
     pub exec_mode: ExecMode,
     pub autorestart: bool,
     pub max_restarts: u32,
@@ -110,6 +114,10 @@ pub struct AppSpec {
     /// user's primary group).
     #[serde(default)]
     pub gid: Option<String>,
+    /// `-p/--pid`: instance 0 writes its pid to this file, instance N to
+    /// `<stem>-<N>.<ext>`.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
 }
 
 /// Where an app's output goes.
@@ -271,6 +279,7 @@ mod tests {
             ]),
             app_env: BTreeMap::from([("PORT".to_string(), "3000".to_string())]),
             instances: 2,
+            instances_max: false,
             exec_mode: ExecMode::Cluster,
             autorestart: true,
             max_restarts: 16,
@@ -293,6 +302,7 @@ mod tests {
             cron_restart: None,
             uid: None,
             gid: None,
+            pid_file: None,
         }
     }
 
