@@ -75,14 +75,16 @@ test('without --env the base env applies; --only starts the named apps only', wi
   assert.equal(answer.env.APP_ENV, 'json')
   assert.equal(answer.env.NODE_ENV, 'development')
 
-  // The file's apps that run are reported as running; only the missing ones start.
+  // Issue 18: the file's apps that run are restarted, as pm2 start does
+  // (they used to be left alone); the missing ones start.
   const again = home.ok(['start', 'ecosystem.json'], { cwd: FORMATS, env: { PORT: String(port) } })
-  assert.match(again.stdout, /web is already running \(id 0\); pmr reload ecosystem\.json applies changes to it/)
+  assert.match(again.stdout, /web already running: restarting with ecosystem\.json's definition, as pm2 start does/)
   assert.match(again.stdout, /starting .*worker\.js as bg/)
   await online(home, 'bg')
   assert.equal(rows(home, 'web').length, 1)
   const third = home.ok(['start', 'ecosystem.json'], { cwd: FORMATS })
-  assert.match(third.stdout, /every app of ecosystem\.json is already running/)
+  assert.match(third.stdout, /web, bg already running: restarting/)
+  assert.match(third.stdout, /restarted web, bg/)
 
   const wrong = home.run(['start', 'ecosystem.json', '--only', 'wbe'], { cwd: FORMATS })
   assert.notEqual(wrong.code, 0)

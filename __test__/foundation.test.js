@@ -48,13 +48,12 @@ test('start, list, stop, start again, delete', withHome(async (home) => {
   assert.ok(!alive(again.pid))
 }))
 
-test('name derived from the script, and a running name cannot be started twice', withHome(async (home) => {
+test('name derived from the script, and a running script started again is restarted, not doubled', withHome(async (home) => {
   const r = home.ok(['start', 'idle.js'])
   assert.match(r.stdout, /no --name given: the app is named 'idle'/)
-  const dup = home.run(['start', 'idle.js'])
-  assert.notEqual(dup.code, 0)
-  assert.match(dup.stderr, /idle is already running/)
-  assert.equal(dup.stderr.trim().split('\n').length, 1)
+  // Issue 18: as pm2 start does (it used to be refused as "already running").
+  const dup = home.ok(['start', 'idle.js'])
+  assert.match(dup.stdout, /idle already runs .*idle\.js: restarting it/)
   assert.equal(app(home, 'idle').length, 1)
 }))
 

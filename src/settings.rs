@@ -437,6 +437,36 @@ impl Settings {
     }
 }
 
+/// A key's default in the text form `pmr set` takes (`pmr unset`).
+pub fn default_text(key: &str) -> Result<String> {
+    Ok(match Settings::default().get(key)? {
+        Value::Null => "none".into(),
+        Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+/// `pmr multiset "k1 v1 k2 v2"`: the pairs, each checked as `pmr set`
+/// would, so that a bad one sets none.
+pub fn parse_multiset(text: &str) -> Result<Vec<(String, String)>> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(2) {
+        return Err(Error::Config(format!(
+            "multiset takes key value pairs, e.g. pmr multiset \"log.retain 30 log.compress true\"; got {} word{}",
+            words.len(),
+            if words.len() == 1 { "" } else { "s" }
+        )));
+    }
+    let mut check = Settings::default();
+    words
+        .chunks(2)
+        .map(|kv| {
+            check.set(kv[0], kv[1])?;
+            Ok((kv[0].to_string(), kv[1].to_string()))
+        })
+        .collect()
+}
+
 fn unknown_key(key: &str) -> Error {
     let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
     let hint = match closest(key, known.iter().copied()) {
@@ -469,6 +499,28 @@ mod tests {
         let mut b = back;
         b.set("metrics.port", "none").unwrap();
         assert_eq!(b.metrics.port, None);
+    }
+
+    #[test]
+    fn unset_gives_the_default_multiset_checks_every_pair() {
+        assert_eq!(default_text("log.max_size").unwrap(), "10485760");
+        assert_eq!(default_text("metrics.port").unwrap(), "none");
+        assert_eq!(default_text("pm2-logrotate:retain").unwrap(), "10");
+        let mut s = Settings::default();
+        s.set("log.max_size", "50M").unwrap();
+        s.set("log.max_size", &default_text("log.max_size").unwrap())
+            .unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(
+            parse_multiset("log.retain 30  log.compress true").unwrap(),
+            [
+                ("log.retain".to_string(), "30".to_string()),
+                ("log.compress".to_string(), "true".to_string())
+            ]
+        );
+        assert!(parse_multiset("log.retain").is_err());
+        let e = parse_multiset("log.retain 3 log.retian 4").unwrap_err();
+        assert!(e.to_string().contains("did you mean log.retain?"), "{e}");
     }
 
     #[test]

@@ -25,9 +25,13 @@ Environment:
     about = "A production process manager for Node.js: keeps apps alive, runs them on every core, reloads them without dropping a request.",
     after_help = AFTER_HELP,
     disable_help_subcommand = true,
+    disable_version_flag = true,
     propagate_version = true
 )]
 pub struct Cli {
+    /// Print the version (PM2's -v; -V works too)
+    #[arg(short = 'v', long = "version", visible_short_alias = 'V', action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
     #[command(subcommand)]
     pub command: Command,
     /// Refuse ecosystem files with unknown keys (PM2 ignores them, pmr warns); also PMR_STRICT=1
@@ -101,9 +105,9 @@ pub enum Command {
     /// Write a commented ecosystem.config.js in the current directory
     #[command(
         visible_alias = "ecosystem",
-        after_help = "The starter names the script it finds (package.json's main, server.js,\napp.js or index.js). pmr init never overwrites a file.\n\nExamples:\n  pmr init && pmr start"
+        after_help = "The starter names the script it finds (package.json's main, server.js,\napp.js or index.js). pmr init never overwrites a file. The argument is an\napp name, or a file name ending in .js (PM2's `simple` writes the usual file).\n\nExamples:\n  pmr init && pmr start\n  pmr init api                 the app is named api\n  pmr init pm2.config.js       another file name"
     )]
-    Init,
+    Init(InitArgs),
     /// Show the last lines of app logs, then follow new lines
     #[command(after_help = LOGS_HELP)]
     Logs(LogsArgs),
@@ -164,6 +168,16 @@ pub enum Command {
     Set(SetArgs),
     /// Show daemon-wide settings
     Get(GetArgs),
+    /// Put a daemon-wide setting back to its default
+    #[command(
+        after_help = "Examples:\n  pmr unset log.max_size\n  pmr unset pm2-logrotate:retain"
+    )]
+    Unset(UnsetArgs),
+    /// Change several daemon-wide settings at once: "key value key value"
+    #[command(
+        after_help = "Every pair is checked first: one bad pair changes nothing.\n\nExamples:\n  pmr multiset \"log.retain 30 log.compress true\""
+    )]
+    Multiset(MultisetArgs),
     /// PM2 modules: pm2-logrotate is built in (this turns it on); others are not needed
     #[command(after_help = INSTALL_HELP)]
     Install(ModuleArgs),
@@ -247,6 +261,9 @@ pub struct StartupArgs {
     /// Write the unit even though systemd is not running here (an image built for another machine)
     #[arg(long)]
     pub force: bool,
+    /// Name of the unit (default pmr, or pmr-<user> for a system unit)
+    #[arg(long, value_name = "NAME")]
+    pub service_name: Option<String>,
 }
 const LOGS_HELP: &str = "\
 Lines come from the daemon as the apps write them. The last lines of out and
@@ -273,6 +290,13 @@ instead (pmr monit, pmr metrics).
 Examples:
   pmr install pm2-logrotate
   pmr set pm2-logrotate:max_size 50M     the module's keys name pmr's settings";
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// App name, or the file to write (ends in .js, .cjs or .mjs)
+    #[arg(value_name = "name|file")]
+    pub name: Option<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct ModuleArgs {
@@ -324,6 +348,19 @@ pub struct SetArgs {
     pub key: String,
     /// New value
     pub value: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsetArgs {
+    /// Setting name, e.g. log.max_size
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MultisetArgs {
+    /// Keys and values, space-separated, in one argument
+    #[arg(value_name = "KEY VALUE ...")]
+    pub pairs: String,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +448,34 @@ pub struct RestartArgs {
     /// With an ecosystem file: merge each app's env_<NAME> over its env
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
+    #[command(flatten)]
+    pub app: AppOptions,
+}
+
+/// App options `restart` and `reload` apply to the apps they name, as PM2
+/// does; the apps keep them from then on.
+#[derive(Debug, Args, Default)]
+pub struct AppOptions {
+    /// New options for the interpreter, e.g. "--max-old-space-size=4096"
+    #[arg(
+        long = "node-args",
+        visible_alias = "interpreter-args",
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub node_args: Option<String>,
+    /// New instance count: a number, max, or -N (CPUs minus N)
+    #[arg(short = 'i', long, allow_hyphen_values = true, value_name = "N|max")]
+    pub instances: Option<String>,
+    /// Watch the app's directory if it is not watched, stop watching if it is
+    #[arg(long)]
+    pub watch: bool,
+}
+
+impl AppOptions {
+    pub fn any(&self) -> bool {
+        self.node_args.is_some() || self.instances.is_some() || self.watch
+    }
 }
 
 #[derive(Debug, Args)]
@@ -476,10 +541,27 @@ pub struct SignalArgs {
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// A script (.js, .cjs, .mjs run with node; .sh with bash; .py with python3),
-    /// any command in PATH, an ecosystem file, or the name/id of a stopped app
+    /// Scripts (.js, .cjs, .mjs run with node; .sh with bash; .py with python3;
+    /// a file with a `node` shebang or no extension runs with node), commands in
+    /// PATH (a command line with spaces runs through bash -c), an ecosystem file
+    /// (`-` reads one as JSON from stdin), or names/ids of apps
     #[arg(value_name = "script|command|file|name")]
-    pub script: Option<String>,
+    pub scripts: Vec<String>,
+    /// Start a new app even if one runs that script: it gets a free name (api-2)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Fork mode: run one process per instance, never a cluster (PM2's --execute-command)
+    #[arg(short = 'x', long = "execute-command")]
+    pub execute_command: bool,
+    /// Write the app's pid to this file (instance N > 0: <stem>-N.<ext>)
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pub pid_file: Option<String>,
+    /// Accepted as PM2 takes it; pmr has no monitoring agent to turn off
+    #[arg(long = "no-automation")]
+    pub no_automation: bool,
+    /// Do not add --enable-source-maps, even when a .map file sits beside the script
+    #[arg(long, conflicts_with = "source_map_support")]
+    pub disable_source_map_support: bool,
 
     /// With an ecosystem file: only these apps of it (comma-separated)
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]

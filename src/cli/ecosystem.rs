@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::args::{EcosystemArgs, FileTargetArgs, RestartArgs};
-use super::{act, caller_env, info, report, show, Ctx};
+use super::args::{AppOptions, EcosystemArgs, FileTargetArgs, RestartArgs};
+use super::{act, caller_env, info, report, Ctx};
 use crate::client::select::plan_start;
 use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::spec::ecosystem::{
     is_config_file, load_apps, parse_text, read_apps, Format, Problem, Selection, DEFAULT_FILES,
 };
-use crate::spec::{host_cpus, AppSpec, ResolveContext};
+use crate::spec::{host_cpus, AppConfig, AppSpec, ExecMode, Instances, ResolveContext};
 use crate::supervisor::{Description, InstanceInfo};
 
 /// The ecosystem file `pmr start` uses when given no argument.
@@ -55,7 +55,8 @@ pub(super) fn refuse_file_options(env: Option<&str>, only: &[String]) -> Result<
 /// config file's extension, counts as a file.
 fn file_target(targets: &[String]) -> Result<Option<String>> {
     let Some(file) = targets.iter().find(|t| {
-        is_config_file(t) && (Path::new(t).is_file() || Format::of(Path::new(t)).is_some())
+        *t == "-"
+            || is_config_file(t) && (Path::new(t).is_file() || Format::of(Path::new(t)).is_some())
     }) else {
         return Ok(None);
     };
@@ -115,11 +116,21 @@ fn refuse(file: &str, problems: &[Problem], verb: &str) -> Error {
     ))
 }
 
-/// Reads and parses a config file (its path, and its value).
+/// Reads and parses a config file (its path, and its value); `-` is a
+/// JSON file on stdin (`cat eco.json | pmr start -`), relative paths in it
+/// relative to the current directory.
 fn read(ctx: &Ctx<'_>, file: &str) -> Result<(PathBuf, Value)> {
-    let path = std::env::current_dir()
-        .map_err(|e| Error::io("cannot read the current directory", e))?
-        .join(file);
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    if file == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Error::io("cannot read the ecosystem file from stdin", e))?;
+        let value = parse_text(Format::Json, &text)
+            .map_err(|e| Error::Config(format!("stdin (JSON expected):{e}")))?;
+        return Ok((cwd.join("stdin.json"), value));
+    }
+    let path = cwd.join(file);
     if !path.is_file() {
         return Err(Error::Config(format!("{file}: no such file")));
     }
@@ -136,8 +147,10 @@ pub(super) fn load(
     file: &str,
     sel: &Selection<'_>,
     verb: &str,
+    overrides: &AppConfig,
 ) -> Result<Vec<AppSpec>> {
-    let (path, value) = read(ctx, file)?;
+    let (path, mut value) = read(ctx, file)?;
+    override_apps(&mut value, overrides)?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let env = caller_env();
     let node = ctx.host.node();
@@ -171,14 +184,51 @@ fn running_list(ctx: &Ctx<'_>) -> Result<Vec<InstanceInfo>> {
     })
 }
 
-/// `pmr start <file>`: starts the apps that do not run; the others are left
-/// as they are, and the user is told how to apply changes to them.
+/// Command-line app options given with a file (`pmr start eco.json -i 2`)
+/// override the file's keys of every app, as in PM2: they are written
+/// into each app entry before the file is checked.
+fn override_apps(value: &mut Value, overrides: &AppConfig) -> Result<()> {
+    let Value::Object(flags) = serde_json::to_value(overrides)
+        .map_err(|e| Error::Config(format!("cannot apply the command-line options: {e}")))?
+    else {
+        return Ok(());
+    };
+    let flags: Vec<(String, Value)> = flags.into_iter().filter(|(_, v)| !v.is_null()).collect();
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let entries = match value {
+        Value::Array(a) => Some(a),
+        Value::Object(o) => {
+            let key = ["apps", "pm2"].into_iter().find(|k| o.contains_key(*k));
+            key.and_then(|k| o.get_mut(k)).and_then(Value::as_array_mut)
+        }
+        _ => None,
+    };
+    for app in entries.into_iter().flatten() {
+        if let Value::Object(entry) = app {
+            for (k, v) in &flags {
+                // `instances` on the command line picks the mode as it
+                // would for a script, not the file's exec_mode.
+                if k == "instances" && !flags.iter().any(|(f, _)| f == "exec_mode") {
+                    entry.remove("exec_mode");
+                }
+                entry.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pmr start <file>`: starts the apps that do not run and, as PM2 does,
+/// restarts the ones that do with the file's current definition.
 pub(super) fn start(
     ctx: &Ctx<'_>,
     file: &str,
     env: Option<&str>,
     only: &[String],
     wait: bool,
+    overrides: &AppConfig,
 ) -> Result<()> {
     let specs = load(
         ctx,
@@ -189,20 +239,94 @@ pub(super) fn start(
             strict: false,
         },
         "started",
+        overrides,
     )?;
     let list = running_list(ctx)?;
-    let plan = plan_start(specs, &list);
-    for r in &plan.running {
-        info(&r.notice(file));
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    let plan = plan_start(specs.clone(), &list);
+    if !plan.running.is_empty() {
+        let running: Vec<String> = plan.running.iter().map(|r| r.name.clone()).collect();
+        info(&format!(
+            "{} already running: restarting with {file}'s definition, as pm2 start does (pmr reload {file} replaces them without downtime)",
+            running.join(", ")
+        ));
+        let restart: Vec<AppSpec> = specs
+            .into_iter()
+            .filter(|s| running.contains(&s.name))
+            .collect();
+        let req = Request::RestartApps {
+            apps: restart,
+            update_env: false,
+        };
+        if plan.start.is_empty() {
+            return report::reapply_and_show(ctx, req, &names, "restarted");
+        }
+        let r: crate::supervisor::Report = ctx.daemon()?.request_as(req)?;
+        report::summarize(&r);
+        info(&format!("restarted {}", running.join(", ")));
     }
     let missing = plan.start;
-    if missing.is_empty() {
-        info(&format!("every app of {file} is already running"));
-        show::print_table(ctx, &list);
-        return Ok(());
-    }
     missing.iter().for_each(report::announce);
     report::start_and_show(ctx, missing, wait)
+}
+
+/// Targets that name a script (`pmr stop app.js`, as in PM2) become the
+/// names of the apps running that file: the one of this directory first,
+/// else those whose script has that file name.
+pub(super) fn script_targets(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<Vec<String>> {
+    let looks_like_file = |t: &str| {
+        Path::new(t).extension().is_some() && !is_config_file(t) && !t.starts_with('/')
+            || t.contains('/') && !(t.starts_with('/') && t.ends_with('/'))
+    };
+    if !targets.iter().any(|t| looks_like_file(t)) {
+        return Ok(targets);
+    }
+    let Some(mut c) = ctx.existing_daemon()? else {
+        return Ok(targets);
+    };
+    let list: Vec<InstanceInfo> = c.request_as(Request::List)?;
+    if list.is_empty() {
+        return Ok(targets);
+    }
+    let descs: Vec<Description> = c.request_as(Request::Describe {
+        target: vec!["all".into()],
+    })?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = Vec::new();
+    for t in targets {
+        if !looks_like_file(&t) || list.iter().any(|i| i.name == t) {
+            out.push(t);
+            continue;
+        }
+        let wanted = canon(&cwd.join(&t));
+        let mut names: Vec<String> = Vec::new();
+        let push = |n: &str, names: &mut Vec<String>| {
+            if !names.iter().any(|x| x == n) {
+                names.push(n.to_string());
+            }
+        };
+        for d in &descs {
+            if canon(&d.spec.script) == wanted {
+                push(&d.spec.name, &mut names);
+            }
+        }
+        if names.is_empty() {
+            let base = Path::new(&t).file_name();
+            for d in &descs {
+                if d.spec.script.file_name() == base {
+                    push(&d.spec.name, &mut names);
+                }
+            }
+        }
+        if names.is_empty() {
+            out.push(t);
+        } else {
+            out.extend(names);
+        }
+    }
+    Ok(out)
 }
 
 /// `pmr reload <file>`: applies the file's definitions to the running apps
@@ -242,16 +366,90 @@ fn reapply(
 ) -> Result<()> {
     let Some(file) = file_target(&a.targets)? else {
         refuse_file_options(a.env.as_deref(), &a.only)?;
-        return act(ctx, named(a.targets, a.update_env.then(caller_env)), verb);
+        let targets = script_targets(ctx, a.targets)?;
+        if a.app.any() {
+            let apps = with_options(ctx, &targets, &a.app)?;
+            let before: Vec<String> = apps.iter().map(|s| s.name.clone()).collect();
+            return report::reapply_and_show(ctx, from_file(apps, a.update_env), &before, verb);
+        }
+        return act(ctx, named(targets, a.update_env.then(caller_env)), verb);
     };
+    if a.app.any() {
+        return Err(Error::Config(format!(
+            "-i, --node-args and --watch apply to apps by name; for the apps of {file}, set them in the file"
+        )));
+    }
     let sel = Selection {
         env: a.env.as_deref(),
         only: &a.only,
         strict: false,
     };
-    let apps = load(ctx, &file, &sel, verb)?;
+    let apps = load(ctx, &file, &sel, verb, &AppConfig::default())?;
     let before: Vec<String> = running_list(ctx)?.into_iter().map(|i| i.name).collect();
     report::reapply_and_show(ctx, from_file(apps, a.update_env), &before, verb)
+}
+
+/// The definitions of the named apps with `restart`/`reload`'s options
+/// applied: new interpreter options, a new instance count (cluster mode
+/// for several instances of a Node.js app), watching toggled.
+pub(super) fn with_options(
+    ctx: &Ctx<'_>,
+    targets: &[String],
+    o: &AppOptions,
+) -> Result<Vec<AppSpec>> {
+    let descs: Vec<Description> = ctx.running_daemon()?.request_as(Request::Describe {
+        target: targets.to_vec(),
+    })?;
+    let node_args = o
+        .node_args
+        .as_deref()
+        .map(|s| shell_words::split(s).map_err(|e| Error::Config(format!("--node-args: {e}"))))
+        .transpose()?;
+    let instances = o
+        .instances
+        .as_deref()
+        .map(|s| Instances::parse(s).map_err(|e| Error::Config(format!("-i: {e}"))))
+        .transpose()?;
+    let mut specs: Vec<AppSpec> = Vec::new();
+    for d in descs {
+        if specs.iter().any(|s| s.name == d.spec.name) {
+            continue;
+        }
+        let mut spec = d.spec;
+        if let Some(a) = &node_args {
+            spec.interpreter_args = a.clone();
+        }
+        if let Some(i) = instances {
+            spec.instances = i.count(host_cpus());
+            spec.instances_max = matches!(i, Instances::Max(_) | Instances::Count(0));
+            if spec.node && spec.instances > 1 {
+                spec.exec_mode = ExecMode::Cluster;
+            } else if spec.instances > 1 {
+                info(&format!(
+                    "{}: {} instances of a command that is not a Node.js app run in fork mode and cannot share a port",
+                    spec.name, spec.instances
+                ));
+            }
+        }
+        if o.watch {
+            spec.watch = if spec.watch.is_empty() {
+                vec![spec.cwd.clone()]
+            } else {
+                Vec::new()
+            };
+            info(&format!(
+                "{}: {} (--watch toggles it, as in PM2)",
+                spec.name,
+                if spec.watch.is_empty() {
+                    "watching stops"
+                } else {
+                    "watching its directory from now on"
+                }
+            ));
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
 }
 
 /// What `stop_or_delete` does to the apps.
@@ -278,7 +476,8 @@ pub(super) fn stop_or_delete(ctx: &Ctx<'_>, a: FileTargetArgs, how: Removal) -> 
     };
     let Some(file) = file_target(&a.targets)? else {
         refuse_file_options(None, &a.only)?;
-        return act(ctx, make(a.targets), past);
+        let targets = script_targets(ctx, a.targets)?;
+        return act(ctx, make(targets), past);
     };
     let sel = Selection {
         env: None,
@@ -321,6 +520,7 @@ pub(super) fn start_or(ctx: &Ctx<'_>, a: EcosystemArgs, reload_them: bool) -> Re
         update_env: a.update_env,
         only: a.only,
         env: a.env,
+        app: AppOptions::default(),
     };
     if reload_them {
         reload(ctx, args)

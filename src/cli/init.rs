@@ -79,12 +79,29 @@ fn guess_name(dir: &Path, script: &str) -> String {
         .unwrap_or_else(|| default_name(script))
 }
 
-pub(super) fn run() -> Result<()> {
+/// What `pmr init <arg>` means: PM2's `simple` is the one starter there
+/// is; a `.js`/`.cjs`/`.mjs` name is the file to write; anything else names
+/// the app.
+fn file_and_name(arg: Option<&str>) -> (&str, Option<&str>) {
+    match arg {
+        None | Some("simple") => (FILE, None),
+        Some(a) if [".js", ".cjs", ".mjs"].iter().any(|e| a.ends_with(e)) => (a, None),
+        Some(a) => (FILE, Some(a)),
+    }
+}
+
+pub(super) fn run(arg: Option<String>) -> Result<()> {
     let dir =
         std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
-    let path = dir.join(FILE);
+    let (file, given_name) = file_and_name(arg.as_deref());
+    if let Some(n) = given_name {
+        validate_name(n)?;
+    }
+    let path = dir.join(file);
     let (script, found) = guess_script(&dir);
-    let name = guess_name(&dir, &script);
+    let name = given_name
+        .map(str::to_string)
+        .unwrap_or_else(|| guess_name(&dir, &script));
     let text = TEMPLATE
         .replace("__NAME__", &name.replace('\'', "\\'"))
         .replace("__SCRIPT__", &script.replace('\'', "\\'"));
@@ -111,13 +128,28 @@ pub(super) fn run() -> Result<()> {
     if !found {
         info("no server.js, app.js or index.js here: set script to your entry point");
     }
-    info("start it with: pmr start");
+    if file == FILE {
+        info("start it with: pmr start");
+    } else {
+        info(&format!("start it with: pmr start {file}"));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_takes_pm2s_mode_a_file_or_an_app_name() {
+        assert_eq!(file_and_name(None), (FILE, None));
+        assert_eq!(file_and_name(Some("simple")), (FILE, None));
+        assert_eq!(
+            file_and_name(Some("pm2.config.js")),
+            ("pm2.config.js", None)
+        );
+        assert_eq!(file_and_name(Some("api")), (FILE, Some("api")));
+    }
 
     #[test]
     fn guesses_from_package_json_then_usual_names() {

@@ -180,7 +180,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::StartOrReload(a) => ecosystem::start_or(ctx, a, true),
         Command::Delete(a) => ecosystem::stop_or_delete(ctx, a, Removal::Delete),
         Command::Env(a) => ecosystem::print_env(ctx, a.target),
-        Command::Init => init::run(),
+        Command::Init(a) => init::run(a.name),
         Command::List => show::list(ctx),
         Command::Jlist(a) => show::jlist(ctx, false, a.format),
         Command::Prettylist(a) => show::jlist(ctx, true, a.format),
@@ -256,14 +256,16 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::Notify(args::NotifyCommand::Test) => notify::test(ctx),
         Command::Startup(a) => startup::startup(ctx, a),
         Command::Unstartup(a) => startup::unstartup(ctx, a),
-        Command::Set(a) => {
-            let r: SettingChanged = ctx.daemon()?.request_as(Request::Set {
-                key: a.key,
-                value: a.value,
-            })?;
-            info(&format!("{} = {}", r.key, r.value));
-            if let Some(note) = &r.note {
-                info(note);
+        Command::Set(a) => set_setting(&mut ctx.daemon()?, a.key, a.value, ""),
+        Command::Unset(a) => {
+            let value = crate::settings::default_text(&a.key)?;
+            set_setting(&mut ctx.daemon()?, a.key, value, " (the default)")
+        }
+        Command::Multiset(a) => {
+            let pairs = crate::settings::parse_multiset(&a.pairs)?;
+            let mut c = ctx.daemon()?;
+            for (key, value) in pairs {
+                set_setting(&mut c, key, value, "")?;
             }
             Ok(())
         }
@@ -312,6 +314,16 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
     }
 }
 
+/// Changes one daemon setting and says what it is now.
+fn set_setting(c: &mut Client, key: String, value: String, what: &str) -> Result<()> {
+    let r: SettingChanged = c.request_as(Request::Set { key, value })?;
+    info(&format!("{} = {}{what}", r.key, r.value));
+    if let Some(note) = &r.note {
+        info(note);
+    }
+    Ok(())
+}
+
 /// Prints the daemon's answer to `save`: which apps went to which file.
 /// Returns how many.
 fn report_saved(saved: &Saved) -> usize {
@@ -332,6 +344,13 @@ pub(crate) fn caller_env() -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// Whether `verb` is what happened to the instance: a fork-mode app is
+/// restarted instead of reloaded (the daemon's notice says so), so it is
+/// never also said to be "reloaded".
+pub(crate) fn really(verb: &str, i: &InstanceInfo) -> bool {
+    verb != "reloaded" || i.mode == crate::spec::ExecMode::Cluster
+}
+
 /// Runs a request that returns a report, prints its notices and the list.
 fn act(ctx: &Ctx<'_>, req: Request, verb: &str) -> Result<()> {
     let mut c = ctx.running_daemon()?;
@@ -340,7 +359,7 @@ fn act(ctx: &Ctx<'_>, req: Request, verb: &str) -> Result<()> {
         info(n);
     }
     let mut names: Vec<&str> = Vec::new();
-    for i in &report.instances {
+    for i in report.instances.iter().filter(|i| really(verb, i)) {
         if !names.contains(&i.name.as_str()) {
             names.push(&i.name);
         }

@@ -52,7 +52,7 @@ pub(super) fn reapply_and_show(
     summarize(&report);
     let mut names: Vec<&str> = Vec::new();
     for i in &report.instances {
-        if before.contains(&i.name) && !names.contains(&i.name.as_str()) {
+        if before.contains(&i.name) && super::really(verb, i) && !names.contains(&i.name.as_str()) {
             names.push(&i.name);
         }
     }

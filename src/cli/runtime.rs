@@ -81,7 +81,12 @@ fn resolve(
         ),
     };
     let a = &cli.start;
-    let specs = match a.script.clone() {
+    if a.scripts.len() > 1 {
+        return Err(Error::Config(
+            "pmr-runtime runs one script or one ecosystem file".into(),
+        ));
+    }
+    let specs = match a.scripts.first().cloned() {
         Some(s) if !is_config_file(&s) => {
             ecosystem::refuse_file_options(a.env.as_deref(), &a.only)?;
             let cwd = std::env::current_dir()
@@ -89,7 +94,7 @@ fn resolve(
             let env = caller_env();
             let node = host.node();
             let log_dir = home.log_dir();
-            let r = start::config_from_flags(a)?.resolve(&ResolveContext {
+            let r = start::config_from_flags(a, Some(&s))?.resolve(&ResolveContext {
                 base_dir: &cwd,
                 caller_env: &env,
                 node: &node,
@@ -111,7 +116,7 @@ fn resolve(
                 only: &a.only,
                 strict: false,
             };
-            ecosystem::load(&ctx, &file, &sel, "started")?
+            ecosystem::load(&ctx, &file, &sel, "started", &Default::default())?
         }
     };
     Ok(RuntimeOptions {

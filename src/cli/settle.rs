@@ -82,6 +82,10 @@ pub(super) fn settle(c: &mut Client, report: &Report, specs: &[AppSpec]) -> Resu
 
 /// The error for an instance that exited within min_uptime of its start.
 fn early_exit(c: &mut Client, i: &InstanceInfo, spec: &AppSpec) -> Result<Error> {
+    // pmr already knows why it will not restart it (a port another app holds).
+    if let (Status::Errored, Some(reason)) = (i.status, &i.errored_reason) {
+        return Ok(Error::Spawn(format!("{} (id {}): {reason}", i.name, i.id)));
+    }
     let how = i
         .last_exit
         .as_ref()

@@ -1,9 +1,9 @@
 //! `pmr start`: from flags to a resolved app, sent to the daemon.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::args::StartArgs;
-use super::report::{announce, start_and_show, summarize};
+use super::args::{AppOptions, StartArgs};
+use super::report::{self, announce, start_and_show, summarize};
 use super::settle::settle;
 use super::{caller_env, ecosystem, info, show, Ctx};
 use crate::error::{Error, Result};
@@ -11,7 +11,9 @@ use crate::protocol::Request;
 use crate::spec::cron::check_cron;
 use crate::spec::ecosystem::is_config_file;
 use crate::spec::units::{parse_duration_ms, parse_size};
-use crate::spec::{host_cpus, AppConfig, AppSpec, Instances, LogFile, ResolveContext, Watch};
+use crate::spec::{
+    host_cpus, AppConfig, AppSpec, ExecMode, Instances, LogFile, ResolveContext, Watch,
+};
 use crate::supervisor::{Description, InstanceInfo, Report};
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
@@ -20,7 +22,7 @@ fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
         .transpose()
 }
 
-pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
+pub(super) fn config_from_flags(a: &StartArgs, script: Option<&str>) -> Result<AppConfig> {
     let node_args = a
         .node_args
         .as_deref()
@@ -28,7 +30,7 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
         .transpose()?;
     Ok(AppConfig {
         name: a.name.clone(),
-        script: a.script.clone(),
+        script: script.map(str::to_string),
         args: (!a.args.is_empty()).then(|| a.args.clone()),
         interpreter: a.interpreter.clone(),
         interpreter_args: node_args,
@@ -100,7 +102,6 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
             .transpose()?,
         uid: a.uid.clone(),
         gid: a.gid.clone(),
-        source_map_support: a.source_map_support.then_some(true),
         health_check: health_from_flags(a)?,
         max_event_loop_lag: a
             .max_event_loop_lag
@@ -110,6 +111,13 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
                     .map_err(|e| Error::Config(format!("--max-event-loop-lag: {e}")))
             })
             .transpose()?,
+        source_map_support: if a.disable_source_map_support {
+            Some(false)
+        } else {
+            a.source_map_support.then_some(true)
+        },
+        exec_mode: a.execute_command.then_some(ExecMode::Fork),
+        pid_file: a.pid_file.clone(),
         ..Default::default()
     })
 }
@@ -148,51 +156,106 @@ fn may_be_target(s: &str) -> bool {
 }
 
 pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
-    let script = match a.script.clone() {
-        Some(s) if !is_config_file(&s) => s,
-        given => {
-            let file = match given {
-                Some(f) => f,
-                None => ecosystem::default_file()?,
-            };
-            let mut flags = config_from_flags(&a)?;
-            flags.script = None;
-            if flags != AppConfig::default() || !a.args.is_empty() {
-                return Err(Error::Config(format!(
-                    "app options on the command line apply to a script; for the apps of {file}, set them in the file"
-                )));
-            }
-            return ecosystem::start(ctx, &file, a.env.as_deref(), &a.only, !a.no_wait);
+    let files: Vec<&String> = a
+        .scripts
+        .iter()
+        .filter(|s| *s == "-" || is_config_file(s))
+        .collect();
+    if a.scripts.is_empty() || !files.is_empty() {
+        if a.scripts.len() > 1 {
+            return Err(Error::Config(format!(
+                "give {} alone; to pick some of its apps use --only, e.g. --only api,worker",
+                files[0]
+            )));
         }
-    };
-    ecosystem::refuse_file_options(a.env.as_deref(), &a.only)?;
-    // Names of known apps win over commands in PATH, as in PM2.
-    if may_be_target(&script) {
-        if let Some(mut c) = ctx.existing_daemon()? {
-            match c.request_as::<Report>(Request::StartExisting {
-                target: vec![script.clone()],
-            }) {
-                Ok(report) => {
-                    info(&format!("started {script}"));
-                    summarize(&report);
-                    let verdict = if a.no_wait {
-                        Ok(())
-                    } else {
-                        let descs: Vec<Description> = c.request_as(Request::Describe {
-                            target: vec![script.clone()],
-                        })?;
-                        let specs: Vec<AppSpec> = descs.into_iter().map(|d| d.spec).collect();
-                        settle(&mut c, &report, &specs)?
-                    };
-                    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-                    return verdict;
-                }
-                Err(Error::NotFound(_)) => {}
-                Err(other) => return Err(other),
-            }
+        let file = match a.scripts.first() {
+            Some(f) => f.clone(),
+            None => ecosystem::default_file()?,
+        };
+        let flags = config_from_flags(&a, None)?;
+        if flags.name.is_some() {
+            return Err(Error::Config(format!(
+                "--name names one app; the apps of {file} take their names from the file (pick one with --only)"
+            )));
         }
+        return ecosystem::start(ctx, &file, a.env.as_deref(), &a.only, !a.no_wait, &flags);
     }
-    let cfg = config_from_flags(&a)?;
+    ecosystem::refuse_file_options(a.env.as_deref(), &a.only)?;
+    if a.scripts.len() > 1 && a.name.is_some() {
+        return Err(Error::Config(format!(
+            "--name names one app, and {} scripts were given; start them one at a time to name each",
+            a.scripts.len()
+        )));
+    }
+    let mut specs = Vec::new();
+    for script in &a.scripts {
+        // Names of known apps win over commands in PATH, as in PM2.
+        if may_be_target(script) && start_existing(ctx, &a, script)? {
+            continue;
+        }
+        specs.push(resolve_script(ctx, &a, script)?);
+    }
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let specs = smart_start(ctx, &a, specs)?;
+    if specs.is_empty() {
+        return Ok(());
+    }
+    specs.iter().for_each(announce);
+    start_and_show(ctx, specs, !a.no_wait)
+}
+
+/// `pmr start <name|id>`: starts the stopped instances of known apps and
+/// restarts the running ones (as PM2 does). False when no app matches.
+fn start_existing(ctx: &Ctx<'_>, a: &StartArgs, target: &str) -> Result<bool> {
+    let Some(mut c) = ctx.existing_daemon()? else {
+        return Ok(false);
+    };
+    let opts = AppOptions {
+        node_args: a.node_args.clone(),
+        instances: a.instances.clone(),
+        watch: a.watch.is_some(),
+    };
+    if opts.any() {
+        // `pmr start api -i 4`: the options are applied as restart applies them.
+        let apps = match ecosystem::with_options(ctx, &[target.to_string()], &opts) {
+            Ok(apps) => apps,
+            Err(Error::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let names: Vec<String> = apps.iter().map(|s| s.name.clone()).collect();
+        let req = Request::RestartApps {
+            apps,
+            update_env: false,
+        };
+        report::reapply_and_show(ctx, req, &names, "restarted")?;
+        return Ok(true);
+    }
+    let report = match c.request_as::<Report>(Request::StartExisting {
+        target: vec![target.to_string()],
+    }) {
+        Ok(report) => report,
+        Err(Error::NotFound(_)) => return Ok(false),
+        Err(other) => return Err(other),
+    };
+    info(&format!("started {target}"));
+    summarize(&report);
+    let verdict = if a.no_wait {
+        Ok(())
+    } else {
+        let descs: Vec<Description> = c.request_as(Request::Describe {
+            target: vec![target.to_string()],
+        })?;
+        let specs: Vec<AppSpec> = descs.into_iter().map(|d| d.spec).collect();
+        settle(&mut c, &report, &specs)?
+    };
+    show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+    verdict.map(|()| true)
+}
+
+fn resolve_script(ctx: &Ctx<'_>, a: &StartArgs, script: &str) -> Result<AppSpec> {
+    let cfg = config_from_flags(a, Some(script))?;
     let cwd =
         std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
     let env = caller_env();
@@ -207,6 +270,178 @@ pub(super) fn run(ctx: &Ctx<'_>, a: StartArgs) -> Result<()> {
     for n in &resolved.notices {
         info(n);
     }
-    announce(&resolved.spec);
-    start_and_show(ctx, vec![resolved.spec], !a.no_wait)
+    Ok(resolved.spec)
+}
+
+/// The same file, whatever the spelling of its path.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canon(a) == canon(b)
+}
+
+/// What `start` does with a new app whose name is taken by a running one.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Clash {
+    /// Nothing runs under that name.
+    Free,
+    /// The same script runs under that name: PM2 restarts it.
+    Restart,
+    /// `--force`: a new app under this free name.
+    Rename(String),
+    /// Another script runs under that name (another directory's app.js).
+    Refuse,
+}
+
+/// The decision, from the running apps' names and scripts.
+pub(super) fn clash(spec: &AppSpec, running: &[(String, PathBuf)], force: bool) -> Clash {
+    let Some((_, script)) = running.iter().find(|(n, _)| *n == spec.name) else {
+        return Clash::Free;
+    };
+    if force {
+        let free = (2..)
+            .map(|i| format!("{}-{i}", spec.name))
+            .find(|n| running.iter().all(|(r, _)| r != n))
+            .unwrap_or_else(|| format!("{}-new", spec.name));
+        return Clash::Rename(free);
+    }
+    if same_file(script, &spec.script) {
+        Clash::Restart
+    } else {
+        Clash::Refuse
+    }
+}
+
+/// PM2's "smart start": an app that already runs this script is restarted;
+/// with `--force` a second copy starts under a free name; a name taken by
+/// another script is refused with the commands that do what was meant.
+/// Returns the apps still to start.
+fn smart_start(ctx: &Ctx<'_>, a: &StartArgs, specs: Vec<AppSpec>) -> Result<Vec<AppSpec>> {
+    let Some(mut c) = ctx.existing_daemon()? else {
+        return Ok(specs);
+    };
+    let list: Vec<InstanceInfo> = c.request_as(Request::List)?;
+    let active: Vec<String> = list
+        .iter()
+        .filter(|i| i.status.is_active())
+        .map(|i| i.name.clone())
+        .collect();
+    if !specs.iter().any(|s| active.contains(&s.name)) {
+        return Ok(specs);
+    }
+    let descs: Vec<Description> = c.request_as(Request::Describe {
+        target: active.clone(),
+    })?;
+    let mut running: Vec<(String, PathBuf)> = Vec::new();
+    let mut cwd_of = std::collections::BTreeMap::new();
+    for d in descs {
+        if !running.iter().any(|(n, _)| *n == d.spec.name) {
+            cwd_of.insert(d.spec.name.clone(), d.spec.cwd.clone());
+            running.push((d.spec.name.clone(), d.spec.script.clone()));
+        }
+    }
+    let mut to_start = Vec::new();
+    let mut restart = Vec::new();
+    for mut spec in specs {
+        match clash(&spec, &running, a.force) {
+            Clash::Free => to_start.push(spec),
+            Clash::Restart => {
+                info(&format!(
+                    "{} already runs {}: restarting it, as pm2 start does (pmr reload {} replaces it without downtime; -f starts a second copy)",
+                    spec.name,
+                    spec.script.display(),
+                    spec.name
+                ));
+                restart.push(spec.name.clone());
+            }
+            Clash::Rename(free) => {
+                info(&format!(
+                    "--force: {} already runs, so this one is named {free} (pmr keeps names unique)",
+                    spec.name
+                ));
+                running.push((free.clone(), spec.script.clone()));
+                spec.name = free;
+                to_start.push(spec);
+            }
+            Clash::Refuse => {
+                let (_, other) = running
+                    .iter()
+                    .find(|(n, _)| *n == spec.name)
+                    .cloned()
+                    .unwrap_or_default();
+                let cwd = cwd_of.get(&spec.name).cloned().unwrap_or_default();
+                let arg = a.scripts.iter().find(|s| spec.script.ends_with(s.as_str()));
+                let arg = arg.map_or_else(|| spec.script.display().to_string(), String::clone);
+                return Err(Error::AlreadyRunning(format!(
+                    "{name} is already running another script, {} (cwd {}); to run {} too: pmr start {arg} --name {name}-2; to replace it: pmr delete {name} && pmr start {arg}",
+                    other.display(),
+                    cwd.display(),
+                    spec.script.display(),
+                    name = spec.name,
+                )));
+            }
+        }
+    }
+    if !restart.is_empty() {
+        let report: Report = c.request_as(Request::Restart {
+            target: restart.clone(),
+            env: None,
+        })?;
+        summarize(&report);
+        info(&format!("restarted {}", restart.join(", ")));
+        if to_start.is_empty() {
+            show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
+        }
+    }
+    Ok(to_start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, script: &str) -> AppSpec {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a.js"), "").unwrap();
+        let cfg = AppConfig {
+            name: Some(name.into()),
+            script: Some("a.js".into()),
+            ..Default::default()
+        };
+        let mut s = cfg
+            .resolve(&ResolveContext {
+                base_dir: t.path(),
+                caller_env: &Default::default(),
+                node: Path::new("/usr/bin/node"),
+                cpus: 1,
+                log_dir: t.path(),
+            })
+            .unwrap()
+            .spec;
+        s.script = script.into();
+        s
+    }
+
+    #[test]
+    fn a_taken_name_restarts_the_same_script_and_refuses_another() {
+        let running = vec![
+            ("api".to_string(), PathBuf::from("/srv/one/app.js")),
+            ("api-2".to_string(), PathBuf::from("/srv/one/app.js")),
+        ];
+        assert_eq!(
+            clash(&spec("web", "/srv/one/app.js"), &running, false),
+            Clash::Free
+        );
+        assert_eq!(
+            clash(&spec("api", "/srv/one/app.js"), &running, false),
+            Clash::Restart
+        );
+        assert_eq!(
+            clash(&spec("api", "/srv/two/app.js"), &running, false),
+            Clash::Refuse
+        );
+        assert_eq!(
+            clash(&spec("api", "/srv/one/app.js"), &running, true),
+            Clash::Rename("api-3".into())
+        );
+    }
 }

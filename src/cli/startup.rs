@@ -20,10 +20,19 @@ pub struct UnitParams {
     pub system: bool,
     /// The unit's PATH (see [`unit_path`]).
     pub path: String,
+    /// `--service-name`: the unit's name instead of pmr's default.
+    pub service_name: Option<String>,
 }
 
 impl UnitParams {
     pub fn unit_name(&self) -> String {
+        if let Some(n) = &self.service_name {
+            return if n.ends_with(".service") {
+                n.clone()
+            } else {
+                format!("{n}.service")
+            };
+        }
         if self.system {
             format!("pmr-{}.service", self.user)
         } else {
@@ -126,6 +135,13 @@ fn unit_dir(p: &UnitParams) -> PathBuf {
 }
 
 fn params(ctx: &Ctx<'_>, a: &StartupArgs) -> Result<UnitParams> {
+    if let Some(n) = &a.service_name {
+        if n.is_empty() || n.contains('/') || n.chars().any(char::is_whitespace) {
+            return Err(Error::Config(format!(
+                "--service-name '{n}': a unit name has no '/' or spaces, e.g. --service-name myapp"
+            )));
+        }
+    }
     if let Some(init) = &a.init {
         if init != "systemd" {
             return Err(Error::Config(format!(
@@ -174,6 +190,7 @@ fn params(ctx: &Ctx<'_>, a: &StartupArgs) -> Result<UnitParams> {
         node,
         pmr,
         system: root,
+        service_name: a.service_name.clone(),
     })
 }
 
@@ -273,6 +290,7 @@ mod tests {
             pmr: "/opt/app/node_modules/pmr/bin/pmr.js".into(),
             system,
             path: unit_path(Path::new("/opt/node/bin/node"), None),
+            service_name: None,
         }
     }
 
@@ -317,5 +335,10 @@ mod tests {
         assert!(!u.contains("User="));
         assert!(u.contains("WantedBy=default.target"));
         assert_eq!(params(false).unit_name(), "pmr.service");
+        let named = UnitParams {
+            service_name: Some("shop".into()),
+            ..params(true)
+        };
+        assert_eq!(named.unit_name(), "shop.service");
     }
 }

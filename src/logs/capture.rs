@@ -14,6 +14,11 @@ use crate::spec::LogSpec;
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How long an unfinished line waits for its end before it is written as
+/// it is: long next to the gap between two writes of one line, short for
+/// a person waiting to see `process.stderr.write('x')` in the file.
+pub const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A line longer than this is written in pieces as it arrives, so memory
 /// stays bounded whatever an app prints. Well above a pipe's 64 KiB, so
 /// that long lines (a stack trace as one JSON object) still land whole.
@@ -54,6 +59,17 @@ impl LineSplitter {
             split.overflow = std::mem::take(&mut self.pending);
         }
         split
+    }
+
+    /// The unfinished end as it is (no newline added): written when the
+    /// app has been quiet for a while, so a prompt or a progress dot that
+    /// ends without a newline still reaches the file.
+    pub fn take_partial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+
+    pub fn has_partial(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The unfinished last line at EOF, newline added.
@@ -221,7 +237,18 @@ pub async fn capture<R: AsyncRead + Unpin>(mut pipe: R, target: Target) {
     let mut splitter = LineSplitter::default();
     let mut mid_line = false;
     loop {
-        let n = match pipe.read(&mut buf).await {
+        let read = if splitter.has_partial() {
+            match tokio::time::timeout(PARTIAL_LINE_WAIT, pipe.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    target.emit(&splitter.take_partial(), &mut mid_line);
+                    continue;
+                }
+            }
+        } else {
+            pipe.read(&mut buf).await
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -249,6 +276,36 @@ mod tests {
         assert_eq!(s.finish(), None);
         s.push(b"tail");
         assert_eq!(s.finish(), Some(b"tail\n".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_line_reaches_the_file_after_a_pause() {
+        let t = tempfile::tempdir().unwrap();
+        let (target, _rx) = target(t.path(), Format::Plain);
+        let (mut w, r) = tokio::io::duplex(64);
+        let task = tokio::spawn(capture(r, target));
+        tokio::io::AsyncWriteExt::write_all(&mut w, b"ready? ")
+            .await
+            .unwrap();
+        tokio::time::sleep(PARTIAL_LINE_WAIT * 2).await;
+        // The file is written by another thread's writer: wait for it.
+        let path = t.path().join("o.log");
+        let mut text = String::new();
+        for _ in 0..200 {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            if !text.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(text, "ready? ");
+        tokio::io::AsyncWriteExt::write_all(&mut w, b"yes\n")
+            .await
+            .unwrap();
+        drop(w);
+        task.await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "ready? yes\n");
     }
 
     #[test]

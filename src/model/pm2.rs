@@ -238,7 +238,7 @@ pub fn process(d: &Description) -> Pm2Process {
             pm_out_log_path: path(&i.logs.out),
             pm_err_log_path: path(&i.logs.err),
             pm_log_path: i.logs.combined.as_deref().map(path),
-            pm_pid_path: None,
+            pm_pid_path: spec.pid_file_of(i.instance).as_deref().map(path),
             pm_exec_path: path(&spec.script),
             pm_cwd: path(&spec.cwd),
             exec_interpreter: interpreter(spec),
@@ -336,6 +336,8 @@ mod tests {
             health_check: None,
             max_event_loop_lag_ms: None,
             notify: None,
+            instances_max: false,
+            pid_file: None,
         }
     }
 

@@ -17,7 +17,7 @@ mod values;
 pub mod watch;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,10 @@ pub struct AppSpec {
     /// `--update-env` can merge it over a new caller environment.
     pub app_env: BTreeMap<String, String>,
     pub instances: u32,
+    /// `instances` was written `max` (or 0): one per CPU of the machine that
+    /// runs it, so a dump says `max`, not this machine's count.
+    #[serde(default)]
+    pub instances_max: bool,
     pub exec_mode: ExecMode,
     pub autorestart: bool,
     pub max_restarts: u32,
@@ -122,6 +126,10 @@ pub struct AppSpec {
     /// The app's own alert receivers and events.
     #[serde(default)]
     pub notify: Option<notify::AppNotify>,
+    /// `-p/--pid`: instance 0 writes its pid to this file, instance N to
+    /// `<stem>-<N>.<ext>`.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
 }
 
 /// Where an app's output goes.
@@ -157,7 +165,30 @@ pub struct LogSpec {
     pub rotate_interval: Option<RotateInterval>,
 }
 
+/// The file of one instance: the path itself for instance 0,
+/// `<stem>-<instance>.<ext>` for the others. It does not depend on the
+/// instance count, which a scale or a reload changes while processes start.
+pub fn pid_path(file: &Path, instance: u32) -> PathBuf {
+    if instance == 0 {
+        return file.to_path_buf();
+    }
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match file.extension() {
+        Some(ext) => format!("{stem}-{instance}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{instance}"),
+    };
+    file.with_file_name(name)
+}
+
 impl AppSpec {
+    /// The `-p/--pid` file of one instance, if the app has one.
+    pub fn pid_file_of(&self, instance: u32) -> Option<PathBuf> {
+        self.pid_file.as_deref().map(|f| pid_path(f, instance))
+    }
+
     pub fn restart_policy(&self) -> RestartPolicy {
         RestartPolicy {
             autorestart: self.autorestart,
@@ -265,6 +296,20 @@ pub fn looks_secret(key: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::pid_path;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn instance_0_writes_the_file_the_others_numbered_ones() {
+        let f = Path::new("/run/api.pid");
+        assert_eq!(pid_path(f, 0), PathBuf::from("/run/api.pid"));
+        assert_eq!(pid_path(f, 1), PathBuf::from("/run/api-1.pid"));
+        assert_eq!(
+            pid_path(Path::new("/run/api"), 2),
+            PathBuf::from("/run/api-2")
+        );
+    }
+
     use super::*;
 
     fn spec() -> AppSpec {
@@ -283,6 +328,7 @@ mod tests {
             ]),
             app_env: BTreeMap::from([("PORT".to_string(), "3000".to_string())]),
             instances: 2,
+            instances_max: false,
             exec_mode: ExecMode::Cluster,
             autorestart: true,
             max_restarts: 16,
@@ -308,6 +354,7 @@ mod tests {
             health_check: None,
             max_event_loop_lag_ms: None,
             notify: None,
+            pid_file: None,
         }
     }
 

@@ -125,6 +125,9 @@ pub struct AppConfig {
     /// `notify: {...}`, checked when it was read.
     #[serde(default)]
     pub notify: Option<super::notify::AppNotify>,
+    /// `-p/--pid`: the file each instance's pid is written to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<String>,
 }
 
 /// The CPUs of this machine, the usual `ResolveContext::cpus`.
@@ -198,6 +201,27 @@ fn which(program: &str, path_var: Option<&str>) -> Option<PathBuf> {
     std::env::split_paths(path_var)
         .map(|dir| dir.join(program))
         .find(|p| is_executable_file(p))
+}
+
+/// Whether a file starts with a `#!` line that runs node
+/// (`#!/usr/bin/env node`, `#!/usr/bin/node --flag`).
+fn runs_with_node(p: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(p)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+    first.starts_with(b"#!")
+        && String::from_utf8_lossy(&first[2..])
+            .split_whitespace()
+            .take(2)
+            .any(|w| {
+                matches!(
+                    Path::new(w).file_name().and_then(|f| f.to_str()),
+                    Some("node" | "nodejs")
+                )
+            })
 }
 
 fn is_executable_file(p: &Path) -> bool {
@@ -284,11 +308,17 @@ impl AppConfig {
             )));
         }
 
+        // PM2 runs a command line with spaces through bash -c (`pmr start
+        // "cc hello.c && ./a.out"`); a file whose name has spaces stays a file.
+        let shell_line = self.interpreter.is_none()
+            && script_arg.trim().contains(char::is_whitespace)
+            && !absolute_in(&cwd, script_arg, home).exists();
         let name = match &self.name {
             Some(n) if !n.trim().is_empty() => n.trim().to_string(),
             Some(_) => return Err(Error::Config("name must not be empty".into())),
             None => {
-                let n = default_name(script_arg);
+                let first = script_arg.split_whitespace().next().unwrap_or(script_arg);
+                let n = default_name(if shell_line { first } else { script_arg });
                 notices.push(format!("no --name given: the app is named '{n}'"));
                 n
             }
@@ -301,6 +331,7 @@ impl AppConfig {
         let path_var = env.get("PATH").map(String::as_str);
 
         let interpreter: Option<PathBuf> = match self.interpreter.as_deref() {
+            _ if shell_line => None,
             Some("none") => None,
             Some(i) if i == "node" || i == "nodejs" => Some(ctx.node.to_path_buf()),
             Some(i) if i.contains('/') => {
@@ -329,8 +360,24 @@ impl AppConfig {
             },
         };
 
+        let mut interpreter = interpreter;
+        let mut shell_args = Vec::new();
         let candidate = absolute_in(&cwd, script_arg, home);
-        let script = if candidate.exists() {
+        let script = if shell_line {
+            shell_args = vec!["-c".to_string(), script_arg.trim().to_string()];
+            which("bash", path_var).unwrap_or_else(|| "/bin/sh".into())
+        } else if candidate.exists() {
+            if interpreter.is_none()
+                && self.interpreter.is_none()
+                && candidate.is_file()
+                && candidate.extension().is_none()
+                && (runs_with_node(&candidate) || !is_executable_file(&candidate))
+            {
+                // A package bin (`#!/usr/bin/env node`, e.g. next's
+                // dist/bin/next) is a Node.js app, so it can be clustered;
+                // PM2 also runs an extension-less plain file with node.
+                interpreter = Some(ctx.node.to_path_buf());
+            }
             if !candidate.is_file() {
                 return Err(Error::Config(format!(
                     "script {} is not a file",
@@ -362,6 +409,12 @@ impl AppConfig {
             || interpreter.as_deref() == Some(ctx.node);
 
         let instances = self.instances.map(|i| i.count(ctx.cpus)).unwrap_or(1);
+        if !node && instances > 1 {
+            notices.push(format!(
+                "{name}: {instances} instances of {}, which is not a Node.js app, run in fork mode and cannot share a port: give each its own (e.g. --increment-var PORT)",
+                script.display()
+            ));
+        }
         let exec_mode = match (self.exec_mode, self.instances) {
             (Some(ExecMode::Cluster), _) if !node => {
                 return Err(Error::Config(format!(
@@ -394,10 +447,24 @@ impl AppConfig {
         }
 
         let mut interpreter_args = self.interpreter_args.clone().unwrap_or_default();
+        // As PM2 does, a source map beside the script turns source maps on
+        // (`source_map_support: false` / --disable-source-map-support: not).
+        let map_beside = {
+            let mut m = script.clone().into_os_string();
+            m.push(".map");
+            PathBuf::from(m)
+        };
+        let auto_maps = self.source_map_support.is_none() && map_beside.is_file();
         if node
-            && self.source_map_support == Some(true)
+            && (self.source_map_support == Some(true) || auto_maps)
             && !interpreter_args.iter().any(|a| a == "--enable-source-maps")
         {
+            if auto_maps {
+                notices.push(format!(
+                    "{name}: {} is there, so the app runs with --enable-source-maps (--disable-source-map-support to not)",
+                    map_beside.display()
+                ));
+            }
             interpreter_args.push("--enable-source-maps".into());
         }
 
@@ -442,6 +509,7 @@ impl AppConfig {
             Some(Watch::Enabled(true)) => vec![cwd.clone()],
             Some(Watch::Paths(ps)) => ps.iter().map(|p| absolute_in(&cwd, p, home)).collect(),
         };
+        let pid_file = self.pid_file.as_deref().map(|p| absolute_in(&cwd, p, home));
         let spec = AppSpec {
             name,
             namespace: self
@@ -449,7 +517,10 @@ impl AppConfig {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             script,
-            args: self.args.clone().unwrap_or_default(),
+            args: shell_args
+                .into_iter()
+                .chain(self.args.clone().unwrap_or_default())
+                .collect(),
             interpreter,
             interpreter_args,
             node,
@@ -457,6 +528,10 @@ impl AppConfig {
             env,
             app_env,
             instances,
+            instances_max: matches!(
+                self.instances,
+                Some(Instances::Max(_) | Instances::Count(0))
+            ),
             exec_mode,
             autorestart: self.autorestart.unwrap_or(true),
             max_restarts: self.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
@@ -485,6 +560,7 @@ impl AppConfig {
             health_check: self.health_check.clone(),
             max_event_loop_lag_ms: self.max_event_loop_lag,
             notify: self.notify.clone(),
+            pid_file,
         };
         Ok(Resolved { spec, notices })
     }

@@ -120,15 +120,6 @@ impl Supervisor {
         }
     }
 
-    /// Watching resumes when a user starts the apps again.
-    pub(super) fn watch_on(&self, targets: &[String]) -> Result<()> {
-        let sel = self.reg().select(targets)?;
-        for s in sel {
-            self.set_watch_off(&s.app, false);
-        }
-        Ok(())
-    }
-
     /// `pmr stop --watch`: stops watching the apps, which keep running.
     pub async fn stop_watch(&self, targets: &[String]) -> Result<Report> {
         let sel = self.reg().select(targets)?;

@@ -108,6 +108,9 @@ impl Supervisor {
                 )));
             }
             let pool = (spec.exec_mode == ExecMode::Cluster).then(ListenerPool::new);
+            if let Some(p) = &pool {
+                self.inner.shared.ports.register(&name, p);
+            }
             let slots: Vec<SlotHandle> = (0..spec.instances)
                 .map(|i| self.new_slot(&mut reg, &spec, &pool, i))
                 .collect();
@@ -141,18 +144,43 @@ impl Supervisor {
         Ok(self.sync_automation(&name).await)
     }
 
-    /// `pmr start <name|id>`: starts the stopped or errored instances of existing apps.
+    /// `pmr start <name|id>`: starts the stopped or errored instances of
+    /// existing apps and, as PM2 does, restarts the running ones. A watch
+    /// the user turned off stays off (as in PM2).
     pub async fn start_existing(&self, targets: &[String]) -> Result<Report> {
-        self.watch_on(targets)?;
-        self.each_selected(targets, |_, slots| async move {
-            let pending: Vec<_> = slots
-                .iter()
-                .filter(|s| !s.1.is_active())
-                .map(|s| s.0.ask(|reply| SlotCommand::Start { spec: None, reply }))
-                .collect();
-            gather(pending).await
-        })
-        .await
+        let mut restarted = Vec::new();
+        let sel = self.reg().select(targets)?;
+        for s in sel {
+            let refs = self.slot_refs(&s);
+            if !refs.is_empty() && refs.iter().all(|r| r.1.is_active()) {
+                restarted.push(s.app);
+            }
+        }
+        let mut report = self
+            .each_selected(targets, |_, slots| async move {
+                let pending: Vec<_> = slots
+                    .iter()
+                    .map(|s| {
+                        if s.1.is_active() {
+                            s.0.ask(|reply| SlotCommand::Restart {
+                                spec: None,
+                                reason: RestartReason::User,
+                                reply,
+                            })
+                        } else {
+                            s.0.ask(|reply| SlotCommand::Start { spec: None, reply })
+                        }
+                    })
+                    .collect();
+                gather(pending).await
+            })
+            .await?;
+        for app in restarted {
+            report.notices.push(format!(
+                "{app} was running: restarted it, as pm2 start does (pmr reload {app} replaces it without downtime)"
+            ));
+        }
+        Ok(report)
     }
 
     pub async fn stop(&self, targets: &[String]) -> Result<Report> {
@@ -244,6 +272,10 @@ impl Supervisor {
                 app.slots = keep;
                 if app.slots.is_empty() {
                     reg.apps.retain(|a| a.spec.name != s.app);
+                }
+                // As PM2: once the list is empty, ids start at 0 again.
+                if reg.apps.is_empty() {
+                    reg.next_id = 0;
                 }
                 gone
             };

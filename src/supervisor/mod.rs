@@ -17,6 +17,7 @@ mod metrics;
 #[cfg(test)]
 mod ordering_tests;
 mod persist;
+mod pid_files;
 pub mod prometheus;
 mod registry;
 mod reload;
@@ -77,6 +78,9 @@ pub(crate) struct Shared {
     pub scopes: scopes::Scopes,
     /// How slots get their processes.
     pub spawner: Arc<dyn Spawner>,
+    /// Which cluster app holds which listening socket (a second app on the
+    /// same port is told which one, and not restarted in a loop).
+    pub ports: registry::PortHolders,
     worker_ids: AtomicU64,
 }
 
@@ -129,6 +133,7 @@ impl Supervisor {
             cgroups: crate::process::cgroup::CgroupRoot::detect(),
             scopes: scopes::Scopes::default(),
             spawner,
+            ports: registry::PortHolders::default(),
             worker_ids: AtomicU64::new(0),
         });
         let inner = Arc::new(Inner {
@@ -141,6 +146,7 @@ impl Supervisor {
         });
         alerts::spawn(Arc::downgrade(&inner), inner.shared.events.subscribe());
         metrics::spawn_sampler(Arc::downgrade(&inner), settings_rx);
+        pid_files::spawn_writer(Arc::downgrade(&inner), inner.shared.events.subscribe());
         Supervisor { inner }
     }
 

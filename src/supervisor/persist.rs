@@ -6,13 +6,31 @@ use serde::{Deserialize, Serialize};
 
 use super::{Report, Status, Supervisor};
 use crate::error::Result;
-use crate::spec::AppSpec;
+use crate::spec::{host_cpus, AppSpec, Instances};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedApp {
     pub spec: AppSpec,
     /// Every instance was stopped by a user: it comes back stopped.
     pub stopped: bool,
+    /// `max` for an app started with `instances: 'max'`: it comes back with
+    /// one instance per CPU of the machine that resurrects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Instances>,
+}
+
+impl SavedApp {
+    /// The spec to start: a `max` app counts the CPUs of this machine.
+    fn spec_here(self) -> AppSpec {
+        match self.instances {
+            Some(i @ Instances::Max(_)) => AppSpec {
+                instances: i.count(host_cpus()),
+                instances_max: true,
+                ..self.spec
+            },
+            _ => self.spec,
+        }
+    }
 }
 
 impl Supervisor {
@@ -27,6 +45,11 @@ impl Supervisor {
                     ..(*a.spec).clone()
                 },
                 stopped: a.slots.iter().all(|s| s.st().status == Status::Stopped),
+                instances: a
+                    .spec
+                    .instances_max
+                    .then(|| Instances::parse("max").ok())
+                    .flatten(),
             })
             .collect()
     }
@@ -44,10 +67,11 @@ impl Supervisor {
                     .push(format!("{name} is already in the list: left as it is"));
                 continue;
             }
-            match self.start_one(saved.spec, !saved.stopped).await {
+            let stopped = saved.stopped;
+            match self.start_one(saved.spec_here(), !stopped).await {
                 Ok(notices) => {
                     report.notices.extend(notices);
-                    if saved.stopped {
+                    if stopped {
                         report
                             .notices
                             .push(format!("{name} was saved stopped: listed, not started"));

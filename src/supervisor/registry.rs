@@ -2,7 +2,7 @@
 //! knows of each app, the handles on its slots' tasks, and the read-only
 //! views built from them (`list`, `describe`).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -88,6 +88,69 @@ impl Registry {
             .collect();
         select(&cands, targets)
     }
+}
+
+/// The listening sockets of every cluster app, by app name, so that an app
+/// that cannot listen because another holds the port is told which one.
+/// Two apps never share a socket: each app's pool is its own (decided in
+/// issue 18; PM2 shares, which mixes two apps' workers behind one port).
+#[derive(Default)]
+pub(crate) struct PortHolders {
+    pools: Mutex<Vec<(String, Weak<ListenerPool>)>>,
+}
+
+impl PortHolders {
+    fn lock(&self) -> MutexGuard<'_, Vec<(String, Weak<ListenerPool>)>> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes an app's pool; pools of apps that are gone drop out.
+    pub(super) fn register(&self, app: &str, pool: &Arc<ListenerPool>) {
+        let mut pools = self.lock();
+        pools.retain(|(n, p)| p.strong_count() > 0 && n != app);
+        pools.push((app.to_string(), Arc::downgrade(pool)));
+    }
+
+    /// The app other than `asker` whose sockets take `address`.
+    pub(crate) fn holder_of(&self, address: &str, asker: &str) -> Option<String> {
+        self.lock()
+            .iter()
+            .filter(|(n, _)| n != asker)
+            .find(|(_, p)| {
+                p.upgrade()
+                    .is_some_and(|p| p.addresses().iter().any(|a| same_socket(a, address)))
+            })
+            .map(|(n, _)| n.clone())
+    }
+}
+
+/// Whether two socket addresses, as `describe` and a listen query print
+/// them (`0.0.0.0:3000`, `[::]:3000`, `*:3000`, `127.0.0.1:3000`, a Unix
+/// path), cannot both be bound: same port on the same or a wildcard host.
+pub(crate) fn same_socket(a: &str, b: &str) -> bool {
+    fn split(s: &str) -> Option<(&str, u16)> {
+        let (host, port) = s.rsplit_once(':')?;
+        Some((
+            host.trim_start_matches('[').trim_end_matches(']'),
+            port.parse().ok()?,
+        ))
+    }
+    let wildcard = |h: &str| matches!(h, "*" | "0.0.0.0" | "::" | "");
+    match (split(a), split(b)) {
+        (Some((ha, pa)), Some((hb, pb))) => {
+            pa == pb && pa != 0 && (ha == hb || wildcard(ha) || wildcard(hb))
+        }
+        (None, None) => a == b,
+        _ => false,
+    }
+}
+
+/// What a cluster app that cannot listen because `holder` holds the port
+/// is told, in `describe` and in `pmr start`'s error.
+pub(crate) fn port_clash_message(app: &str, address: &str, holder: &str) -> String {
+    format!(
+        "cannot listen on {address}: the cluster app '{holder}' holds that port, so {app} was stopped at its first listen instead of restarting in a loop; give {app} another port (e.g. its PORT env) or stop {holder} first"
+    )
 }
 
 /// A slot's command channel, detached from the registry lock.
@@ -257,5 +320,22 @@ impl Supervisor {
             .collect();
         v.sort_by_key(|(r, _)| r.instance);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_socket;
+
+    #[test]
+    fn sockets_clash_on_the_same_port_of_the_same_or_a_wildcard_host() {
+        assert!(same_socket("[::]:3000", "*:3000"));
+        assert!(same_socket("0.0.0.0:3000", "127.0.0.1:3000"));
+        assert!(same_socket("127.0.0.1:3000", "127.0.0.1:3000"));
+        assert!(!same_socket("127.0.0.1:3000", "127.0.0.2:3000"));
+        assert!(!same_socket("[::]:3000", "*:3001"));
+        assert!(!same_socket("*:0", "*:0"));
+        assert!(same_socket("/tmp/app.sock", "/tmp/app.sock"));
+        assert!(!same_socket("/tmp/app.sock", "*:3000"));
     }
 }

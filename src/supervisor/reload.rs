@@ -168,8 +168,15 @@ impl Supervisor {
             return Ok(());
         };
         if mode == ExecMode::Fork {
+            let node = self.reg().app(&s.app).is_some_and(|a| a.spec.node);
+            // -i 1 only helps a Node.js script: `npm start` stays fork mode.
+            let how = if node {
+                "start it with -i 1 (not -x) for zero-downtime reloads".to_string()
+            } else {
+                format!("for zero-downtime reloads run the Node.js script itself (pmr start server.js --name {} -i 1), not a command that starts it", s.app)
+            };
             report.notices.push(format!(
-                "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime). Start it with -i 1 for zero-downtime reloads.",
+                "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime); {how}",
                 s.app
             ));
             self.restart_locked(s, new_spec, reason).await?;

@@ -28,8 +28,10 @@ impl Supervisor {
                     "cannot scale {name} to 0 instances; use pmr stop {name} or pmr delete {name}"
                 )));
             }
+            // A count chosen by hand is no longer "one per CPU".
             Arc::new(AppSpec {
                 instances: wanted,
+                instances_max: false,
                 ..(*app.spec).clone()
             })
         };
@@ -66,6 +68,7 @@ impl Supervisor {
                 .ok_or_else(|| Error::NotFound(name.to_string()))?;
             app.spec = Arc::new(AppSpec {
                 instances: wanted,
+                instances_max: spec.instances_max,
                 ..(*app.spec).clone()
             });
             let mut removed = Vec::new();

@@ -88,6 +88,9 @@ pub(crate) struct Slot {
     launch_deadline: Option<Instant>,
     /// Health checks and the event-loop watchdog of the running process.
     health: health::Health,
+    /// Its process could not listen because another cluster app holds the
+    /// port: the exit that follows is final (a restart cannot free it).
+    port_clash: Option<String>,
 }
 
 impl Slot {
@@ -112,6 +115,7 @@ impl Slot {
             listens: false,
             launch_deadline: None,
             health: health::Health::default(),
+            port_clash: None,
         }
     }
 
@@ -176,6 +180,7 @@ impl Slot {
 
     /// Spawns the slot's process and makes it the current one.
     fn start_process(&mut self) -> Result<Box<RunningProcess>> {
+        self.port_clash = None;
         self.activate();
         let spec = self.spec.clone();
         match self.launch(&spec) {
@@ -262,6 +267,13 @@ impl Slot {
         p.kill_orphans();
         let uptime = p.started.elapsed();
         self.record_exit(exit, uptime, false);
+        if let Some(reason) = self.port_clash.take() {
+            drop(p);
+            self.st().errored_reason = Some(reason.clone());
+            let idle = self.go_idle(Status::Errored);
+            self.emit(EventKind::Errored { reason });
+            return idle;
+        }
         let decision = self.policy.on_exit(
             &self.spec.restart_policy(),
             Exit {
@@ -390,10 +402,20 @@ impl Slot {
             }
             ChannelEvent::ExitedAfterDisconnect => p.exited_after_disconnect = true,
             ChannelEvent::BindFailed { address, errno } => {
-                let msg = format!(
-                    "cannot listen on {address}: {}",
-                    std::io::Error::from_raw_os_error(errno)
-                );
+                let holder = (errno == nix::errno::Errno::EADDRINUSE as i32)
+                    .then(|| self.shared.ports.holder_of(&address, &self.spec.name))
+                    .flatten();
+                let msg = match holder {
+                    Some(h) => {
+                        let m = super::registry::port_clash_message(&self.spec.name, &address, &h);
+                        self.port_clash = Some(m.clone());
+                        m
+                    }
+                    None => format!(
+                        "cannot listen on {address}: {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    ),
+                };
                 self.st().last_error = Some(msg.clone());
                 self.emit(EventKind::Error { message: msg });
             }
