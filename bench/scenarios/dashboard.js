@@ -101,9 +101,13 @@ module.exports = {
     if (puppeteer && CHROMIUM) {
       browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] })
       const page = await browser.newPage()
-      const p0 = performance.now()
+      // The first visit logs in (token → cookie); the figure is the next
+      // load with the cache off, by the page's own Navigation Timing: every
+      // asset fetched, the browser's start-up left out.
       await page.goto(link, { waitUntil: 'load' })
-      pageLoadMs = performance.now() - p0
+      await page.setCacheEnabled(false)
+      await page.reload({ waitUntil: 'load' })
+      pageLoadMs = await page.evaluate(() => performance.getEntriesByType('navigation')[0].loadEventEnd)
       await page.waitForSelector('body[data-live=on]', { timeout: 15000 })
     }
     log(`  dashboard on with ${browser ? 'Chromium' : 'an event-stream client'} open: settling ${settleMs} ms, measuring ${windowMs / 1000} s`)
@@ -142,7 +146,7 @@ module.exports = {
           headers: ['figure', 'value'],
           rows: [
             ['first load (5 files, gzip)', `${u.fmtNum(loadBytes / 1024, 1)} KB in ${u.fmtNum(loadMs, 0)} ms`],
-            ['Chromium page load', pageLoadMs == null ? 'no Chromium' : `${u.fmtNum(pageLoadMs, 0)} ms`],
+            ['Chromium page load (cache off, to the load event)', pageLoadMs == null ? 'no Chromium' : `${u.fmtNum(pageLoadMs, 0)} ms`],
             ['crash → page (median)', `${u.fmtNum(crashMs, 0)} ms (${crashes.map((c) => u.fmtNum(c, 0)).join(', ')})`],
             ['history rings (computed)', `${u.fmtNum(ringBytes / 1048576, 2)} MB for ${instances} instances`],
           ],
