@@ -94,7 +94,34 @@ export interface AppOptions {
   gid?: string | number
   /** Run with Node's `--enable-source-maps`. */
   source_map_support?: boolean
+  /** Replace an instance that fails this check (one of http, tcp, command). */
+  health_check?: {
+    /** A path of the instance's own server (`'/healthz'`) or a URL. */
+    http?: string
+    tcp?: number
+    command?: string
+    /** Default 5 s. */
+    interval?: Duration
+    /** Default 2 s. */
+    timeout?: Duration
+    /** Failed checks in a row that make it unhealthy. Default 3. */
+    failures?: number
+    /** Failures during this long after a start do not count. Default 0. */
+    start_period?: Duration
+  }
+  /** Replace an instance whose event loop stays blocked longer than this. */
+  max_event_loop_lag?: Duration
+  /** This app's alert receivers (instead of the `notify.*` settings). */
+  notify?: {
+    webhook?: string | string[]
+    slack?: string | string[]
+    command?: string
+    events?: AlertKind[]
+    throttle?: Duration
+  }
 }
+
+export type AlertKind = 'crash' | 'errored' | 'memory' | 'health' | 'reload_failed' | 'daemon'
 
 /** What `start` takes: one app, several, or the path of an ecosystem file. */
 export type AppsInput = AppOptions | AppOptions[] | { apps: AppOptions[] } | string
@@ -104,7 +131,17 @@ export type Target = string | number | Array<string | number>
 
 export type Status = 'launching' | 'online' | 'stopping' | 'stopped' | 'errored' | 'waiting-restart'
 
-export type RestartReason = 'crash' | 'memory' | 'watch' | 'cron' | 'user'
+export type RestartReason = 'crash' | 'memory' | 'watch' | 'cron' | 'user' | 'health'
+
+/** What an instance's health check (or the event-loop watchdog) says. */
+export interface HealthInfo {
+  status: 'starting' | 'healthy' | 'unhealthy'
+  check: 'http' | 'tcp' | 'command' | 'event_loop'
+  /** Milliseconds since the epoch. */
+  last_check_at: number | null
+  last_result: string | null
+  consecutive_failures: number
+}
 
 export interface ExitRecord {
   /** Exit code, or null when a signal ended the process. */
@@ -163,6 +200,8 @@ export interface InstanceInfo {
   watching: boolean
   /** When `cron_restart` next replaces the app, in milliseconds since the epoch. */
   next_cron_restart: number | null
+  /** With a health check or `max_event_loop_lag`. */
+  health: HealthInfo | null
 }
 
 /** Where an app's output goes, as resolved (`null`: the default). */
@@ -224,6 +263,15 @@ export interface AppSpec {
   cron_restart: string | null
   uid: string | null
   gid: string | null
+  health_check: {
+    probe: { http: string } | { tcp: number } | { command: string }
+    interval_ms: number
+    timeout_ms: number
+    failures: number
+    start_period_ms: number
+  } | null
+  max_event_loop_lag_ms: number | null
+  notify: { webhook: string[]; slack: string[]; command: string | null; events: AlertKind[] | null; throttle_ms: number | null } | null
 }
 
 /** What `describe()` gives per instance. */
@@ -283,8 +331,11 @@ export interface ReplacingEvent extends EventBase { type: 'replacing'; reason: '
 /** The tree went over max_memory_restart twice in a row; a `restart` (reason `memory`) follows. */
 export interface MemoryLimitEvent extends EventBase { type: 'memory_limit'; limit: number; memory: number }
 
+/** Health checks failed `failures` times in a row, or the event loop stayed blocked: a replacement (reason `health`) follows. */
+export interface UnhealthyEvent extends EventBase { type: 'unhealthy'; detail: string }
+
 export type PmrEvent = StartEvent | OnlineEvent | ListeningEvent | ReadyEvent | ExitEvent | RestartEvent |
-  ErroredEvent | StopEvent | MessageEvent | ReloadEvent | ErrorEvent | ReplacingEvent | MemoryLimitEvent
+  ErroredEvent | StopEvent | MessageEvent | ReloadEvent | ErrorEvent | ReplacingEvent | MemoryLimitEvent | UnhealthyEvent
 
 export interface LogLine {
   app: string

@@ -186,9 +186,11 @@ test('index.d.ts declares exactly what the core serializes: instances, descripti
     await got('a cron replacement', (e) => e.type === 'replacing' && e.app === 'cron')
     await run(pm.start({ name: 'leak', script: leak, max_memory_restart: '64M' }))
     await got('a memory limit', (e) => e.type === 'memory_limit')
+    await run(pm.start({ name: 'sick', script: path.join(FIXTURES, 'idle.js'), health_check: { command: 'false', interval: 100, failures: 1 }, max_event_loop_lag: '1h', notify: { command: 'true', events: ['health'] } }))
+    await got('an unhealthy instance', (e) => e.type === 'unhealthy' && e.app === 'sick')
     await run(pm.reload('web'))
     await got('the reload finishing', (e) => e.type === 'reload' && e.step === 'old_exited')
-    await run(pm.stop(['cron', 'leak', 'bind']))
+    await run(pm.stop(['cron', 'leak', 'bind', 'sick']))
     await got('a stop', (e) => e.type === 'stop')
     await waitFor('a log line from the daemon', () => lines.length > 0)
 

@@ -15,7 +15,7 @@ const { Scope, BENCH, REPO, PM2_BIN } = require('./lib/managers')
 const load = require('./lib/load')
 const u = require('./lib/util')
 
-const SCENARIOS = ['cli', 'memory', 'restart', 'cluster', 'crash', 'reload', 'logs', 'monitor', 'dashboard']
+const SCENARIOS = ['cli', 'memory', 'restart', 'cluster', 'crash', 'reload', 'logs', 'monitor', 'dashboard', 'health']
 const NEEDS_WRK = new Set(['cluster', 'reload'])
 
 function usage(code) {

@@ -347,6 +347,7 @@ pub struct SetArgs {
     /// Setting name, e.g. log.max_size
     pub key: String,
     /// New value
+    #[arg(allow_hyphen_values = true)]
     pub value: String,
 }
 

@@ -362,6 +362,39 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             };
             kv("cron restart", format!("{c}: {next}"));
         }
+        if let Some(hc) = &sp.health_check {
+            kv(
+                "health check",
+                format!(
+                    "{} every {} ms, timeout {} ms, unhealthy after {} failures",
+                    hc.probe.describe(),
+                    hc.interval_ms,
+                    hc.timeout_ms,
+                    hc.failures
+                ),
+            );
+        }
+        if let Some(h) = &i.health {
+            let last = match (&h.last_result, h.last_check_at) {
+                (Some(r), Some(at)) => format!(", last check {}: {r}", time_of(at)),
+                _ => String::new(),
+            };
+            let status = match h.status {
+                crate::model::HealthStatus::Healthy => s.green("healthy"),
+                crate::model::HealthStatus::Unhealthy => s.red("unhealthy"),
+                crate::model::HealthStatus::Starting => s.yellow("starting"),
+            };
+            kv(
+                "health",
+                format!(
+                    "{status} ({} failed in a row{last})",
+                    h.consecutive_failures
+                ),
+            );
+        }
+        if let Some(l) = sp.max_event_loop_lag_ms {
+            kv("max event loop lag", format!("{l} ms"));
+        }
         if sp.uid.is_some() || sp.gid.is_some() {
             // The child drops to these before exec; without gid it takes
             // the user's primary group, as login would.

@@ -9,3 +9,14 @@ pub mod state;
 pub mod task;
 
 pub use crate::spec::health::{HealthCheck, Probe};
+
+use crate::model::{HealthStatus, InstanceInfo};
+
+/// Readiness as health checks see it, for reload and `pmr-runtime`'s
+/// `/readyz`: an instance with a health check is ready once a check has
+/// passed; one without is ready as far as checks go.
+pub fn ready(i: &InstanceInfo) -> bool {
+    i.health
+        .as_ref()
+        .is_none_or(|h| h.check == "event_loop" || h.status == HealthStatus::Healthy)
+}

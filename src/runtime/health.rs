@@ -27,6 +27,8 @@ pub struct Probe {
     pub listening: bool,
     /// Online long enough that a worker that would listen would have.
     pub past_listen_timeout: bool,
+    /// The app's health check passed (or it has none): `crate::health::ready`.
+    pub health_ready: bool,
 }
 
 /// Every instance has become ready: online (wait_ready apps sent 'ready'),
@@ -35,7 +37,9 @@ pub struct Probe {
 pub fn ready(all: &[Probe]) -> bool {
     !all.is_empty()
         && all.iter().all(|p| {
-            p.status == Status::Online && (!p.cluster || p.listening || p.past_listen_timeout)
+            p.status == Status::Online
+                && p.health_ready
+                && (!p.cluster || p.listening || p.past_listen_timeout)
         })
 }
 
@@ -68,6 +72,7 @@ fn probes(sup: &Supervisor) -> Vec<Probe> {
                 cluster: i.mode == ExecMode::Cluster,
                 listening: !i.listening.is_empty(),
                 past_listen_timeout: i.uptime_ms > timeout,
+                health_ready: crate::health::ready(&i),
             }
         })
         .collect()
@@ -109,6 +114,7 @@ mod tests {
             cluster,
             listening,
             past_listen_timeout: late,
+            health_ready: true,
         }
     }
 

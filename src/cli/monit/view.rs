@@ -209,6 +209,18 @@ impl View {
                 ));
             }
         }
+        if let Some(h) = &r.health {
+            let last = h.last_result.as_deref().unwrap_or("no check yet");
+            lines.push(kv(
+                "health",
+                format!(
+                    "{} ({}, {} failed): {last}",
+                    h.status.as_str(),
+                    h.check,
+                    h.consecutive_failures
+                ),
+            ));
+        }
         if let Some(e) = &r.memory_exceeded {
             let at = chrono::DateTime::from_timestamp_millis(e.at as i64)
                 .map(|t| {

@@ -147,6 +147,14 @@ impl Slot {
                 }
             }
         };
+        // With an HTTP health check, ready means a check of it passed too.
+        let outcome = match outcome {
+            Ok(()) => {
+                self.until_check_passes(&mut new, &spec, deadline, &mut listening)
+                    .await
+            }
+            failed => failed,
+        };
         if let Err(cause) = outcome {
             new.kill().await;
             let msg = format!(

@@ -11,14 +11,18 @@ use tokio::time::Instant;
 
 use super::{Phase, Slot};
 use crate::clock::now_ms;
+use crate::cluster::channel::ChannelEvent;
 use crate::cluster::message::health_port_request;
-use crate::health::check::Subject;
+use crate::health::check::{self, Subject};
 use crate::health::state::{loop_blocked, Verdict};
 use crate::health::task::{ProbeMsg, Probing};
+use crate::health::Probe;
 use crate::model::{HealthInfo, HealthStatus};
 use crate::policy::restart::Decision;
 use crate::process::spawn::Credentials;
+use crate::spec::AppSpec;
 use crate::spec::ExecMode;
+use crate::supervisor::child::wait_for_exit;
 use crate::supervisor::child::RunningProcess;
 use crate::supervisor::state::{EventKind, RestartReason, Status};
 
@@ -35,6 +39,8 @@ pub(crate) struct Health {
     watchdog_at: Option<Instant>,
     /// The running process reported through the preload at least once.
     reported: bool,
+    /// The process those apply to.
+    pid: Option<u32>,
 }
 
 /// Waits for the checks' next message; never, without checks.
@@ -45,7 +51,80 @@ pub(super) async fn next_probe_msg(h: &mut Health) -> Option<ProbeMsg> {
     }
 }
 
+/// How often a replacement's HTTP check is retried while a reload waits for it.
+const READY_RETRY: Duration = Duration::from_millis(200);
+
 impl Slot {
+    fn subject(&self, spec: &AppSpec, pid: u32) -> Subject {
+        Subject {
+            pid,
+            instance: self.instance,
+            cwd: spec.cwd.clone(),
+            env: spec.env.clone(),
+            credentials: Credentials::resolve(spec.uid.as_deref(), spec.gid.as_deref())
+                .ok()
+                .flatten(),
+        }
+    }
+
+    /// Readiness from the health check: with an HTTP check, a reload's
+    /// replacement is ready once a check of it passes, not only once it
+    /// listens. Listening addresses that arrive meanwhile go to `listening`.
+    pub(super) async fn until_check_passes(
+        &self,
+        new: &mut RunningProcess,
+        spec: &AppSpec,
+        deadline: Instant,
+        listening: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let Some(check) = spec
+            .health_check
+            .as_ref()
+            .filter(|c| matches!(c.probe, Probe::Http(_)))
+        else {
+            return Ok(());
+        };
+        let subject = self.subject(spec, new.pid);
+        let client = crate::notify::http::Client::shared();
+        let mut port = None;
+        let mut exit = new.exit_watch();
+        loop {
+            if check.probe.http_path().is_some() && port.is_none() {
+                new.send(health_port_request());
+                let answer = async {
+                    while let Some(ev) = new.events.recv().await {
+                        match ev {
+                            ChannelEvent::HealthPort(p) => return p,
+                            ChannelEvent::Listening(a) => listening.push(a),
+                            _ => {}
+                        }
+                    }
+                    None
+                };
+                port = tokio::time::timeout(READY_RETRY, answer)
+                    .await
+                    .ok()
+                    .flatten();
+            }
+            let o = tokio::select! {
+                o = check::run(check, &subject, port, &client) => o,
+                _ = wait_for_exit(&mut exit) => return Err("the replacement exited before its health check passed".into()),
+            };
+            if o.passed {
+                return Ok(());
+            }
+            if Instant::now() + READY_RETRY >= deadline {
+                return Err(format!(
+                    "the replacement did not pass its health check ({}) within listen_timeout ({} ms), the last: {}",
+                    check.probe.describe(),
+                    spec.listen_timeout_ms,
+                    o.detail
+                ));
+            }
+            tokio::time::sleep(READY_RETRY).await;
+        }
+    }
+
     /// The event-loop limit, where it can be watched: a Node.js app with
     /// pmr's preload (which sends the heartbeats).
     fn lag_limit(&self) -> Option<u64> {
@@ -57,19 +136,14 @@ impl Slot {
     /// Makes the checks match the running process `p`: a new process gets
     /// new checks, starting from `starting`.
     pub(super) fn sync_health(&mut self, p: &RunningProcess) {
+        if self.health.pid != Some(p.pid) {
+            self.health.pid = Some(p.pid);
+            self.health.reported = false;
+            self.st().health = None;
+        }
         if let Some(check) = &self.spec.health_check {
             if self.health.probing.as_ref().map(|x| x.pid) != Some(p.pid) {
-                let credentials =
-                    Credentials::resolve(self.spec.uid.as_deref(), self.spec.gid.as_deref())
-                        .ok()
-                        .flatten();
-                let subject = Subject {
-                    pid: p.pid,
-                    instance: self.instance,
-                    cwd: self.spec.cwd.clone(),
-                    env: self.spec.env.clone(),
-                    credentials,
-                };
+                let subject = self.subject(&self.spec, p.pid);
                 self.health.probing = Some(Probing::start(
                     Arc::new(check.clone()),
                     subject,
@@ -102,6 +176,7 @@ impl Slot {
         self.health.probing = None;
         self.health.watchdog_at = None;
         self.health.reported = false;
+        self.health.pid = None;
         self.st().health = None;
     }
 
