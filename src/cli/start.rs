@@ -101,6 +101,15 @@ pub(super) fn config_from_flags(a: &StartArgs) -> Result<AppConfig> {
         uid: a.uid.clone(),
         gid: a.gid.clone(),
         source_map_support: a.source_map_support.then_some(true),
+        lb: a
+            .lb
+            .as_deref()
+            .map(|p| {
+                p.parse::<crate::spec::LoadBalance>()
+                    .map(|_| p.to_string())
+                    .map_err(|e| Error::Config(format!("--lb: {e}")))
+            })
+            .transpose()?,
         ..Default::default()
     })
 }

@@ -118,6 +118,17 @@ pub struct NodeMetrics {
     pub active_handles: u32,
 }
 
+/// A cluster worker's connections, when the supervisor hands them out
+/// (every policy but `shared`), since its process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Open now (accepted minus those the worker reported closed; the
+    /// closes arrive in batches, a few tens of milliseconds late).
+    pub open: u64,
+    /// Handed to the worker and taken by it.
+    pub accepted: u64,
+}
+
 /// The last time an instance went over its memory limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryExceeded {
@@ -194,6 +205,9 @@ pub struct InstanceInfo {
     pub next_cron_restart: Option<u64>,
     /// What a stop reaches: `cgroup <path>` or `process group <pgid>`.
     pub kill_scope: Option<String>,
+    /// The worker's connections (cluster mode, balanced policies).
+    #[serde(default)]
+    pub connections: Option<Connections>,
 }
 
 /// What `describe` returns for one instance.

@@ -110,6 +110,13 @@ pub enum Request {
     Metrics,
     /// Stop every app, then the daemon.
     Kill,
+    /// A message to one instance's `process.on('message')` (PM2's
+    /// `sendDataToProcessId`).
+    SendData {
+        /// The instance id (not `id`: the envelope's request id has that name).
+        process_id: u32,
+        packet: serde_json::Value,
+    },
 }
 
 impl Request {
@@ -141,6 +148,7 @@ impl Request {
         "clear_dump",
         "metrics",
         "kill",
+        "send_data",
     ];
 
     /// The `cmd` this request is written with. The match is exhaustive, so
@@ -173,6 +181,7 @@ impl Request {
             Request::ClearDump => "clear_dump",
             Request::Metrics => "metrics",
             Request::Kill => "kill",
+            Request::SendData { .. } => "send_data",
         }
     }
 }
@@ -253,6 +262,10 @@ mod tests {
             Request::ClearDump,
             Request::Metrics,
             Request::Kill,
+            Request::SendData {
+                process_id: 0,
+                packet: serde_json::json!({"topic": "t", "data": 1}),
+            },
         ];
         let named: std::collections::BTreeSet<&str> =
             examples.iter().map(Request::command).collect();

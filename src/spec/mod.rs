@@ -7,6 +7,7 @@ pub mod cron;
 pub mod datefmt;
 pub mod ecosystem;
 pub mod js_options;
+mod lb;
 mod options;
 mod resolve;
 pub mod suggest;
@@ -24,6 +25,7 @@ pub use resolve::{
     LogFile, ResolveContext, Resolved, Watch,
 };
 
+pub use lb::LoadBalance;
 pub use values::{KillSignal, LogType, RotateInterval};
 
 use crate::policy::restart::RestartPolicy;
@@ -110,6 +112,9 @@ pub struct AppSpec {
     /// user's primary group).
     #[serde(default)]
     pub gid: Option<String>,
+    /// How a cluster app's connections reach its workers.
+    #[serde(default)]
+    pub lb: LoadBalance,
 }
 
 /// Where an app's output goes.
@@ -293,6 +298,7 @@ mod tests {
             cron_restart: None,
             uid: None,
             gid: None,
+            lb: Default::default(),
         }
     }
 

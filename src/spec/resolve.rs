@@ -116,6 +116,8 @@ pub struct AppConfig {
     pub gid: Option<String>,
     /// Node's `--enable-source-maps` for the app.
     pub source_map_support: Option<bool>,
+    /// How a cluster app's connections reach its workers (`round-robin`...).
+    pub lb: Option<String>,
 }
 
 /// The CPUs of this machine, the usual `ResolveContext::cpus`.
@@ -473,6 +475,7 @@ impl AppConfig {
             cron_restart: self.cron_restart.clone(),
             uid: self.uid.clone(),
             gid: self.gid.clone(),
+            lb: typed("lb", &self.lb)?.unwrap_or_default(),
         };
         Ok(Resolved { spec, notices })
     }

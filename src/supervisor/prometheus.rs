@@ -169,6 +169,26 @@ pub fn render(instances: &[InstanceInfo]) -> String {
     for (n, l) in &node {
         f.sample("pmr_active_handles", l, n.active_handles);
     }
+    let conns: Vec<_> = all
+        .iter()
+        .filter_map(|(i, l)| i.connections.map(|c| (c, l)))
+        .collect();
+    f.header(
+        "pmr_connections_open",
+        "gauge",
+        "Connections the worker holds open (cluster mode, when pmr hands them out).",
+    );
+    for (c, l) in &conns {
+        f.sample("pmr_connections_open", l, c.open);
+    }
+    f.header(
+        "pmr_connections_accepted_total",
+        "counter",
+        "Connections pmr handed to the worker and it took, since its process started.",
+    );
+    for (c, l) in &conns {
+        f.sample("pmr_connections_accepted_total", l, c.accepted);
+    }
     out
 }
 
@@ -231,6 +251,10 @@ mod tests {
             watching: false,
             next_cron_restart: None,
             kill_scope: None,
+            connections: Some(crate::model::Connections {
+                open: 3,
+                accepted: 17,
+            }),
         }
     }
 
@@ -254,6 +278,8 @@ mod tests {
         assert!(has(&format!("pmr_memory_bytes{{{base}}} 52428800")));
         assert!(has(&format!("pmr_event_loop_lag_seconds{{{base}}} 0.0015")));
         assert!(has(&format!("pmr_active_handles{{{base}}} 4")));
+        assert!(has(&format!("pmr_connections_open{{{base}}} 3")));
+        assert!(has(&format!("pmr_connections_accepted_total{{{base}}} 17")));
         // A stopped instance has no usage samples, and no Node.js figures.
         assert_eq!(
             lines
@@ -281,13 +307,13 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "{l}");
             }
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 13);
     }
 
     #[test]
     fn nothing_running_still_names_every_family() {
         let text = render(&[]);
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 11);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 13);
         assert!(text.lines().all(|l| l.starts_with('#')));
     }
 }

@@ -187,6 +187,10 @@ impl Supervisor {
                 .pid
                 .and_then(|p| self.inner.shared.scope_of(p))
                 .map(|s| s.describe()),
+            connections: st.load.as_ref().map(|l| crate::model::Connections {
+                open: l.open(),
+                accepted: l.accepted(),
+            }),
         }
     }
 

@@ -35,6 +35,8 @@ pub(crate) struct InstanceState {
     pub listening: Vec<String>,
     pub history: VecDeque<Event>,
     pub created_at: u64,
+    /// The current process's connections, counted by its IPC channel.
+    pub load: Option<std::sync::Arc<crate::cluster::distribute::WorkerLoad>>,
 }
 
 impl InstanceState {
@@ -58,6 +60,7 @@ impl InstanceState {
             listening: Vec::new(),
             history: VecDeque::with_capacity(HISTORY),
             created_at,
+            load: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl InstanceState {
         self.memory = 0;
         self.processes = 0;
         self.node = None;
+        self.load = None;
     }
 
     pub fn remember(&mut self, e: &Event) {

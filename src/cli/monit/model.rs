@@ -227,6 +227,7 @@ pub(super) mod tests {
             watching: false,
             next_cron_restart: None,
             kill_scope: None,
+            connections: None,
         }
     }
 
