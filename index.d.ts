@@ -82,6 +82,8 @@ export interface AppOptions {
   watch_delay?: Duration
   /** Reload on a schedule: a cron pattern (5 fields, or 6 with seconds first) or `'@daily'`... */
   cron_restart?: string
+  /** How a cluster app's connections reach its workers. Default `'round-robin'`. */
+  lb?: 'round-robin' | 'least-connections' | 'sticky' | 'shared'
   /** Variable holding the instance number. Default `'NODE_APP_INSTANCE'`. */
   instance_var?: string
   /** Variable increased by one per instance (`'PORT'`: 3000, 3001...). */
@@ -202,6 +204,8 @@ export interface InstanceInfo {
   next_cron_restart: number | null
   /** With a health check or `max_event_loop_lag`. */
   health: HealthInfo | null
+  /** The worker's connections since its process started, when pmr hands them out (cluster mode, every `lb` but `'shared'`). */
+  connections: { open: number; accepted: number } | null
 }
 
 /** Where an app's output goes, as resolved (`null`: the default). */
@@ -272,6 +276,7 @@ export interface AppSpec {
   } | null
   max_event_loop_lag_ms: number | null
   notify: { webhook: string[]; slack: string[]; command: string | null; events: AlertKind[] | null; throttle_ms: number | null } | null
+  lb: 'round-robin' | 'least-connections' | 'sticky' | 'shared'
 }
 
 /** What `describe()` gives per instance. */
@@ -435,6 +440,8 @@ declare abstract class PmrApi {
   signal(target: Target, signal: string): Promise<Report>
   /** Zeroes the instances' restart counts (restarts, by reason, unstable restarts). */
   reset(target: Target): Promise<Report>
+  /** PM2's sendDataToProcessId: `packet` reaches instance `id`'s `process.on('message')` as `{ type: 'process:msg', topic, data, id }`. */
+  sendDataToProcessId(id: number, packet: { topic: unknown; data: unknown; type?: string }): Promise<Report>
   /** Stops watching the apps' files; the apps keep running (a restart or reload watches again). */
   stopWatch(target: Target): Promise<Report>
   /** Past lines of the log files, then (with `follow`) new lines. */

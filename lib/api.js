@@ -201,6 +201,14 @@ class Api {
     return this._request('reset', { target: targets(target) })
   }
 
+  /** PM2's sendDataToProcessId: `packet` ({ topic, data }) reaches instance
+   * `id`'s process.on('message') as { type: 'process:msg', topic, data, id }. */
+  async sendDataToProcessId (id, packet) {
+    const n = Number(id)
+    if (!Number.isInteger(n) || n < 0) throw new PmrError(`sendDataToProcessId: '${id}' is not an instance id`, 'PMR_CONFIG')
+    return this._request('send_data', { process_id: n, packet })
+  }
+
   stopWatch (target) {
     return this._request('stop_watch', { target: targets(target) })
   }

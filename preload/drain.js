@@ -236,6 +236,45 @@ if (isMainThread && typeof process.send === 'function') {
   }
 
   schedule(interval)
+
+  // Connections that ended, for pmr's least-connections policy and the
+  // open counts in `describe`: pmr counts what it hands a worker, the
+  // worker says what closed, in batches (one message per burst, never one
+  // per connection), on an unref'd timer.
+  // (Node removes NODE_UNIQUE_ID from the environment before preloads run.)
+  if (require('node:cluster').isWorker) {
+    const net = require('node:net')
+    const FLUSH_MS = 20
+    const counted = Symbol('pmr.counted')
+    let closed = 0
+    let flush = null
+    const sendClosed = () => {
+      flush = null
+      const n = closed
+      closed = 0
+      if (n === 0 || !process.connected) return
+      try {
+        process.send({ cmd: 'NODE_PMR', act: 'conns', closed: n }, noop)
+      } catch {}
+    }
+    const onClose = () => {
+      closed++
+      if (flush === null) {
+        flush = setTimeout(sendClosed, FLUSH_MS)
+        flush.unref()
+      }
+    }
+    const onConnection = (socket) => socket.once('close', onClose)
+    const listen = net.Server.prototype.listen
+    net.Server.prototype.listen = function (...args) {
+      if (!this[counted]) {
+        this[counted] = true
+        this.on('connection', onConnection)
+      }
+      return listen.apply(this, args)
+    }
+  }
+
   process.on('internalMessage', (msg) => {
     if (msg && msg.cmd === 'NODE_PMR' && msg.act === 'metrics' && Number.isFinite(msg.interval) &&
         msg.interval >= MIN_INTERVAL_MS && msg.interval !== interval) {

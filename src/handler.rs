@@ -97,6 +97,7 @@ impl RequestHandler {
                 sup.signal(&target, sig).await?
             }
             Request::Reset { target } => sup.reset(&target).await?,
+            Request::SendData { process_id, packet } => sup.send_data(process_id, packet).await?,
             Request::StopWatch { target } => sup.stop_watch(&target).await?,
             Request::ReloadLogs => {
                 sup.reopen_logs();

@@ -674,6 +674,9 @@ pub struct StartArgs {
     /// Run a Node.js app with --enable-source-maps (stack traces point into your sources)
     #[arg(long)]
     pub source_map_support: bool,
+    /// How a cluster app's connections reach its workers: round-robin, least-connections, sticky or shared [default: round-robin]
+    #[arg(long, value_name = "POLICY")]
+    pub lb: Option<String>,
 
     /// File for the app's stdout
     #[arg(short = 'o', long = "output", value_name = "PATH")]

@@ -261,6 +261,15 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
         if !d.sockets.is_empty() {
             kv("sockets held by pmr", d.sockets.join(", "));
         }
+        if i.mode == crate::spec::ExecMode::Cluster {
+            kv("balancing", d.spec.lb.to_string());
+        }
+        if let Some(c) = &i.connections {
+            kv(
+                "connections",
+                format!("{} open, {} accepted", c.open, c.accepted),
+            );
+        }
         kv("out log", i.logs.out.display().to_string());
         kv("error log", i.logs.err.display().to_string());
         if let Some(scope) = &i.kill_scope {

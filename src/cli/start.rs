@@ -118,6 +118,15 @@ pub(super) fn config_from_flags(a: &StartArgs, script: Option<&str>) -> Result<A
         },
         exec_mode: a.execute_command.then_some(ExecMode::Fork),
         pid_file: a.pid_file.clone(),
+        lb: a
+            .lb
+            .as_deref()
+            .map(|p| {
+                p.parse::<crate::spec::LoadBalance>()
+                    .map(|_| p.to_string())
+                    .map_err(|e| Error::Config(format!("--lb: {e}")))
+            })
+            .transpose()?,
         ..Default::default()
     })
 }

@@ -1,11 +1,14 @@
 //! One worker's IPC channel, served by the supervisor: reads the worker's
-//! messages, answers `queryServer` with a socket from the app's pool (one
+//! messages, answers `queryServer` with a socket from the app's pool or
+//! joins the socket's distributor, hands the worker its connections
+//! (`newconn`) and gives back those it refuses or never acknowledges (one
 //! handle in flight at a time, as Node's primary does, so each descriptor
 //! arrives with its own message), and carries our messages to the worker.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nix::sys::socket::{self, ControlMessage, MsgFlags, SockFlag};
@@ -14,7 +17,8 @@ use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
-use super::listeners::ListenerPool;
+use super::distribute::{Distributor, Handoff, WorkerLoad};
+use super::listeners::{Joined, ListenerPool};
 use super::message::{self, NodeReport, WorkerMessage};
 use crate::protocol::{Frame, LineFramer};
 
@@ -57,7 +61,20 @@ pub enum ChannelEvent {
 pub enum Outgoing {
     Message(Value),
     Disconnect,
+    /// The worker is about to be stopped: no new connections from now on.
+    StopConnections,
 }
+
+/// A descriptor waiting for its turn on the channel.
+enum Pending {
+    /// A listening socket (shared mode), closed here once sent.
+    Listener(OwnedFd),
+    /// The connection of the `newconn` with this seq, kept until acknowledged.
+    Conn(u64),
+}
+
+/// Names a worker in the distributors for the life of its channel.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 /// A connected pair: ours stays in the supervisor, theirs becomes the
 /// worker's fd 3. Both close on exec so no other child inherits them.
@@ -75,9 +92,21 @@ pub struct Channel {
     stream: UnixStream,
     pool: Option<Arc<ListenerPool>>,
     events: mpsc::UnboundedSender<ChannelEvent>,
-    handles: VecDeque<(Value, OwnedFd)>,
-    handle_in_flight: bool,
+    handles: VecDeque<(Value, Pending)>,
+    /// The handle sent and not yet acknowledged by NODE_HANDLE_ACK.
+    in_flight: Option<Option<u64>>,
     seq: u64,
+    token: u64,
+    load: Arc<WorkerLoad>,
+    /// The balanced sockets this worker listens on, by key.
+    joined: HashMap<String, Arc<Distributor>>,
+    conns_tx: mpsc::UnboundedSender<Handoff>,
+    conns_rx: mpsc::UnboundedReceiver<Handoff>,
+    /// Connections handed over (or queued to be), by the seq of their
+    /// `newconn`, until the worker says whether it took them.
+    unacked: HashMap<u64, Handoff>,
+    /// What the app's other workers relay to this one.
+    relayed: mpsc::UnboundedReceiver<Value>,
 }
 
 impl Channel {
@@ -88,14 +117,32 @@ impl Channel {
     ) -> io::Result<Self> {
         let std = std::os::unix::net::UnixStream::from(ours);
         std.set_nonblocking(true)?;
+        let (conns_tx, conns_rx) = mpsc::unbounded_channel();
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        let (relay_tx, relayed) = mpsc::unbounded_channel();
+        if let Some(p) = &pool {
+            p.relay.join(token, relay_tx);
+        }
         Ok(Channel {
             stream: UnixStream::from_std(std)?,
             pool,
             events,
             handles: VecDeque::new(),
-            handle_in_flight: false,
+            in_flight: None,
             seq: 0,
+            token,
+            load: Arc::default(),
+            joined: HashMap::new(),
+            conns_tx,
+            conns_rx,
+            unacked: HashMap::new(),
+            relayed,
         })
+    }
+
+    /// The worker's connection figures, for the slot to publish.
+    pub fn load(&self) -> Arc<WorkerLoad> {
+        self.load.clone()
     }
 
     /// Serves the channel until the worker closes it or `outgoing` ends.
@@ -129,8 +176,27 @@ impl Channel {
                         None => return,
                         Some(Outgoing::Message(v)) => v,
                         Some(Outgoing::Disconnect) => { self.seq += 1; message::disconnect(self.seq) }
+                        Some(Outgoing::StopConnections) => {
+                            self.stop_connections();
+                            continue;
+                        }
                     };
                     if self.write_all(&message::encode(&msg), None).await.is_err() {
+                        return;
+                    }
+                }
+                Some(msg) = self.relayed.recv() => {
+                    if self.write_all(&message::encode(&msg), None).await.is_err() {
+                        return;
+                    }
+                }
+                Some(h) = self.conns_rx.recv() => {
+                    self.seq += 1;
+                    let seq = self.seq;
+                    let msg = message::newconn(h.from.key(), seq);
+                    self.unacked.insert(seq, h);
+                    self.handles.push_back((msg, Pending::Conn(seq)));
+                    if self.send_next_handle().await.is_err() {
                         return;
                     }
                 }
@@ -150,14 +216,26 @@ impl Channel {
             WorkerMessage::QueryServer(q) => {
                 self.seq += 1;
                 let answer = match &self.pool {
-                    Some(pool) => pool.get_or_bind(&q),
+                    Some(pool) => pool.join(&q),
                     None => Err(nix::errno::Errno::ENOTSUP as i32),
                 };
                 match answer {
-                    Ok(fd) => {
-                        self.handles
-                            .push_back((message::handle_reply(&q, self.seq), fd));
+                    Ok(Joined::Shared(fd)) => {
+                        self.handles.push_back((
+                            message::handle_reply(&q, self.seq),
+                            Pending::Listener(fd),
+                        ));
                         self.send_next_handle().await?;
+                        None
+                    }
+                    Ok(Joined::Balanced { dist, sockname }) => {
+                        self.write_all(
+                            &message::encode(&message::round_robin_reply(&q, sockname, self.seq)),
+                            None,
+                        )
+                        .await?;
+                        dist.join(self.token, self.conns_tx.clone(), self.load.clone());
+                        self.joined.insert(q.key(), dist);
                         None
                     }
                     Err(errno) => {
@@ -173,9 +251,34 @@ impl Channel {
                     }
                 }
             }
-            WorkerMessage::HandleAck | WorkerMessage::HandleNack => {
-                self.handle_in_flight = false;
+            WorkerMessage::HandleAck => {
+                self.in_flight = None;
                 self.send_next_handle().await?;
+                None
+            }
+            WorkerMessage::HandleNack => {
+                // The worker could not take the descriptor: a connection
+                // goes to another worker (a listener is the worker's loss,
+                // and its listen() fails as it would under Node).
+                if let Some(Some(seq)) = self.in_flight.take() {
+                    self.give_back(seq);
+                }
+                self.send_next_handle().await?;
+                None
+            }
+            WorkerMessage::ConnAck { seq, accepted } => {
+                if let Some(h) = self.unacked.remove(&seq) {
+                    if accepted {
+                        self.load.add_accepted();
+                        h.from.accepted(self.token);
+                    } else {
+                        h.from.returned(self.token, h.conn);
+                    }
+                }
+                None
+            }
+            WorkerMessage::ConnsClosed(n) => {
+                self.load.add_closed(n);
                 None
             }
             WorkerMessage::Online => Some(ChannelEvent::Online),
@@ -183,7 +286,20 @@ impl Channel {
             WorkerMessage::ExitedAfterDisconnect => Some(ChannelEvent::ExitedAfterDisconnect),
             WorkerMessage::Metrics(r) => Some(ChannelEvent::Metrics(r)),
             WorkerMessage::HealthPort(p) => Some(ChannelEvent::HealthPort(p)),
-            WorkerMessage::Close { .. } | WorkerMessage::OtherInternal => None,
+            WorkerMessage::Close { key } => {
+                if let Some(d) = self.joined.remove(&key) {
+                    d.leave(self.token);
+                }
+                None
+            }
+            WorkerMessage::OtherInternal => None,
+            WorkerMessage::App(v) if self.session_report(&v) => None,
+            WorkerMessage::App(v) if super::relay::is_relayed(&v) => {
+                if let Some(pool) = &self.pool {
+                    pool.relay.forward(self.token, v);
+                }
+                None
+            }
             WorkerMessage::App(Value::String(s)) if s == "ready" => Some(ChannelEvent::Ready),
             WorkerMessage::App(v) => Some(ChannelEvent::App(v)),
         };
@@ -193,19 +309,80 @@ impl Channel {
         Ok(())
     }
 
+    /// `@socket.io/sticky`'s `setupWorker` telling the primary which
+    /// Engine.IO sessions this worker holds: kept for routing, not an event.
+    fn session_report(&self, v: &Value) -> bool {
+        let Some(pool) = &self.pool else {
+            return false;
+        };
+        let sid = v.get("data").and_then(Value::as_str);
+        match (v.get("type").and_then(Value::as_str), sid) {
+            (Some("sticky:connection"), Some(sid)) => {
+                pool.sessions.opened(sid.to_owned(), self.token);
+                true
+            }
+            (Some("sticky:disconnection"), Some(sid)) => {
+                pool.sessions.closed(sid);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A connection this worker will not take goes back to its distributor.
+    fn give_back(&mut self, seq: u64) {
+        if let Some(h) = self.unacked.remove(&seq) {
+            h.from.returned(self.token, h.conn);
+        }
+    }
+
+    /// Leaves every distributor and gives back the connections not sent
+    /// yet; those already sent come back when the worker refuses them.
+    fn stop_connections(&mut self) {
+        for (_, d) in self.joined.drain() {
+            d.leave(self.token);
+        }
+        let queued: Vec<u64> = self
+            .handles
+            .iter()
+            .filter_map(|(_, p)| match p {
+                Pending::Conn(seq) => Some(*seq),
+                Pending::Listener(_) => None,
+            })
+            .collect();
+        self.handles
+            .retain(|(_, p)| matches!(p, Pending::Listener(_)));
+        for seq in queued {
+            self.give_back(seq);
+        }
+        while let Ok(h) = self.conns_rx.try_recv() {
+            h.from.returned(self.token, h.conn);
+        }
+    }
+
     async fn send_next_handle(&mut self) -> io::Result<()> {
-        if self.handle_in_flight {
+        if self.in_flight.is_some() {
             return Ok(());
         }
-        if let Some((msg, fd)) = self.handles.pop_front() {
-            self.handle_in_flight = true;
-            self.write_all(&message::encode(&msg), Some(fd)).await?;
+        while let Some((msg, pending)) = self.handles.pop_front() {
+            let (raw, conn) = match &pending {
+                Pending::Listener(fd) => (fd.as_raw_fd(), None),
+                Pending::Conn(seq) => match self.unacked.get(seq) {
+                    Some(h) => (h.conn.socket.as_raw_fd(), Some(*seq)),
+                    // Given back meanwhile: nothing to send.
+                    None => continue,
+                },
+            };
+            self.in_flight = Some(conn);
+            // A listener's duplicate closes once sent (with `pending`); a
+            // connection stays ours until the worker says it took it.
+            return self.write_all(&message::encode(&msg), Some(raw)).await;
         }
         Ok(())
     }
 
     /// Writes a whole message; a descriptor rides on its first byte.
-    async fn write_all(&self, data: &[u8], fd: Option<OwnedFd>) -> io::Result<()> {
+    async fn write_all(&self, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
         let mut off = 0;
         let mut fd = fd;
         while off < data.len() {
@@ -214,7 +391,7 @@ impl Channel {
                 .stream
                 .async_io(Interest::WRITABLE, || {
                     let iov = [IoSlice::new(chunk)];
-                    let raw = fd.as_ref().map(|f| [f.as_raw_fd()]);
+                    let raw = fd.map(|f| [f]);
                     let cmsgs: Vec<ControlMessage<'_>> = match &raw {
                         Some(r) => vec![ControlMessage::ScmRights(r)],
                         None => Vec::new(),
@@ -227,5 +404,20 @@ impl Channel {
             off += sent;
         }
         Ok(())
+    }
+}
+
+impl Drop for Channel {
+    /// The worker is gone (or its channel is): every connection it had not
+    /// taken goes to another worker, and its sessions are forgotten.
+    fn drop(&mut self) {
+        self.stop_connections();
+        for (_, h) in self.unacked.drain() {
+            h.from.returned(self.token, h.conn);
+        }
+        if let Some(pool) = &self.pool {
+            pool.sessions.forget_worker(self.token);
+            pool.relay.leave(self.token);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The listening sockets of one cluster app, bound by the supervisor and kept
-//! open while any instance of the app is running or about to restart.
+//! open while any instance of the app is running or about to restart; with
+//! a balancing policy each socket has its distributor (the accept loop).
 
 use std::collections::HashMap;
 use std::io;
@@ -8,38 +9,79 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde_json::{json, Value};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::task::JoinHandle;
 
+use super::balance::Policy;
+use super::distribute::{Distributor, Sessions};
 use super::message::ServerQuery;
 
-enum Listener {
+enum Kind {
     Tcp(Socket),
     Unix(Socket, PathBuf),
 }
 
+struct Listener {
+    kind: Kind,
+    /// The accept loop, for a balanced app.
+    balanced: Option<(Arc<Distributor>, JoinHandle<()>)>,
+}
+
+/// How a worker gets the connections of the socket it asked for.
+pub enum Joined {
+    /// It accepts from this socket itself (`shared`).
+    Shared(OwnedFd),
+    /// The supervisor accepts and hands each connection over; `sockname` is
+    /// what the worker's `server.address()` returns.
+    Balanced {
+        dist: Arc<Distributor>,
+        sockname: Option<Value>,
+    },
+}
+
 impl Listener {
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        match self {
-            Listener::Tcp(s) | Listener::Unix(s, _) => s.as_fd(),
+    fn socket(&self) -> &Socket {
+        match &self.kind {
+            Kind::Tcp(s) | Kind::Unix(s, _) => s,
         }
     }
 
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket().as_fd()
+    }
+
+    fn sockname(&self) -> Option<Value> {
+        let Kind::Tcp(s) = &self.kind else {
+            return None;
+        };
+        let a = s.local_addr().ok()?.as_socket()?;
+        Some(json!({
+            "address": a.ip().to_string(),
+            "family": if a.is_ipv6() { "IPv6" } else { "IPv4" },
+            "port": a.port(),
+        }))
+    }
+
     fn local(&self) -> String {
-        match self {
-            Listener::Tcp(s) => s
+        match &self.kind {
+            Kind::Tcp(s) => s
                 .local_addr()
                 .ok()
                 .and_then(|a| a.as_socket())
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
-            Listener::Unix(_, p) => p.display().to_string(),
+            Kind::Unix(_, p) => p.display().to_string(),
         }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
+        if let Some((_, task)) = self.balanced.take() {
+            task.abort();
+        }
+        if let Kind::Unix(_, path) = &self.kind {
             // Node's own primary (libuv) unlinks a pipe path when it closes it.
             let _ = std::fs::remove_file(path);
         }
@@ -52,8 +94,12 @@ struct Inner {
     active: usize,
 }
 
-#[derive(Default)]
 pub struct ListenerPool {
+    policy: Policy,
+    /// Engine.IO sessions of the app's workers, for `sticky`.
+    pub sessions: Arc<Sessions>,
+    /// Messages between the app's workers (Socket.IO's cluster packages).
+    pub relay: super::relay::Relay,
     inner: Mutex<Inner>,
 }
 
@@ -74,8 +120,17 @@ impl Drop for ActiveGuard {
 }
 
 impl ListenerPool {
-    pub fn new() -> Arc<Self> {
-        Arc::new(ListenerPool::default())
+    pub fn new(policy: Policy) -> Arc<Self> {
+        Arc::new(ListenerPool {
+            policy,
+            sessions: Arc::default(),
+            relay: Default::default(),
+            inner: Mutex::default(),
+        })
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -88,18 +143,40 @@ impl ListenerPool {
         ActiveGuard { pool: self.clone() }
     }
 
-    /// A duplicate of the socket for `query`, binding it on first use.
-    /// The error is the OS errno, which the worker will see as its own.
-    pub fn get_or_bind(&self, query: &ServerQuery) -> Result<OwnedFd, i32> {
+    /// The socket for `query`, bound on first use (and its accept loop
+    /// started, for a balanced app): a duplicate for a `shared` app, the
+    /// distributor otherwise. The error is the OS errno, which the worker
+    /// will see as its own.
+    pub fn join(&self, query: &ServerQuery) -> Result<Joined, i32> {
         let key = query.key();
         let mut inner = self.lock();
-        if let Some(l) = inner.sockets.get(&key) {
-            return l.fd().try_clone_to_owned().map_err(errno);
+        if !inner.sockets.contains_key(&key) {
+            let mut l = Listener {
+                kind: bind(query).map_err(errno)?,
+                balanced: None,
+            };
+            if self.policy != Policy::Shared {
+                let dist = Distributor::new(key.clone(), self.policy, self.sessions.clone());
+                let dup = l.socket().try_clone().map_err(errno)?;
+                let task = dist.spawn(dup).map_err(errno)?;
+                l.balanced = Some((dist, task));
+            }
+            inner.sockets.insert(key.clone(), l);
         }
-        let l = bind(query).map_err(errno)?;
-        let fd = l.fd().try_clone_to_owned().map_err(errno)?;
-        inner.sockets.insert(key, l);
-        Ok(fd)
+        let Some(l) = inner.sockets.get(&key) else {
+            return Err(EINVAL);
+        };
+        match &l.balanced {
+            Some((dist, _)) => Ok(Joined::Balanced {
+                dist: dist.clone(),
+                sockname: l.sockname(),
+            }),
+            None => l
+                .fd()
+                .try_clone_to_owned()
+                .map(Joined::Shared)
+                .map_err(errno),
+        }
     }
 
     /// The addresses currently bound, for `describe`.
@@ -126,13 +203,13 @@ fn new_socket(domain: Domain, protocol: Option<Protocol>) -> io::Result<Socket> 
     Ok(s)
 }
 
-fn bind(q: &ServerQuery) -> io::Result<Listener> {
+fn bind(q: &ServerQuery) -> io::Result<Kind> {
     if q.is_path() {
         let path = PathBuf::from(q.address.clone().unwrap_or_default());
         let s = new_socket(Domain::UNIX, None)?;
         s.bind(&SockAddr::unix(&path)?)?;
         s.listen(q.backlog)?;
-        return Ok(Listener::Unix(s, path));
+        return Ok(Kind::Unix(s, path));
     }
     let port = u16::try_from(q.port).map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
     match &q.address {
@@ -156,7 +233,7 @@ fn bind(q: &ServerQuery) -> io::Result<Listener> {
     }
     .and_then(|s| {
         s.listen(q.backlog)?;
-        Ok(Listener::Tcp(s))
+        Ok(Kind::Tcp(s))
     })
 }
 
@@ -174,6 +251,13 @@ fn bind_tcp(addr: SocketAddr, v6_only: bool) -> io::Result<Socket> {
 mod tests {
     use super::*;
 
+    fn shared(pool: &ListenerPool, q: &ServerQuery) -> Result<OwnedFd, i32> {
+        match pool.join(q)? {
+            Joined::Shared(fd) => Ok(fd),
+            Joined::Balanced { .. } => panic!("a shared pool balanced"),
+        }
+    }
+
     fn query(address: Option<&str>, port: i64, index: i64) -> ServerQuery {
         ServerQuery {
             seq: 1,
@@ -189,11 +273,11 @@ mod tests {
 
     #[test]
     fn same_key_shares_one_socket_and_port_zero_is_stable() {
-        let pool = ListenerPool::new();
+        let pool = ListenerPool::new(Policy::Shared);
         let _g = pool.acquire();
         let q = query(Some("127.0.0.1"), 0, 0);
-        let a = pool.get_or_bind(&q).unwrap();
-        let b = pool.get_or_bind(&q).unwrap();
+        let a = shared(&pool, &q).unwrap();
+        let b = shared(&pool, &q).unwrap();
         let addr = |fd: &OwnedFd| {
             socket2::SockRef::from(fd)
                 .local_addr()
@@ -203,7 +287,7 @@ mod tests {
         };
         assert_eq!(addr(&a), addr(&b));
         assert_ne!(addr(&a).port(), 0);
-        let other = pool.get_or_bind(&query(Some("127.0.0.1"), 0, 1)).unwrap();
+        let other = shared(&pool, &query(Some("127.0.0.1"), 0, 1)).unwrap();
         assert_ne!(addr(&a).port(), addr(&other).port());
         std::net::TcpStream::connect(addr(&a)).unwrap();
         let flags = nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_GETFL).unwrap();
@@ -217,11 +301,10 @@ mod tests {
     fn port_in_use_gives_eaddrinuse() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port() as i64;
-        let pool = ListenerPool::new();
+        let pool = ListenerPool::new(Policy::Shared);
         let _g = pool.acquire();
         assert_eq!(
-            pool.get_or_bind(&query(Some("127.0.0.1"), port, 0))
-                .unwrap_err(),
+            shared(&pool, &query(Some("127.0.0.1"), port, 0)).unwrap_err(),
             nix::errno::Errno::EADDRINUSE as i32
         );
     }
@@ -230,12 +313,10 @@ mod tests {
     fn sockets_close_with_the_last_guard() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
-        let pool = ListenerPool::new();
+        let pool = ListenerPool::new(Policy::Shared);
         let g1 = pool.acquire();
         let g2 = pool.acquire();
-        let fd = pool
-            .get_or_bind(&query(Some(path.to_str().unwrap()), -1, 0))
-            .unwrap();
+        let fd = shared(&pool, &query(Some(path.to_str().unwrap()), -1, 0)).unwrap();
         drop(fd);
         assert!(path.exists());
         drop(g1);

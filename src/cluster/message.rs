@@ -25,6 +25,10 @@ pub enum WorkerMessage {
     /// The preload's private port for this instance's health checks (None:
     /// the instance has no HTTP server listening yet).
     HealthPort(Option<u16>),
+    /// The worker's answer to a connection we handed it (`newconn`).
+    ConnAck { seq: u64, accepted: bool },
+    /// The preload's batched count of this worker's connections that ended.
+    ConnsClosed(u64),
     /// Another internal message we have no use for.
     OtherInternal,
     /// The app's own `process.send()` payload.
@@ -111,6 +115,14 @@ fn classify(v: Value) -> WorkerMessage {
     }
     let str_field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let int_field = |k: &str| v.get(k).and_then(Value::as_i64);
+    // `{ack: <seq of our newconn>, accepted}` is the only worker message
+    // without an `act`.
+    if let (None, Some(seq)) = (v.get("act"), v.get("ack").and_then(Value::as_u64)) {
+        return WorkerMessage::ConnAck {
+            seq,
+            accepted: v.get("accepted").and_then(Value::as_bool) == Some(true),
+        };
+    }
     match v.get("act").and_then(Value::as_str).unwrap_or("") {
         "online" => WorkerMessage::Online,
         "queryServer" => WorkerMessage::QueryServer(ServerQuery {
@@ -156,8 +168,12 @@ fn pmr_message(v: &Value) -> WorkerMessage {
             .filter(|p| *p > 0);
         return WorkerMessage::HealthPort(port);
     }
-    if v.get("act").and_then(Value::as_str) != Some("metrics") {
-        return WorkerMessage::OtherInternal;
+    match v.get("act").and_then(Value::as_str) {
+        Some("metrics") => {}
+        Some("conns") => {
+            return WorkerMessage::ConnsClosed(v.get("closed").and_then(Value::as_u64).unwrap_or(0))
+        }
+        _ => return WorkerMessage::OtherInternal,
     }
     // Figures a worker cannot report (negative, not numbers) count as 0:
     // the message comes from code running inside the app.
@@ -202,6 +218,34 @@ pub fn handle_reply(query: &ServerQuery, seq: u64) -> Value {
     })
 }
 
+/// The answer to a `queryServer` on a balanced app: no handle, which puts
+/// the worker's server in Node's round-robin mode (it then gets each
+/// connection as a `newconn`); `sockname` feeds its `server.address()`.
+pub fn round_robin_reply(query: &ServerQuery, sockname: Option<Value>, seq: u64) -> Value {
+    let mut v = json!({
+        "cmd": "NODE_CLUSTER",
+        "errno": 0,
+        "key": query.key(),
+        "ack": query.seq,
+        "data": null,
+        "seq": seq,
+    });
+    if let (Some(s), Some(o)) = (sockname, v.as_object_mut()) {
+        o.insert("sockname".into(), s);
+    }
+    v
+}
+
+/// One accepted connection for a worker; its descriptor travels with it and
+/// the worker answers `{ack: seq, accepted}`.
+pub fn newconn(key: &str, seq: u64) -> Value {
+    json!({
+        "cmd": "NODE_HANDLE",
+        "type": "net.Native",
+        "msg": { "cmd": "NODE_CLUSTER", "act": "newconn", "key": key, "seq": seq },
+    })
+}
+
 /// The answer to a `queryServer` that failed: `errno` is a negative libuv
 /// code (-EADDRINUSE ...), which the worker turns into the usual error event.
 pub fn error_reply(query: &ServerQuery, errno: i32, seq: u64) -> Value {
@@ -218,6 +262,27 @@ pub fn error_reply(query: &ServerQuery, errno: i32, seq: u64) -> Value {
 /// Asks a worker to close its servers and disconnect, as `worker.disconnect()` does.
 pub fn disconnect(seq: u64) -> Value {
     json!({ "cmd": "NODE_CLUSTER", "act": "disconnect", "seq": seq })
+}
+
+/// PM2's `sendDataToProcessId` packet as the instance receives it: an
+/// object with `topic` and `data` (PM2 refuses one without either), typed
+/// `process:msg` unless it names its own type, and carrying the target `id`.
+pub fn process_message(id: u32, packet: Value) -> Result<Value, String> {
+    let Value::Object(mut o) = packet else {
+        return Err(
+            "sendDataToProcessId: the packet must be an object like { topic, data }".into(),
+        );
+    };
+    for key in ["topic", "data"] {
+        if o.get(key).is_none_or(Value::is_null) {
+            return Err(format!(
+                "sendDataToProcessId: the packet has no '{key}' (PM2's packets are {{ type: 'process:msg', topic, data }})"
+            ));
+        }
+    }
+    o.entry("type").or_insert_with(|| json!("process:msg"));
+    o.insert("id".into(), json!(id));
+    Ok(Value::Object(o))
 }
 
 /// Serializes a message as the JSON channel expects it: one line.
@@ -315,6 +380,62 @@ mod tests {
             parse(br#"{"cmd":"NODE_PMR","act":"drain"}"#).unwrap(),
             WorkerMessage::OtherInternal
         );
+    }
+
+    #[test]
+    fn connection_hand_off_as_node_20_speaks_it() {
+        let q = ServerQuery {
+            seq: 2,
+            address: None,
+            port: 80,
+            address_type: 4,
+            fd: None,
+            index: 0,
+            ipv6_only: false,
+            backlog: 511,
+        };
+        let r = round_robin_reply(&q, Some(json!({"port": 80})), 7);
+        assert_eq!((r["ack"].clone(), r["errno"].clone()), (json!(2), json!(0)));
+        assert_eq!(r["sockname"]["port"], 80);
+        assert!(r.get("msg").is_none(), "no handle: round-robin mode");
+        let c = newconn(&q.key(), 8);
+        assert_eq!(c["msg"]["act"], "newconn");
+        assert_eq!(c["msg"]["key"], "null:80:4:undefined:0");
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_CLUSTER","ack":8,"accepted":true,"seq":3}"#).unwrap(),
+            WorkerMessage::ConnAck {
+                seq: 8,
+                accepted: true
+            }
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_CLUSTER","ack":8,"accepted":false,"seq":3}"#).unwrap(),
+            WorkerMessage::ConnAck {
+                seq: 8,
+                accepted: false
+            }
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_PMR","act":"conns","closed":4}"#).unwrap(),
+            WorkerMessage::ConnsClosed(4)
+        );
+    }
+
+    #[test]
+    fn process_messages_as_pm2_delivers_them() {
+        let p = process_message(3, json!({"topic": "cfg", "data": {"a": 1}})).unwrap();
+        assert_eq!(
+            p,
+            json!({"type": "process:msg", "topic": "cfg", "data": {"a": 1}, "id": 3})
+        );
+        let own = process_message(1, json!({"type": "x", "topic": true, "data": 0})).unwrap();
+        assert_eq!(own["type"], "x");
+        assert!(process_message(1, json!({"data": 1}))
+            .unwrap_err()
+            .contains("no 'topic'"));
+        assert!(process_message(1, json!("hi"))
+            .unwrap_err()
+            .contains("must be an object"));
     }
 
     #[test]

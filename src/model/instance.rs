@@ -124,6 +124,17 @@ pub struct NodeMetrics {
     pub active_handles: u32,
 }
 
+/// A cluster worker's connections, when the supervisor hands them out
+/// (every policy but `shared`), since its process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Open now (accepted minus those the worker reported closed; the
+    /// closes arrive in batches, a few tens of milliseconds late).
+    pub open: u64,
+    /// Handed to the worker and taken by it.
+    pub accepted: u64,
+}
+
 /// The last time an instance went over its memory limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryExceeded {
@@ -237,6 +248,9 @@ pub struct InstanceInfo {
     /// Health checks and the event-loop watchdog, when configured.
     #[serde(default)]
     pub health: Option<HealthInfo>,
+    /// The worker's connections (cluster mode, balanced policies).
+    #[serde(default)]
+    pub connections: Option<Connections>,
 }
 
 /// What `describe` returns for one instance.

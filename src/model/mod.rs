@@ -12,8 +12,8 @@ pub mod stream;
 
 pub use event::{Event, EventKind, ReloadStep};
 pub use instance::{
-    short_size, Description, ExitRecord, InstanceInfo, MemoryExceeded, NodeMetrics, RestartCounts,
-    RestartReason, Status,
+    short_size, Connections, Description, ExitRecord, InstanceInfo, MemoryExceeded, NodeMetrics,
+    RestartCounts, RestartReason, Status,
 };
 pub use instance::{HealthInfo, HealthStatus};
 pub use operation::{Report, ScaleTo};

@@ -338,6 +338,7 @@ mod tests {
             notify: None,
             instances_max: false,
             pid_file: None,
+            lb: Default::default(),
         }
     }
 
@@ -367,6 +368,7 @@ mod tests {
             last_error: None,
             listening: vec![],
             health: None,
+            connections: None,
             logs: LogPaths {
                 out: PathBuf::from("/h/logs/api-out-3.log"),
                 err: PathBuf::from("/h/logs/api-error-3.log"),

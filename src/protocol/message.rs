@@ -112,6 +112,13 @@ pub enum Request {
     Kill,
     /// A test alert to every receiver, and each answer.
     NotifyTest,
+    /// A message to one instance's `process.on('message')` (PM2's
+    /// `sendDataToProcessId`).
+    SendData {
+        /// The instance id (not `id`: the envelope's request id has that name).
+        process_id: u32,
+        packet: serde_json::Value,
+    },
 }
 
 impl Request {
@@ -144,6 +151,7 @@ impl Request {
         "metrics",
         "kill",
         "notify_test",
+        "send_data",
     ];
 
     /// The `cmd` this request is written with. The match is exhaustive, so
@@ -177,6 +185,7 @@ impl Request {
             Request::Metrics => "metrics",
             Request::Kill => "kill",
             Request::NotifyTest => "notify_test",
+            Request::SendData { .. } => "send_data",
         }
     }
 }
@@ -258,6 +267,10 @@ mod tests {
             Request::Metrics,
             Request::Kill,
             Request::NotifyTest,
+            Request::SendData {
+                process_id: 0,
+                packet: serde_json::json!({"topic": "t", "data": 1}),
+            },
         ];
         let named: std::collections::BTreeSet<&str> =
             examples.iter().map(Request::command).collect();

@@ -8,6 +8,7 @@ pub mod datefmt;
 pub mod ecosystem;
 pub mod health;
 pub mod js_options;
+mod lb;
 pub mod notify;
 mod options;
 mod resolve;
@@ -26,6 +27,7 @@ pub use resolve::{
     LogFile, ResolveContext, Resolved, Watch,
 };
 
+pub use lb::LoadBalance;
 pub use values::{KillSignal, LogType, RotateInterval};
 
 use crate::policy::restart::RestartPolicy;
@@ -130,6 +132,9 @@ pub struct AppSpec {
     /// `<stem>-<N>.<ext>`.
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// How a cluster app's connections reach its workers.
+    #[serde(default)]
+    pub lb: LoadBalance,
 }
 
 /// Where an app's output goes.
@@ -355,6 +360,7 @@ mod tests {
             max_event_loop_lag_ms: None,
             notify: None,
             pid_file: None,
+            lb: Default::default(),
         }
     }
 

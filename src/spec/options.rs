@@ -93,6 +93,7 @@ pub const APP_KEYS: &[&str] = &[
     "health_check",
     "max_event_loop_lag",
     "notify",
+    "lb",
 ];
 
 /// PM2's other spellings of the same options.
@@ -583,6 +584,11 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                     let s = non_empty(v)?;
                     cron::check_cron(&s)?;
                     c.cron_restart = Some(s);
+                }
+                "lb" => {
+                    let s = string(v)?;
+                    s.parse::<crate::spec::LoadBalance>()?;
+                    c.lb = Some(s);
                 }
                 "instance_var" => c.instance_var = Some(var_name(v)?),
                 "increment_var" => c.increment_var = Some(var_name(v)?),

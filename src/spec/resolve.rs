@@ -128,6 +128,8 @@ pub struct AppConfig {
     /// `-p/--pid`: the file each instance's pid is written to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<String>,
+    /// How a cluster app's connections reach its workers (`round-robin`...).
+    pub lb: Option<String>,
 }
 
 /// The CPUs of this machine, the usual `ResolveContext::cpus`.
@@ -561,6 +563,7 @@ impl AppConfig {
             max_event_loop_lag_ms: self.max_event_loop_lag,
             notify: self.notify.clone(),
             pid_file,
+            lb: typed("lb", &self.lb)?.unwrap_or_default(),
         };
         Ok(Resolved { spec, notices })
     }

@@ -16,7 +16,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Shared;
+use crate::cluster::balance::Policy;
 use crate::cluster::channel::{self, Channel, ChannelEvent, Outgoing};
+use crate::cluster::distribute::WorkerLoad;
 use crate::cluster::listeners::ListenerPool;
 use crate::logs::capture::{capture, Format, Target};
 use crate::logs::{LogPaths, Stream};
@@ -154,6 +156,8 @@ pub(crate) struct RunningProcess {
     /// The worker left through `disconnect` on its own: not a crash.
     pub exited_after_disconnect: bool,
     pub listened: bool,
+    /// Its connections, when the supervisor hands them out.
+    pub load: Option<Arc<WorkerLoad>>,
     /// Every process of this one's tree.
     tree: Box<dyn ProcessTree>,
 }
@@ -199,6 +203,7 @@ impl RunningProcess {
             channel_task: s.channel_task,
             exited_after_disconnect: false,
             listened: false,
+            load: None,
             tree: s.tree,
         }
     }
@@ -317,16 +322,20 @@ impl RunningProcess {
         });
 
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let mut load = None;
         let (outgoing, channel_task) = match ours {
             Some(fd) => {
                 let ch = Channel::new(fd, l.pool.cloned(), ev_tx)?;
+                // A shared socket's connections never pass through pmr.
+                let balanced = l.pool.is_some_and(|p| p.policy() != Policy::Shared);
+                load = balanced.then(|| ch.load());
                 let (out_tx, out_rx) = mpsc::unbounded_channel();
                 (Some(out_tx), Some(tokio::spawn(ch.run(out_rx))))
             }
             None => (None, None),
         };
 
-        Ok(RunningProcess::new(Spawned {
+        let mut p = RunningProcess::new(Spawned {
             pid: spawned.pid,
             exit: exit_rx.clone(),
             events: ev_rx,
@@ -337,7 +346,9 @@ impl RunningProcess {
                 exit: exit_rx,
                 scope,
             }),
-        }))
+        });
+        p.load = load;
+        Ok(p)
     }
 
     pub fn has_channel(&self) -> bool {
@@ -375,6 +386,10 @@ impl RunningProcess {
     /// group, up to `kill_timeout` for the whole group to go, then SIGKILL.
     pub async fn stop(&mut self, spec: &AppSpec) -> ProcessExit {
         let deadline = Instant::now() + Duration::from_millis(spec.kill_timeout_ms);
+        // New connections go to the other workers (or wait) from now on.
+        if let Some(o) = &self.outgoing {
+            let _ = o.send(Outgoing::StopConnections);
+        }
         // The preload drains on this internal message; the app gets its own.
         let by_message = spec.shutdown_with_message
             && self.send(serde_json::json!({"cmd": "NODE_PMR", "act": "drain"}))

@@ -107,7 +107,7 @@ impl Supervisor {
                     "{name} was started meanwhile by another request"
                 )));
             }
-            let pool = (spec.exec_mode == ExecMode::Cluster).then(ListenerPool::new);
+            let pool = (spec.exec_mode == ExecMode::Cluster).then(|| ListenerPool::new(spec.lb));
             if let Some(p) = &pool {
                 self.inner.shared.ports.register(&name, p);
             }
@@ -297,6 +297,27 @@ impl Supervisor {
                 .map(|s| s.0.ask(|reply| SlotCommand::Signal { signal, reply }))
                 .collect();
             gather(pending).await
+        })
+        .await
+    }
+
+    /// PM2's `sendDataToProcessId`: the packet (`{topic, data}`, typed
+    /// `process:msg` unless it says otherwise) reaches instance `id`'s
+    /// `process.on('message')`, with the `id` added as PM2 adds it.
+    pub async fn send_data(&self, id: u32, packet: serde_json::Value) -> Result<Report> {
+        let packet = crate::cluster::message::process_message(id, packet).map_err(Error::Config)?;
+        self.each_selected(&[id.to_string()], move |_, slots| {
+            let packet = packet.clone();
+            async move {
+                let pending: Vec<_> = slots
+                    .iter()
+                    .map(|s| {
+                        let packet = packet.clone();
+                        s.0.ask(|reply| SlotCommand::Send { packet, reply })
+                    })
+                    .collect();
+                gather(pending).await
+            }
         })
         .await
     }

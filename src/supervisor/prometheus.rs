@@ -195,6 +195,26 @@ pub fn render(instances: &[InstanceInfo]) -> String {
             f.sample("pmr_health_consecutive_failures", l, h.consecutive_failures);
         }
     }
+    let conns: Vec<_> = all
+        .iter()
+        .filter_map(|(i, l)| i.connections.map(|c| (c, l)))
+        .collect();
+    f.header(
+        "pmr_connections_open",
+        "gauge",
+        "Connections the worker holds open (cluster mode, when pmr hands them out).",
+    );
+    for (c, l) in &conns {
+        f.sample("pmr_connections_open", l, c.open);
+    }
+    f.header(
+        "pmr_connections_accepted_total",
+        "counter",
+        "Connections pmr handed to the worker and it took, since its process started.",
+    );
+    for (c, l) in &conns {
+        f.sample("pmr_connections_accepted_total", l, c.accepted);
+    }
     out
 }
 
@@ -258,6 +278,10 @@ mod tests {
             watching: false,
             next_cron_restart: None,
             kill_scope: None,
+            connections: Some(crate::model::Connections {
+                open: 3,
+                accepted: 17,
+            }),
         }
     }
 
@@ -281,6 +305,8 @@ mod tests {
         assert!(has(&format!("pmr_memory_bytes{{{base}}} 52428800")));
         assert!(has(&format!("pmr_event_loop_lag_seconds{{{base}}} 0.0015")));
         assert!(has(&format!("pmr_active_handles{{{base}}} 4")));
+        assert!(has(&format!("pmr_connections_open{{{base}}} 3")));
+        assert!(has(&format!("pmr_connections_accepted_total{{{base}}} 17")));
         // A stopped instance has no usage samples, and no Node.js figures.
         assert_eq!(
             lines

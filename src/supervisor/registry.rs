@@ -251,6 +251,10 @@ impl Supervisor {
                 .and_then(|p| self.inner.shared.scope_of(p))
                 .map(|s| s.describe()),
             health: st.health.clone(),
+            connections: st.load.as_ref().map(|l| crate::model::Connections {
+                open: l.open(),
+                accepted: l.accepted(),
+            }),
         }
     }
 

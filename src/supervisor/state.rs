@@ -37,6 +37,8 @@ pub(crate) struct InstanceState {
     pub created_at: u64,
     /// What the health checks (or the event-loop watchdog) say.
     pub health: Option<HealthInfo>,
+    /// The current process's connections, counted by its IPC channel.
+    pub load: Option<std::sync::Arc<crate::cluster::distribute::WorkerLoad>>,
 }
 
 impl InstanceState {
@@ -61,6 +63,7 @@ impl InstanceState {
             history: VecDeque::with_capacity(HISTORY),
             created_at,
             health: None,
+            load: None,
         }
     }
 
@@ -91,6 +94,7 @@ impl InstanceState {
         self.memory = 0;
         self.processes = 0;
         self.node = None;
+        self.load = None;
     }
 
     pub fn remember(&mut self, e: &Event) {

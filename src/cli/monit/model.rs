@@ -228,6 +228,7 @@ pub(super) mod tests {
             next_cron_restart: None,
             kill_scope: None,
             health: None,
+            connections: None,
         }
     }
 

@@ -221,6 +221,12 @@ impl View {
                 ),
             ));
         }
+        if let Some(c) = &r.connections {
+            lines.push(kv(
+                "connections",
+                format!("{} open, {} accepted", c.open, c.accepted),
+            ));
+        }
         if let Some(e) = &r.memory_exceeded {
             let at = chrono::DateTime::from_timestamp_millis(e.at as i64)
                 .map(|t| {

@@ -173,6 +173,7 @@ impl Slot {
         {
             let mut st = self.st();
             st.clear_figures();
+            st.load = new.load.clone();
             st.pid = Some(new.pid);
             st.started = Some(new.started.into_std());
             st.started_at = Some(new.started_at);

@@ -53,6 +53,11 @@ pub(crate) enum SlotCommand {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// A message for the process's `process.on('message')`.
+    Send {
+        packet: serde_json::Value,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// `pmr reset`: forget the restart counts, the crash-loop count included.
     ResetCounters {
         reply: oneshot::Sender<()>,
@@ -200,6 +205,7 @@ impl Slot {
                     st.errored_reason = None;
                     st.listening.clear();
                     st.clear_figures();
+                    st.load = p.load.clone();
                 }
                 self.launch_deadline = spec
                     .wait_ready
@@ -507,6 +513,21 @@ impl Slot {
                     Phase::Running(p) => p
                         .signal(signal)
                         .map_err(|e| Error::NotFound(format!("cannot signal pid {}: {e}", p.pid))),
+                    _ => Err(Error::NotFound(format!(
+                        "{} (id {}) is not running",
+                        self.spec.name, self.id
+                    ))),
+                };
+                let _ = reply.send(result);
+                Some(phase)
+            }
+            SlotCommand::Send { packet, reply } => {
+                let result = match &phase {
+                    Phase::Running(p) if p.send(packet) => Ok(()),
+                    Phase::Running(p) => Err(Error::NotFound(format!(
+                        "{} (id {}, pid {}) has no IPC channel to receive messages",
+                        self.spec.name, self.id, p.pid
+                    ))),
                     _ => Err(Error::NotFound(format!(
                         "{} (id {}) is not running",
                         self.spec.name, self.id

@@ -1,0 +1,421 @@
+//! One listening socket of a balanced cluster app: the accept loop, the
+//! workers that listen on it, and the connections waiting for one of them.
+//! The supervisor accepts only while some worker can take a connection, so
+//! during a crash or a hand-over connections wait in the kernel backlog;
+//! each one goes to a worker's IPC channel (Node's `newconn`), and one that
+//! a worker refuses or never acknowledges comes back here for another.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use socket2::{SockAddr, Socket};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, Notify};
+
+use super::balance::{client_hash, Balancer, Candidate, Hint, Policy};
+use super::sticky;
+
+/// An accepted connection on its way to a worker.
+pub struct Conn {
+    pub socket: Socket,
+    hint: Hint,
+}
+
+/// What a worker's channel receives: the connection and where to return it.
+pub struct Handoff {
+    pub conn: Conn,
+    pub from: Arc<Distributor>,
+}
+
+/// One worker's connection figures, shared by every socket it listens on
+/// and read by `describe`, `jlist`, monit and the metrics.
+#[derive(Debug, Default)]
+pub struct WorkerLoad {
+    accepted: AtomicU64,
+    closed: AtomicU64,
+}
+
+impl WorkerLoad {
+    pub fn accepted(self: &Arc<Self>) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    pub fn open(&self) -> u64 {
+        self.accepted
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.closed.load(Ordering::Relaxed))
+    }
+
+    pub fn add_accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The preload's batched count of connections that ended.
+    pub fn add_closed(&self, n: u64) {
+        self.closed.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Which worker holds which Engine.IO session, as `@socket.io/sticky`'s
+/// `setupWorker` reports it (one map per app: a worker may listen on several
+/// sockets).
+#[derive(Default)]
+pub struct Sessions {
+    owners: Mutex<HashMap<String, u64>>,
+    /// Some worker of the app reports its sessions (the app uses
+    /// setupWorker): a session not known yet is worth waiting for.
+    reported: std::sync::atomic::AtomicBool,
+}
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn opened(&self, sid: String, worker: u64) {
+        self.reported.store(true, Ordering::Relaxed);
+        self.lock().insert(sid, worker);
+    }
+
+    pub fn closed(&self, sid: &str) {
+        self.lock().remove(sid);
+    }
+
+    /// A worker went: its sessions went with it.
+    pub fn forget_worker(&self, worker: u64) {
+        self.lock().retain(|_, w| *w != worker);
+    }
+
+    fn owner(&self, sid: &str) -> Option<u64> {
+        self.lock().get(sid).copied()
+    }
+}
+
+struct Member {
+    tx: mpsc::UnboundedSender<Handoff>,
+    load: Arc<WorkerLoad>,
+    pending: u32,
+}
+
+#[derive(Default)]
+struct State {
+    members: BTreeMap<u64, Member>,
+    held: VecDeque<Conn>,
+    balancer: Balancer,
+}
+
+pub struct Distributor {
+    /// The listen key (Node's), which each `newconn` names.
+    key: String,
+    policy: Policy,
+    sessions: Arc<Sessions>,
+    state: Mutex<State>,
+    /// Capacity may have come back: the accept loop looks again.
+    wake: Notify,
+    /// Sticky connections whose first bytes are being read.
+    peeking: AtomicUsize,
+}
+
+/// How long and how much of a sticky connection's first request is read
+/// before it is routed anyway (by the normal policy).
+const PEEK_TIME: Duration = Duration::from_millis(1000);
+const PEEK_MAX: usize = 4096;
+/// Beyond this many connections being peeked at once, new ones are routed
+/// without reading (a flood of silent clients costs nothing more).
+const MAX_PEEKING: usize = 1024;
+/// Time to wait for a partial request line to grow: peeking does not
+/// consume, so readiness alone would fire again at once.
+const PEEK_RETRY: Duration = Duration::from_millis(5);
+/// How long a request may wait for its session's report.
+const SESSION_WAIT: Duration = Duration::from_millis(100);
+/// Out of descriptors (EMFILE): back off rather than spin on accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+impl Distributor {
+    pub fn new(key: String, policy: Policy, sessions: Arc<Sessions>) -> Arc<Self> {
+        Arc::new(Distributor {
+            key,
+            policy,
+            sessions,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            peeking: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change below leaves the state whole before it can panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Starts accepting on `listener` (non-blocking, listening).
+    pub fn spawn(
+        self: &Arc<Self>,
+        listener: Socket,
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let fd = watch(listener).map_err(|e| e.into_parts().1)?;
+        Ok(tokio::spawn(self.clone().accept_loop(fd)))
+    }
+
+    /// A worker listens on this socket from now on.
+    pub fn join(
+        self: &Arc<Self>,
+        token: u64,
+        tx: mpsc::UnboundedSender<Handoff>,
+        load: Arc<WorkerLoad>,
+    ) {
+        self.lock_and(|st| {
+            st.members.insert(
+                token,
+                Member {
+                    tx,
+                    load,
+                    pending: 0,
+                },
+            );
+        });
+    }
+
+    /// The worker closed its server, is stopping, or is gone: no more
+    /// connections for it. Those it has not acknowledged come back through
+    /// `returned`.
+    pub fn leave(self: &Arc<Self>, token: u64) {
+        self.lock_and(|st| {
+            st.members.remove(&token);
+        });
+    }
+
+    /// The worker took a connection.
+    pub fn accepted(self: &Arc<Self>, token: u64) {
+        self.lock_and(|st| {
+            if let Some(m) = st.members.get_mut(&token) {
+                m.pending = m.pending.saturating_sub(1);
+            }
+        });
+    }
+
+    /// A connection the worker refused, or never acknowledged before it went.
+    pub fn returned(self: &Arc<Self>, token: u64, conn: Conn) {
+        self.lock_and(|st| {
+            if let Some(m) = st.members.get_mut(&token) {
+                m.pending = m.pending.saturating_sub(1);
+            }
+            // It has waited longest: first in line.
+            st.held.push_front(conn);
+        });
+    }
+
+    fn submit(self: &Arc<Self>, conn: Conn) {
+        self.lock_and(|st| st.held.push_back(conn));
+    }
+
+    /// Applies a change, hands out what waits, and wakes the accept loop.
+    fn lock_and<R>(self: &Arc<Self>, change: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.lock();
+        let r = change(&mut st);
+        self.dispatch(&mut st);
+        drop(st);
+        self.wake.notify_one();
+        r
+    }
+
+    fn dispatch(self: &Arc<Self>, st: &mut State) {
+        while let Some(conn) = st.held.pop_front() {
+            let candidates: Vec<Candidate> = st
+                .members
+                .iter()
+                .map(|(t, m)| Candidate {
+                    token: *t,
+                    open: m.load.open(),
+                    pending: m.pending,
+                })
+                .collect();
+            let Some(token) = st.balancer.pick(self.policy, &candidates, conn.hint) else {
+                st.held.push_front(conn);
+                return;
+            };
+            let Some(m) = st.members.get_mut(&token) else {
+                st.held.push_front(conn);
+                return;
+            };
+            m.pending += 1;
+            let handoff = Handoff {
+                conn,
+                from: self.clone(),
+            };
+            if let Err(mpsc::error::SendError(h)) = m.tx.send(handoff) {
+                // Its channel ended without leaving: it is gone.
+                st.members.remove(&token);
+                st.held.push_front(h.conn);
+            }
+        }
+    }
+
+    /// Accept only while the connection would go to a worker at once.
+    fn can_accept(&self) -> bool {
+        let st = self.lock();
+        st.held.is_empty()
+            && st
+                .members
+                .values()
+                .any(|m| m.pending < super::balance::MAX_PENDING)
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: AsyncFd<Socket>) {
+        loop {
+            if !self.can_accept() {
+                self.wake.notified().await;
+                continue;
+            }
+            let mut ready = match listener.readable().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("the accept loop stopped: {e}");
+                    return;
+                }
+            };
+            // Take what the backlog holds while workers can take it.
+            while self.can_accept() {
+                match ready.try_io(|l| l.get_ref().accept()) {
+                    Ok(Ok((socket, peer))) => self.arrived(socket, &peer),
+                    Ok(Err(e)) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        break;
+                    }
+                    Err(_would_block) => break,
+                }
+            }
+        }
+    }
+
+    fn arrived(self: &Arc<Self>, socket: Socket, peer: &SockAddr) {
+        // The flag belongs to the open file, which the worker shares: libuv
+        // expects a non-blocking socket and does not set it on one it
+        // receives (and peeking below needs it too).
+        if let Err(e) = socket.set_nonblocking(true) {
+            tracing::warn!("dropped a connection: {e}");
+            return;
+        }
+        let ip = peer.as_socket().map(|a| a.ip());
+        if self.policy != Policy::Sticky {
+            return self.submit(Conn {
+                socket,
+                hint: Hint::default(),
+            });
+        }
+        if self.peeking.fetch_add(1, Ordering::Relaxed) >= MAX_PEEKING {
+            self.peeking.fetch_sub(1, Ordering::Relaxed);
+            return self.submit(Conn {
+                socket,
+                hint: Hint::default(),
+            });
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let (socket, hint) = me.sticky_hint(socket, ip).await;
+            me.peeking.fetch_sub(1, Ordering::Relaxed);
+            me.submit(Conn { socket, hint });
+        });
+    }
+
+    /// Reads (without consuming) the start of the first request, bounded in
+    /// size and time, and says where the client belongs.
+    async fn sticky_hint(&self, socket: Socket, ip: Option<IpAddr>) -> (Socket, Hint) {
+        let by_client = Hint {
+            owner: None,
+            client: ip.as_ref().map(client_hash),
+        };
+        let fd = match watch(socket) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let (socket, e) = e.into_parts();
+                tracing::warn!("cannot watch a sticky connection: {e}");
+                return (socket, Hint::default());
+            }
+        };
+        let route = tokio::time::timeout(PEEK_TIME, first_line(&fd)).await;
+        let socket = fd.into_inner();
+        let hint = match route {
+            Ok(sticky::Route::Session(sid)) => Hint {
+                owner: self.session_owner(&sid).await,
+                ..by_client
+            },
+            // A new Engine.IO client: wherever the load says (setupWorker
+            // then reports which worker holds its session).
+            Ok(sticky::Route::Handshake) => Hint::default(),
+            Ok(sticky::Route::Other) => by_client,
+            // Nothing usable in time or in bounds: the normal policy.
+            Ok(sticky::Route::Incomplete | sticky::Route::Unreadable) | Err(_) => Hint::default(),
+        };
+        (socket, hint)
+    }
+
+    /// The worker holding a session. The worker reports a new session over
+    /// its IPC channel while its answer to the handshake travels to the
+    /// client, so a client's next request may come first: give the report a
+    /// moment before falling back to the client's address.
+    async fn session_owner(&self, sid: &str) -> Option<u64> {
+        let deadline = tokio::time::Instant::now() + SESSION_WAIT;
+        loop {
+            if let Some(owner) = self.sessions.owner(sid) {
+                return Some(owner);
+            }
+            if !self.sessions.reported.load(Ordering::Relaxed)
+                || tokio::time::Instant::now() >= deadline
+            {
+                return None;
+            }
+            tokio::time::sleep(PEEK_RETRY).await;
+        }
+    }
+}
+
+/// Registers a socket we own with the reactor.
+fn watch(socket: Socket) -> Result<AsyncFd<Socket>, tokio::io::unix::AsyncFdRegisterError<Socket>> {
+    // SAFETY: the AsyncFd takes the socket by value, so its descriptor stays
+    // open and names the same open file until the AsyncFd is dropped or
+    // gives the socket back with `into_inner`.
+    unsafe { AsyncFd::register(socket) }
+}
+
+/// Peeks until the request line is complete, the bound is reached, or the
+/// client closes; never consumes a byte (the worker reads the request).
+async fn first_line(fd: &AsyncFd<Socket>) -> sticky::Route {
+    let mut buf = vec![0u8; PEEK_MAX];
+    loop {
+        let n = loop {
+            let mut ready = match fd.readable().await {
+                Ok(r) => r,
+                Err(_) => return sticky::Route::Unreadable,
+            };
+            let peeked = ready.try_io(|s| {
+                nix::sys::socket::recv(
+                    std::os::fd::AsRawFd::as_raw_fd(s.get_ref()),
+                    &mut buf,
+                    nix::sys::socket::MsgFlags::MSG_PEEK,
+                )
+                .map_err(std::io::Error::from)
+            });
+            match peeked {
+                Ok(Ok(n)) => break n,
+                Ok(Err(_)) => return sticky::Route::Unreadable,
+                Err(_would_block) => continue,
+            }
+        };
+        if n == 0 {
+            return sticky::Route::Unreadable;
+        }
+        match sticky::route(&buf[..n]) {
+            sticky::Route::Incomplete if n < PEEK_MAX => tokio::time::sleep(PEEK_RETRY).await,
+            r => return r,
+        }
+    }
+}
