@@ -233,3 +233,33 @@ test('sticky: by Engine.IO session, by client address, and hostile first request
   silent.destroy()
   huge.destroy()
 }))
+
+test('reload with an upgraded connection open: it stays until just before kill_timeout, then ends cleanly; new connections go to the new workers', withHome(async (home) => {
+  const port = await freePort()
+  home.ok(['start', APP, '--name', 'web', '-i', '1', '--kill-timeout', '3000'], { env: { PORT: String(port) } })
+  const [old] = await online(home, 'web', 1)
+  await waitFor('listening', () => rows(home, 'web').every((x) => x.listening.length > 0))
+  const ws = net.connect(port, '127.0.0.1')
+  let got = ''
+  ws.setEncoding('utf8')
+  ws.on('data', (d) => { got += d })
+  const ended = new Promise((resolve, reject) => { ws.on('end', resolve); ws.on('error', reject) })
+  ws.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+  await waitFor('the upgrade', () => got.includes(`x-pid: ${old.pid}`))
+  const t0 = Date.now()
+  const reload = home.okAsync(['reload', 'web'])
+  await waitFor('the replacement online', () => rows(home, 'web')[0].pid !== old.pid)
+  const fresh = await get(port)
+  assert.notEqual(JSON.parse(fresh.body).pid, old.pid, 'a new connection goes to the new worker at once')
+  ws.write('still there?')
+  await waitFor('the echo from the old worker', () => got.endsWith('still there?'))
+  await ended
+  const after = Date.now() - t0
+  assert.ok(after > 2000, `stayed ${after} ms into the reload (kill_timeout 3000)`)
+  const r = await reload
+  // Ended by the worker itself, which then exited on its signal: not cut by SIGKILL.
+  const desc = home.ok(['describe', 'web']).stdout
+  assert.match(desc, new RegExp(`old pid ${old.pid} killed by SIGINT`))
+  assert.doesNotMatch(r.stdout + r.stderr + desc, /killed by SIGKILL/)
+  ws.destroy()
+}))

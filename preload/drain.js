@@ -9,7 +9,10 @@
 // - every response from then on carries `Connection: close`, so clients move
 //   their next request to a fresh connection;
 // - a keep-alive connection with no request in progress is closed only after
-//   it has stayed idle for a grace period. Node's own server.close() closes
+//   it has stayed idle for a grace period;
+// - in a cluster worker, upgraded connections (websockets) stay until they
+//   close, or are ended cleanly just before pmr's kill_timeout runs out, so
+//   their clients reconnect (to the other or the new workers). Node's own server.close() closes
 //   "idle" connections at once, and a connection looks idle to Node while
 //   the client's next request is still unread in the socket buffer: that
 //   request would be reset. The grace period avoids exactly that.
@@ -20,13 +23,21 @@
 
 const { isMainThread } = require('node:worker_threads')
 
+// A cluster worker's open connections (filled by the connection counts at
+// the end of this file), for the drain to find upgraded ones.
+const openSockets = new Set()
+
 if (isMainThread && !process.env.PMR_NO_DRAIN) {
   const net = require('node:net')
   const http = require('node:http')
 
   const GRACE_MS = Number(process.env.PMR_DRAIN_IDLE_MS) || 500
+  const KILL_TIMEOUT_MS = Number(process.env.PMR_KILL_TIMEOUT_MS) || 1600
+  // Ends upgraded connections this long before kill_timeout.
+  const UPGRADED_MARGIN_MS = 200
   const SIGNALS = [...new Set(['SIGINT', 'SIGTERM', process.env.PMR_KILL_SIGNAL].filter(Boolean))]
   const servers = new Set()
+  const upgraded = new Set()
   // Filled when the drain starts: socket -> last time a request or a
   // response moved on it. Nothing is tracked before, so an app that is not
   // stopping pays nothing per connection or per request.
@@ -51,9 +62,11 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
     return list.all().map((c) => c.socket).filter(Boolean)
   }
 
-  // Only HTTP connections are drained and waited for: other protocols (raw
-  // TCP, upgraded WebSockets) have no way to be told to go elsewhere, and
-  // end with the process as they would without pmr.
+  // HTTP connections are drained and waited for; upgraded ones (a cluster
+  // worker's websockets, which the connection counts below see) are waited
+  // for until they close or kill_timeout is near; other protocols (raw TCP)
+  // have no way to be told to go elsewhere, and end with the process as
+  // they would without pmr.
   function track (socket, now) {
     if (sockets.has(socket) || socket.destroyed) return
     sockets.set(socket, now)
@@ -88,9 +101,10 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
     const now = Date.now()
     for (const [socket, last] of sockets) {
       if (socket.destroyed) continue
-      // Upgraded (a WebSocket): no longer an HTTP connection to wait for.
+      // Upgraded (a WebSocket): not an HTTP connection to drain; waited for
+      // if it is a worker's (ended before kill_timeout), else let go.
       if (!socket.parser && !socket._httpMessage) {
-        sockets.delete(socket)
+        if (!upgraded.has(socket)) sockets.delete(socket)
         continue
       }
       if (busy(socket)) {
@@ -134,6 +148,16 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
     for (const socket of sockets.keys()) {
       const res = socket._httpMessage
       if (res && !res.headersSent) res.shouldKeepAlive = false
+    }
+    for (const socket of openSockets) {
+      if (socket.server instanceof http.Server && !socket.parser && !socket._httpMessage && !socket.destroyed) {
+        upgraded.add(socket)
+        track(socket, now)
+      }
+    }
+    if (upgraded.size > 0) {
+      const t = setTimeout(() => { for (const s of upgraded) s.end() }, Math.max(0, KILL_TIMEOUT_MS - UPGRADED_MARGIN_MS))
+      t.unref()
     }
     sweeper = setInterval(sweep, Math.max(20, Math.min(100, GRACE_MS / 5)))
     sweeper.unref()
@@ -257,14 +281,18 @@ if (isMainThread && typeof process.send === 'function') {
         process.send({ cmd: 'NODE_PMR', act: 'conns', closed: n }, noop)
       } catch {}
     }
-    const onClose = () => {
+    const onClose = function () {
+      openSockets.delete(this)
       closed++
       if (flush === null) {
         flush = setTimeout(sendClosed, FLUSH_MS)
         flush.unref()
       }
     }
-    const onConnection = (socket) => socket.once('close', onClose)
+    const onConnection = (socket) => {
+      openSockets.add(socket)
+      socket.once('close', onClose)
+    }
     const listen = net.Server.prototype.listen
     net.Server.prototype.listen = function (...args) {
       if (!this[counted]) {

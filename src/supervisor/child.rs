@@ -223,6 +223,12 @@ impl RunningProcess {
                 // The preload drains on this signal too, not only SIGINT/SIGTERM.
                 let sig = spec.kill_signal.signal();
                 env.insert("PMR_KILL_SIGNAL".into(), sig.as_str().into());
+                // Upgraded connections (websockets) are closed cleanly just
+                // before pmr's SIGKILL would cut them.
+                env.insert(
+                    "PMR_KILL_TIMEOUT_MS".into(),
+                    spec.kill_timeout_ms.to_string(),
+                );
             }
             let (ours, theirs) = channel::pair()?;
             env.insert("NODE_CHANNEL_FD".into(), IPC_FD.to_string());
