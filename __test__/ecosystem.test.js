@@ -163,11 +163,12 @@ test('syntax errors point at file:line, in every format', withHome(async (home) 
   assert.ok(!fs.existsSync(path.join(home.dir, 'pmr.sock')))
 }))
 
-test('flags that only make sense with a file, and app flags with a file, are refused', withHome(async (home) => {
+test('flags that only make sense with a file, and --name with a file, are refused', withHome(async (home) => {
   const env = home.run(['start', path.join(ECO, 'app', 'worker.js'), '--env', 'production'])
   assert.match(env.stderr, /--env production selects env_production of an ecosystem file/)
-  const mixed = home.run(['start', 'ecosystem.json', '-i', '4'], { cwd: FORMATS })
-  assert.match(mixed.stderr, /app options on the command line apply to a script; for the apps of ecosystem\.json, set them in the file/)
+  // Issue 18: other app flags now override the file's apps (pm2-cli.test.js); --name names one app.
+  const mixed = home.run(['start', 'ecosystem.json', '--name', 'x'], { cwd: FORMATS })
+  assert.match(mixed.stderr, /--name names one app; the apps of ecosystem\.json take their names from the file/)
   assert.ok(!fs.existsSync(path.join(home.dir, 'pmr.sock')))
 }))
 

@@ -33,7 +33,7 @@ test('-v, -x, --no-automation, source maps beside the script, startup --service-
 
   const port = await freePort()
   home.ok(['start', 'server.js', '--name', 'forked', '-x', '-i', '1', '--no-automation'], { env: { PORT: String(port) } })
-  const [f] = await online(home, 'forked', 1)
+  const [f] = await online(home, 'forked', 1, { listening: false })
   assert.equal(f.mode, 'fork', '-x keeps a Node.js app out of cluster mode')
 
   const auto = home.ok(['start', 'mapped.js', '--name', 'maps'], { cwd: DIR })
