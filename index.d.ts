@@ -10,9 +10,9 @@ export type Size = number | string
 
 /** An app as PM2's ecosystem files describe it; every key is optional but `script`. */
 export interface AppOptions {
-  /** App name, a target for every command. Default: the script's file name without extension. */
-  name?: string
-  /** What to run: a file (relative to `cwd`) or a command in PATH. `.js/.cjs/.mjs` run with the node that runs pmr, `.sh` with bash, `.py` with python3. Also spelled `exec`. */
+  /** App name, a target for every command (a number is a name too, as in PM2). Default: the script's file name without extension. */
+  name?: string | number
+  /** What to run: a file (relative to `cwd`) or a command in PATH. `.js/.cjs/.mjs` run with the node that runs pmr, `.sh` with bash, `.py` with python3. Also spelled `exec` or `cmd`. */
   script: string
   /** Arguments for the script; a string is split like a shell would. */
   args?: string | string[]

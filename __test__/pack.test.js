@@ -42,8 +42,8 @@ test('pack, install into an empty project, run the CLI and the API there', {
     const listed = run('tar', ['tzf', tarballs[0]]).split('\n').filter(Boolean).sort()
     assert.deepEqual(listed, [
       'package/README.md', 'package/bin/pmr-runtime.js', 'package/bin/pmr.js', 'package/daemon.js', 'package/index.d.ts', 'package/index.js',
-      'package/index.mjs', 'package/lib/api.js', 'package/lib/config-loader.js', 'package/native.d.ts',
-      'package/native.js', 'package/package.json', 'package/preload/drain.js', 'package/preload/health.js',
+      'package/index.mjs', 'package/lib/api.js', 'package/lib/config-loader.js', 'package/lib/pm2.js', 'package/native.d.ts',
+      'package/native.js', 'package/package.json', 'package/pm2.d.ts', 'package/preload/drain.js', 'package/preload/health.js',
     ], 'the package holds exactly its files (no sources, no binaries of a build tree)')
 
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({
@@ -95,6 +95,9 @@ test('pack, install into an empty project, run the CLI and the API there', {
     assert.deepEqual(out.map((r) => r.slice(0, 2)), [['api-app', 'online']])
     const esm = run(process.execPath, ['--input-type=module', '-e', "import pmr, { connect } from 'pmr'; console.log(typeof pmr.Supervisor, typeof connect)"], { cwd: project, env })
     assert.equal(esm.trim(), 'function function')
+    // PM2's programmatic API, by its own path in the installed package.
+    const pm2 = run(process.execPath, ['-e', "const pm2 = require('pmr/pm2'); console.log(typeof pm2.connect, typeof pm2.launchBus, typeof pm2.custom)"], { cwd: project, env })
+    assert.equal(pm2.trim(), 'function function function')
   } finally {
     await home.cleanup()
     fs.rmSync(tmp, { recursive: true, force: true })

@@ -153,7 +153,7 @@ class PM2 {
   /** Closes the connection and every bus; the daemon and its apps keep running. */
   disconnect (cb) {
     const run = async () => {
-      for (const b of [...this._buses]) this._dropBus(b)
+      await this._quiet()
       const api = this._api
       this._api = null
       this._known.clear()
@@ -171,7 +171,7 @@ class PM2 {
   killDaemon (cb) {
     const run = async () => {
       const api = await this._client()
-      for (const b of [...this._buses]) this._dropBus(b)
+      await this._quiet()
       this._api = null
       if (typeof api.kill === 'function') await api.kill()
       else await api.close()
@@ -219,7 +219,8 @@ class PM2 {
    * picks apps; `opts.strict` refuses unknown keys. */
   start (cmd, opts, cb) {
     if (typeof opts === 'function') { cb = opts; opts = {} }
-    return settle(this._start(cmd, opts || {}), cb)
+    if (!opts || typeof opts !== 'object') opts = {}
+    return settle(this._start(cmd, opts), cb)
   }
 
   async _start (cmd, opts) {
@@ -376,6 +377,14 @@ class PM2 {
     }
     if (typeof cb !== 'function') return run()
     run().then((bus) => process.nextTick(cb, null, bus, bus), (e) => process.nextTick(cb, e))
+  }
+
+  /** Ends every bus and waits for the item being relayed: a request still
+   * in flight when the connection closes would never be answered (and its
+   * pending promise would keep Node running). */
+  async _quiet () {
+    for (const b of [...this._buses]) this._dropBus(b)
+    await this._queue
   }
 
   _dropBus (bus) {
