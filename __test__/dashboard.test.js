@@ -95,6 +95,11 @@ test('dashboard access: token → cookie, 401 without, wrong Host and cross-orig
   assert.equal(unknown.status, 404)
   assert.equal(JSON.parse(unknown.body).code, 'PMR_NOT_FOUND')
 
+  // A --host that is no address is refused by name.
+  const badHost = home.run(['dashboard', '--no-open', '--host', 'everywhere'])
+  assert.equal(badHost.code, 1)
+  assert.match(badHost.stderr, /--host: 'everywhere' is not an IP address/)
+
   // Off again: the port is free, and the setting says so.
   assert.match(home.ok(['set', 'dashboard.port', 'none']).stdout, /the dashboard is off/)
   await assert.rejects(request(d.port), /ECONNREFUSED/)
