@@ -95,6 +95,20 @@ test('dashboard access: token → cookie, 401 without, wrong Host and cross-orig
   assert.equal(unknown.status, 404)
   assert.equal(JSON.parse(unknown.body).code, 'PMR_NOT_FOUND')
 
+  // Beyond loopback only when asked (on the same port: its own listener
+  // lets go first), and pmr says what that exposes.
+  const wide = home.ok(['dashboard', '--no-open', '--host', '0.0.0.0'])
+  assert.match(wide.stdout, /warning: the dashboard on 0\.0\.0\.0:\d+ is reachable from other machines/)
+  assert.match(wide.stdout, new RegExp(`^http://127\\.0\\.0\\.1:${d.port}/\\?token=${d.token}$`, 'm'))
+  assert.equal(home.ok(['get', 'dashboard.host']).stdout.trim(), '"0.0.0.0"')
+  assert.equal((await request(d.port, { headers: { authorization: 'Bearer ' + d.token } })).status, 200)
+  assert.doesNotMatch(home.ok(['dashboard', '--no-open', '--host', '127.0.0.1']).stdout, /warning/)
+  assert.equal((await request(d.port, { headers: { authorization: 'Bearer ' + d.token } })).status, 200)
+  // A --host that is no address is refused by name.
+  const badHost = home.run(['dashboard', '--no-open', '--host', 'everywhere'])
+  assert.equal(badHost.code, 1)
+  assert.match(badHost.stderr, /--host: 'everywhere' is not an IP address/)
+
   // Off again: the port is free, and the setting says so.
   assert.match(home.ok(['set', 'dashboard.port', 'none']).stdout, /the dashboard is off/)
   await assert.rejects(request(d.port), /ECONNREFUSED/)

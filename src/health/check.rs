@@ -25,6 +25,8 @@ pub struct Subject {
 pub struct Outcome {
     pub passed: bool,
     pub detail: String,
+    /// The instance has no server to check yet (it has not listened).
+    pub waiting: bool,
 }
 
 impl Outcome {
@@ -32,12 +34,14 @@ impl Outcome {
         Outcome {
             passed: true,
             detail: detail.into(),
+            waiting: false,
         }
     }
     fn fail(detail: impl Into<String>) -> Self {
         Outcome {
             passed: false,
             detail: detail.into(),
+            waiting: false,
         }
     }
 }
@@ -56,7 +60,12 @@ pub async fn run(
             let url = if target.starts_with('/') {
                 match own_port {
                     Some(p) => format!("http://127.0.0.1:{p}{target}"),
-                    None => return Outcome::fail("no HTTP server is listening in the instance"),
+                    None => {
+                        return Outcome {
+                            waiting: true,
+                            ..Outcome::fail("no HTTP server is listening in the instance yet")
+                        }
+                    }
                 }
             } else {
                 target.clone()

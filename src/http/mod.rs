@@ -91,30 +91,77 @@ impl Endpoint {
         if let Some(cur) = serving.as_ref().filter(|cur| cur.addr == addr) {
             return Ok(Applied::Unchanged(cur.local));
         }
-        let listener = bind(addr)?;
-        let local = listener.local_addr()?;
-        let (stop, stopped) = watch::channel(false);
-        let router = make(Stopping(stopped), local);
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::warn!("HTTP endpoint on {local} stopped: {e}");
+        let listener = match bind(addr) {
+            Ok(l) => l,
+            // The same port on another address (127.0.0.1 → 0.0.0.0) is
+            // held by the old listener itself: let it go first, and take the
+            // old address back if the new one still cannot be had.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let Some(old) = serving
+                    .take_if(|cur| cur.local.port() == addr.port() && cur.local.ip() != addr.ip())
+                else {
+                    return Err(e);
+                };
+                let (was, was_local) = (old.addr, old.local);
+                old.end();
+                match tokio::task::block_in_place(|| bind_when_free(addr)) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let back = tokio::task::block_in_place(|| bind_when_free(was_local))?;
+                        start(&mut serving, was, back, make)?;
+                        return Err(e);
+                    }
+                }
             }
-        });
-        if let Some(old) = serving.replace(Serving {
-            addr,
-            local,
-            stop,
-            task,
-        }) {
-            old.end();
-        }
-        Ok(Applied::Serving(local))
+            Err(e) => return Err(e),
+        };
+        start(&mut serving, addr, listener, make)
     }
 
     /// Where it serves now.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         let serving = self.serving.lock().unwrap_or_else(|e| e.into_inner());
         serving.as_ref().map(|s| s.local)
+    }
+}
+
+fn start(
+    serving: &mut Option<Serving>,
+    addr: SocketAddr,
+    listener: TcpListener,
+    make: impl FnOnce(Stopping, SocketAddr) -> Router,
+) -> std::io::Result<Applied> {
+    let local = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let router = make(Stopping(stopped), local);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("HTTP endpoint on {local} stopped: {e}");
+        }
+    });
+    if let Some(old) = serving.replace(Serving {
+        addr,
+        local,
+        stop,
+        task,
+    }) {
+        old.end();
+    }
+    Ok(Applied::Serving(local))
+}
+
+/// Binds an address a listener of ours has just let go: the aborted task
+/// drops its socket when a worker next polls it, a moment later.
+fn bind_when_free(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match bind(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 

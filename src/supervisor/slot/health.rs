@@ -253,6 +253,13 @@ impl Slot {
         let Some(pr) = self.health.probing.as_mut() else {
             return Phase::Running(p);
         };
+        // A process that has not listened yet is still starting (a worker
+        // of a loaded machine may take seconds): its checks wait for it.
+        if outcome.waiting && !pr.tracker.ever_passed {
+            pr.last = Some((now_ms(), outcome));
+            self.publish_health();
+            return Phase::Running(p);
+        }
         let since = pr.started.elapsed().as_millis() as u64;
         let verdict = pr.tracker.on_result(since, outcome.passed);
         let detail = format!(
