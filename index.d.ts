@@ -268,7 +268,8 @@ export interface AppSpec {
   uid: string | null
   gid: string | null
   health_check: {
-    probe: { http: string } | { tcp: number } | { command: string }
+    /** One of them. */
+    probe: { http?: string; tcp?: number; command?: string }
     interval_ms: number
     timeout_ms: number
     failures: number

@@ -39,7 +39,7 @@ test('watch: an edit replaces the instance within watch_delay + 1 s; stop --watc
   const took = Date.now() - t0
   assert.ok(took < 500 + 1000, `replaced ${took} ms after the edit`)
   assert.equal(next.restarts, 1)
-  assert.deepEqual(next.restart_reasons, { crash: 0, memory: 0, watch: 1, cron: 0, user: 0 })
+  assert.deepEqual(next.restart_reasons, { crash: 0, memory: 0, watch: 1, cron: 0, user: 0, health: 0 })
   await waitFor('the old process to be gone', () => !alive(first.pid))
   const desc = history(home, 'w')
   assert.match(desc, /watch +│ .*app-\w+, delay 500 ms: watching/)
@@ -173,7 +173,7 @@ test('regex and namespace targets; reset zeroes the counts (CLI and JS API)', wi
   assert.match(reset.stdout, /reset api-a, api-b/)
   assert.deepEqual(restarts(), { 'api-a': 0, 'api-b': 0, worker: 2 })
   for (const x of rows(home, 'api-b')) {
-    assert.deepEqual(x.restart_reasons, { crash: 0, memory: 0, watch: 0, cron: 0, user: 0 })
+    assert.deepEqual(x.restart_reasons, { crash: 0, memory: 0, watch: 0, cron: 0, user: 0, health: 0 })
     assert.equal(x.unstable_restarts, 0)
   }
   assert.match(history(home, 'api-b'), /restarts +│ 0 \(crash 0, memory 0, watch 0, cron 0, user 0\)/)

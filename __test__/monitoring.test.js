@@ -236,7 +236,7 @@ test('pmr metrics prints Prometheus text; the HTTP endpoint serves it on loopbac
   assert.deepEqual(up.map((s) => s.labels.instance).sort(), ['0', '1'])
   assert.deepEqual(sampleOf(fam, 'pmr_up', { app: 'job' }).map((s) => s.value), [0])
   assert.deepEqual(sampleOf(fam, 'pmr_restarts_total', { app: 'api', instance: '0' }).map((s) => s.labels.reason).sort(),
-    ['crash', 'cron', 'memory', 'user', 'watch'])
+    ['crash', 'cron', 'health', 'memory', 'user', 'watch'])
   for (const s of sampleOf(fam, 'pmr_memory_bytes', { app: 'api' })) assert.ok(s.value > 10 * MB)
   assert.equal(sampleOf(fam, 'pmr_memory_bytes', { app: 'job' }).length, 0, 'a stopped instance has no usage')
   assert.deepEqual(sampleOf(fam, 'pmr_memory_limit_bytes', { app: 'api' }).map((s) => s.value), [300 * MB, 300 * MB])
