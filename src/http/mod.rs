@@ -4,12 +4,31 @@
 //! life of the process (the runtime's health probes).
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
+
+/// What one client may cost an endpoint. A client on a socket pmr serves
+/// must not be able to hold it: connections past the cap wait in the
+/// backlog, and one that sends no request head in time is closed.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_connections: usize,
+    header_timeout: Duration,
+}
+
+/// A dashboard page holds one event stream; 64 leaves room for many tabs,
+/// scrapers and probes while bounding the daemon's memory per endpoint.
+const LIMITS: Limits = Limits {
+    max_connections: 64,
+    header_timeout: Duration::from_secs(10),
+};
 
 /// Tells long responses (the dashboard's event stream) that their endpoint
 /// stopped or moved, so they end instead of holding a connection open.
@@ -134,11 +153,7 @@ fn start(
     let local = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let router = make(Stopping(stopped), local);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::warn!("HTTP endpoint on {local} stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(serve_loop(listener, router, LIMITS));
     if let Some(old) = serving.replace(Serving {
         addr,
         local,
@@ -175,11 +190,40 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `router` on `listener` in a task of its own, until the process ends.
 pub fn serve(listener: TcpListener, router: Router) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::warn!("HTTP endpoint stopped: {e}");
-        }
-    })
+    tokio::spawn(serve_loop(listener, router, LIMITS))
+}
+
+/// Accepts and serves HTTP/1 connections (with upgrades) within `limits`.
+/// axum's own `serve` has neither a connection cap nor a header deadline.
+async fn serve_loop(listener: TcpListener, router: Router, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: the client waits
+                // in the backlog; try again shortly rather than spin.
+                tracing::warn!("HTTP endpoint cannot accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("HTTP connection ended: {e}");
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -216,5 +260,34 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(fetch(first, "/").await.is_err());
         assert_eq!(e.apply(None, app).unwrap(), Applied::Off);
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_closed_and_the_cap_makes_others_wait() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 2,
+            header_timeout: Duration::from_millis(300),
+        };
+        let router = Router::new().route("/", get(|| async { "hi" }));
+        let task = tokio::spawn(serve_loop(listener, router, limits));
+        // Two clients that never send a request hold both places...
+        let mut silent = [
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+        ];
+        // ...so a third waits in the backlog until the deadline frees them.
+        let started = std::time::Instant::now();
+        let third = tokio::spawn(async move { fetch(addr, "/").await });
+        for s in &mut silent {
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+            assert!(read.is_ok(), "a silent client was not closed");
+        }
+        let body = third.await.unwrap().unwrap();
+        assert!(body.ends_with("hi"), "{body}");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        task.abort();
     }
 }
