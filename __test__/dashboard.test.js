@@ -167,6 +167,9 @@ test('dashboard in Chromium: live rows, a crash, reload and scale clicked, log t
     await page.waitForFunction((ids) => ids.every((id) => document.querySelector(`tr.inst[data-id="${id}"] .status`)?.textContent === 'online'),
       { timeout: 10000 }, before.map((r) => r.id))
     assert.ok(await page.$('tr.app[data-app=worker]'))
+    // The cluster workers' open connections (pmr hands them out) have a column.
+    await page.waitForFunction((ids) => ids.every((id) => /^\d+$/.test(document.querySelector(`tr.inst[data-id="${id}"] .conns`)?.textContent || '')),
+      { timeout: 10000 }, before.map((r) => r.id))
 
     // A crash shows up on the open page: the restart count of the worker
     // that took the request moves.

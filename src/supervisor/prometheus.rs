@@ -334,13 +334,13 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "{l}");
             }
         }
-        assert_eq!(seen.len(), 13);
+        assert_eq!(seen.len(), 15);
     }
 
     #[test]
     fn nothing_running_still_names_every_family() {
         let text = render(&[]);
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 13);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 15);
         assert!(text.lines().all(|l| l.starts_with('#')));
     }
 }

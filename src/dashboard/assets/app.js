@@ -108,7 +108,7 @@ function actionButtons (app, list) {
     b('scale', 'Scale'), b('reset', 'Reset'), b('flush', 'Flush logs'), b('delete', 'Delete', 'danger'))
 }
 
-function cell (cls, text) { return el('td', { class: cls, text }) }
+function cell (cls, text, title) { return el('td', title ? { class: cls, text, title } : { class: cls, text }) }
 
 function instanceRow (i) {
   const sp = sparkOf(i.id)
@@ -128,7 +128,8 @@ function instanceRow (i) {
     el('td', { class: 'num memory' }, el('span', { text: fmtBytes(i.pid == null ? null : i.memory) }), memCanvas),
     cell('num lag', fmtLag(i.node && i.node.event_loop_lag_ms)),
     cell('num heap opt', i.node ? fmtBytes(i.node.heap_used) : '–'),
-    cell('num handles opt', i.node ? String(i.node.active_handles) : '–'))
+    cell('num handles opt', i.node ? String(i.node.active_handles) : '–'),
+    cell('num conns', i.connections ? String(i.connections.open) : '–', i.connections ? i.connections.accepted + ' accepted since start' : ''))
   tr.addEventListener('click', () => openDetail(i.id))
   requestAnimationFrame(() => { Plot.spark(cpuCanvas, sp.cpu); Plot.spark(memCanvas, sp.memory) })
   return tr
