@@ -243,6 +243,10 @@ export interface AppSpec {
   /** The app's own part of `env`. */
   app_env: Record<string, string>
   instances: number
+  /** `instances` came from `'max'` (or 0, -1): counted again on the machine that resurrects it. */
+  instances_max: boolean
+  /** `-p/--pid`: instance 0's pid file (instance N: `<stem>-N.<ext>`). */
+  pid_file: string | null
   exec_mode: 'fork' | 'cluster'
   autorestart: boolean
   max_restarts: number
