@@ -122,6 +122,28 @@ test('max_event_loop_lag: a loop blocked forever is replaced within the limit + 
   assert.equal(JSON.parse(served.body).pid, after.pid)
 }))
 
+test('max_event_loop_lag in fork mode: the blocked process is killed at once, not after kill_timeout', withHome(async (home, t) => {
+  const port = await freePort()
+  const mark = path.join(home.dir, 'blocked')
+  // A blocked loop cannot run a graceful stop: waiting 10 s for it would
+  // only lengthen the outage of an app that has no other instance.
+  home.ok(['start', path.join(FIXTURES, 'health', 'block.js'), '--name', 'stuck', '--max-event-loop-lag', '1s', '--kill-timeout', '10s'],
+    { env: { PORT: String(port), BLOCK_MARK: mark } })
+  const [first] = await online(home, 'stuck', 1, { listening: false })
+  assert.equal(first.mode, 'fork')
+  await waitFor('the loop to block', () => fs.existsSync(mark))
+  const blockedAt = fs.statSync(mark).mtimeMs
+  const [after] = await waitFor('the replacement', () => {
+    const r = rows(home, 'stuck')
+    return r[0] && r[0].pid !== first.pid && r[0].status === 'online' ? r : null
+  })
+  const took = Date.now() - blockedAt
+  t.diagnostic(`replacement online ${took} ms after the loop blocked`)
+  assert.ok(took < 10000, `replaced ${took} ms after the loop blocked: the 10 s kill_timeout was waited for`)
+  assert.equal(after.restart_reasons.health, 1)
+  assert.match(daemonLog(home), new RegExp(`killed by SIGKILL \\(pid ${first.pid}\\)`))
+}))
+
 test('bad health options are refused with one line naming the key', withHome(async (home) => {
   const eco = path.join(home.dir, 'eco.json')
   const cases = [

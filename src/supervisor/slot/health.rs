@@ -276,7 +276,10 @@ impl Slot {
         self.publish_health();
         match verdict {
             Verdict::Keep => Phase::Running(p),
-            Verdict::Replace => self.replace_unhealthy(p, detail, passed_once).await,
+            Verdict::Replace => {
+                self.replace_unhealthy(p, detail, passed_once, Stuck::Answering)
+                    .await
+            }
         }
     }
 
@@ -310,7 +313,8 @@ impl Slot {
             ),
         };
         let passed_once = self.health.reported;
-        self.replace_unhealthy(p, detail, passed_once).await
+        self.replace_unhealthy(p, detail, passed_once, Stuck::LoopBlocked)
+            .await
     }
 
     /// Replaces an unhealthy process: in cluster mode by a reload (the
@@ -324,6 +328,7 @@ impl Slot {
         p: Box<RunningProcess>,
         detail: String,
         passed_once: bool,
+        stuck: Stuck,
     ) -> Phase {
         if let Some(h) = self.st().health.as_mut() {
             h.status = HealthStatus::Unhealthy;
@@ -336,7 +341,7 @@ impl Slot {
             .on_unhealthy(&self.spec.restart_policy(), passed_once);
         self.st().unstable_restarts = self.policy.unstable_restarts;
         if let Decision::Errored { reason } | Decision::Stopped { reason } = decision {
-            self.stop_process(p).await;
+            self.end_stuck_process(p, stuck).await;
             let reason = format!("{reason}; unhealthy: {detail}");
             self.st().errored_reason = Some(reason.clone());
             self.end_health();
@@ -354,7 +359,7 @@ impl Slot {
             p
         };
         let hold = self.pool.as_ref().map(|pool| pool.acquire());
-        self.stop_process(p).await;
+        self.end_stuck_process(p, stuck).await;
         self.emit(EventKind::Restart {
             reason: RestartReason::Health,
             delay_ms: 0,
@@ -363,4 +368,23 @@ impl Slot {
         drop(hold);
         next
     }
+
+    /// Ends an unhealthy process. A blocked event loop cannot run the
+    /// app's shutdown handlers, so a graceful stop would only add
+    /// `kill_timeout` to the outage: it is killed at once.
+    async fn end_stuck_process(&mut self, p: Box<RunningProcess>, stuck: Stuck) {
+        match stuck {
+            Stuck::Answering => self.stop_process(p).await,
+            Stuck::LoopBlocked => self.kill_process(p).await,
+        }
+    }
+}
+
+/// Why an instance is being replaced as unhealthy.
+#[derive(Clone, Copy)]
+pub(super) enum Stuck {
+    /// Its checks fail, but its loop runs: it can shut down gracefully.
+    Answering,
+    /// Its event loop has been blocked past `max_event_loop_lag`.
+    LoopBlocked,
 }

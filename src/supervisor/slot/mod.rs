@@ -268,6 +268,13 @@ impl Slot {
         self.record_exit(exit, p.started.elapsed(), true);
     }
 
+    /// As `stop_process`, without the graceful part.
+    async fn kill_process(&mut self, mut p: Box<RunningProcess>) {
+        self.set_status(Status::Stopping);
+        let exit = p.kill().await;
+        self.record_exit(exit, p.started.elapsed(), true);
+    }
+
     /// The process exited without being asked to.
     fn on_crash(&mut self, p: Box<RunningProcess>, exit: ProcessExit) -> Phase {
         p.kill_orphans();
