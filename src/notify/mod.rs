@@ -228,16 +228,29 @@ async fn summaries(d: Weak<Dispatcher>, wake: Arc<tokio::sync::Notify>) {
         }
         let Some(strong) = d.upgrade() else { return };
         let due = strong.st().throttle.due(now_ms(), |r: &Routed| r.window_ms);
-        for (held, mut last) in due {
+        for (held, span_ms, mut last) in due {
             let kind = last.alert.event.as_str();
             let what = last.alert.message.clone();
-            let secs = (last.window_ms as f64 / 1000.0).to_string();
+            let secs = span_secs(span_ms);
             let alerts = if held == 1 { "alert" } else { "alerts" };
             last.alert.suppressed = held;
             last.alert.message =
                 format!("{held} more {kind} {alerts} in the last {secs} s (the last: {what})");
             strong.enqueue(last);
         }
+    }
+}
+
+/// A summary's span as people say it: `1.5`, `60`, `240` (seconds).
+fn span_secs(ms: u64) -> String {
+    if ms < 10_000 {
+        let tenths = (ms + 50) / 100;
+        match tenths % 10 {
+            0 => (tenths / 10).to_string(),
+            t => format!("{}.{t}", tenths / 10),
+        }
+    } else {
+        ((ms + 500) / 1000).to_string()
     }
 }
 
@@ -367,5 +380,18 @@ async fn deliver(
                 Err(text) => Err(Failure { text, retry: false }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span_secs;
+
+    #[test]
+    fn spans_read_as_people_say_them() {
+        assert_eq!(span_secs(1503), "1.5");
+        assert_eq!(span_secs(3000), "3");
+        assert_eq!(span_secs(60_020), "60");
+        assert_eq!(span_secs(239_600), "240");
     }
 }
