@@ -148,6 +148,11 @@ pub enum Command {
         after_help = "Examples:\n  pmr sendSignal SIGUSR2 api"
     )]
     SendSignal(SignalArgs),
+    /// Write a line to the stdin of an app's running instances (PM2's send)
+    #[command(
+        after_help = "The line goes to the instance's stdin with a newline added: for apps that\nread commands there (process.stdin, readline). A line waits in a queue of\n64 lines while the app does not read; past that pmr refuses it (\"stdin ... is\nfull\") instead of waiting. An app that never reads its stdin is not affected.\n\nExamples:\n  pmr send 0 \"reload-config\"\n  pmr send worker \"pause\"        every instance of worker"
+    )]
+    Send(SendArgs),
     /// Reopen every log file (after an external tool moved them)
     #[command(name = "reloadLogs")]
     ReloadLogs,
@@ -529,6 +534,16 @@ pub struct ScaleArgs {
     /// Instance count: N, +N or -N
     #[arg(allow_hyphen_values = true)]
     pub count: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Instance id (PM2's pm_id) or app name
+    #[arg(value_name = "id|name")]
+    pub target: String,
+    /// The line to write (a newline is added)
+    #[arg(allow_hyphen_values = true)]
+    pub line: String,
 }
 
 #[derive(Debug, Args)]

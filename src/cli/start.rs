@@ -118,6 +118,7 @@ pub(super) fn config_from_flags(a: &StartArgs, script: Option<&str>) -> Result<A
         },
         exec_mode: a.execute_command.then_some(ExecMode::Fork),
         pid_file: a.pid_file.clone(),
+        force: a.force.then_some(true),
         lb: a
             .lb
             .as_deref()
@@ -301,17 +302,24 @@ pub(super) enum Clash {
     Refuse,
 }
 
+/// `--force`'s name for a copy of `name`: the first of name-2, name-3...
+/// not taken.
+pub(super) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    (2..)
+        .map(|i| format!("{name}-{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| format!("{name}-new"))
+}
+
 /// The decision, from the running apps' names and scripts.
 pub(super) fn clash(spec: &AppSpec, running: &[(String, PathBuf)], force: bool) -> Clash {
     let Some((_, script)) = running.iter().find(|(n, _)| *n == spec.name) else {
         return Clash::Free;
     };
     if force {
-        let free = (2..)
-            .map(|i| format!("{}-{i}", spec.name))
-            .find(|n| running.iter().all(|(r, _)| r != n))
-            .unwrap_or_else(|| format!("{}-new", spec.name));
-        return Clash::Rename(free);
+        return Clash::Rename(free_name(&spec.name, |n| {
+            running.iter().any(|(r, _)| r == n)
+        }));
     }
     if same_file(script, &spec.script) {
         Clash::Restart

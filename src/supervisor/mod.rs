@@ -25,6 +25,7 @@ mod replies;
 mod scale;
 mod scopes;
 mod slot;
+mod stdin;
 pub mod state;
 mod stream;
 pub(crate) mod target;
