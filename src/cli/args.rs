@@ -476,11 +476,14 @@ pub struct AppOptions {
     /// Watch the app's directory if it is not watched, stop watching if it is
     #[arg(long)]
     pub watch: bool,
+    /// Rename the app (one app only); pmr gives it new ids
+    #[arg(short = 'n', long, value_name = "NEW_NAME")]
+    pub name: Option<String>,
 }
 
 impl AppOptions {
     pub fn any(&self) -> bool {
-        self.node_args.is_some() || self.instances.is_some() || self.watch
+        self.node_args.is_some() || self.instances.is_some() || self.watch || self.name.is_some()
     }
 }
 

@@ -397,7 +397,10 @@ fn reapply(
         refuse_file_options(a.env.as_deref(), &a.only)?;
         let targets = script_targets(ctx, a.targets)?;
         if a.app.any() {
-            let apps = with_options(ctx, &targets, &a.app)?;
+            let mut apps = with_options(ctx, &targets, &a.app)?;
+            if let Some(new) = &a.app.name {
+                return super::start::rename(ctx, &mut apps, new);
+            }
             let before: Vec<String> = apps.iter().map(|s| s.name.clone()).collect();
             return report::reapply_and_show(ctx, from_file(apps, a.update_env), &before, verb);
         }
@@ -405,7 +408,7 @@ fn reapply(
     };
     if a.app.any() {
         return Err(Error::Config(format!(
-            "-i, --node-args and --watch apply to apps by name; for the apps of {file}, set them in the file"
+            "-i, --node-args, --watch and --name apply to apps by name; for the apps of {file}, set them in the file"
         )));
     }
     let sel = Selection {

@@ -226,6 +226,7 @@ fn start_existing(ctx: &Ctx<'_>, a: &StartArgs, target: &str) -> Result<bool> {
         node_args: a.node_args.clone(),
         instances: a.instances.clone(),
         watch: a.watch.is_some(),
+        name: None,
     };
     if opts.any() {
         // `pmr start api -i 4`: the options are applied as restart applies them.
@@ -281,6 +282,35 @@ fn resolve_script(ctx: &Ctx<'_>, a: &StartArgs, script: &str) -> Result<AppSpec>
         info(n);
     }
     Ok(resolved.spec)
+}
+
+/// `pmr restart|reload <app> --name <new>`: the app, with the other
+/// options given, under its new name. pmr keys an app's logs, ids and
+/// history by its name, so the app is deleted and started again as `new`:
+/// PM2 keeps the pm_id, pmr gives new ids, and says so.
+pub(super) fn rename(ctx: &Ctx<'_>, apps: &mut [AppSpec], new: &str) -> Result<()> {
+    let [spec] = apps else {
+        return Err(Error::Config(format!(
+            "--name {new} renames one app, and {} were named",
+            apps.len()
+        )));
+    };
+    crate::spec::validate_name(new)?;
+    let mut c = ctx.running_daemon()?;
+    let list: Vec<InstanceInfo> = c.request_as(Request::List)?;
+    if list.iter().any(|i| i.name == new) {
+        return Err(Error::AlreadyRunning(format!(
+            "--name {new}: an app is already named {new}; pick another name, or pmr delete {new} first"
+        )));
+    }
+    let old = std::mem::replace(&mut spec.name, new.to_string());
+    c.request_as::<Report>(Request::Delete {
+        target: vec![old.clone()],
+    })?;
+    info(&format!(
+        "renamed {old} to {new}: pmr keys ids and logs by name, so {new} starts with new ids and its own log files"
+    ));
+    start_and_show(ctx, vec![spec.clone()], true)
 }
 
 /// The same file, whatever the spelling of its path.

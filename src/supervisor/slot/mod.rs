@@ -543,9 +543,9 @@ impl Slot {
             }
             SlotCommand::Stdin { line, reply } => {
                 let result = match &phase {
-                    Phase::Running(p) => p.send_line(&line).map_err(|r| {
-                        super::stdin::refusal_error(&self.spec.name, self.id, r)
-                    }),
+                    Phase::Running(p) => p
+                        .send_line(&line)
+                        .map_err(|r| super::stdin::refusal_error(&self.spec.name, self.id, r)),
                     _ => Err(Error::NotFound(format!(
                         "{} (id {}) is not running",
                         self.spec.name, self.id
