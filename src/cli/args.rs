@@ -173,9 +173,9 @@ pub enum Command {
     Set(SetArgs),
     /// Show daemon-wide settings
     Get(GetArgs),
-    /// Put a daemon-wide setting back to its default
+    /// Put a daemon-wide setting back to its default, or remove a per-app value
     #[command(
-        after_help = "Examples:\n  pmr unset log.max_size\n  pmr unset pm2-logrotate:retain"
+        after_help = "Examples:\n  pmr unset log.max_size\n  pmr unset pm2-logrotate:retain\n  pmr unset api.FEATURE_FLAGS    api no longer gets it from its next start"
     )]
     Unset(UnsetArgs),
     /// Change several daemon-wide settings at once: "key value key value"
@@ -329,10 +329,15 @@ Settings:
 PM2's pm2-logrotate keys work too: pm2-logrotate:max_size, :retain,
 :compress and :rotateInterval ('0 0 * * *' is daily).
 
+Per app: pmr set <app>.<KEY> <value> gives the app KEY=value in its
+environment from its next start, over its own env (PM2's app:key works too);
+pmr get lists them, pmr unset <app>.<KEY> removes one.
+
 Examples:
   pmr set log.max_size 50M
   pmr set metrics.port 9209
-  pmr set pm2-logrotate:retain 30";
+  pmr set pm2-logrotate:retain 30
+  pmr set api.FEATURE_FLAGS beta      then: pmr restart api";
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -349,7 +354,7 @@ pub struct DashboardArgs {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// Setting name, e.g. log.max_size
+    /// Setting name, e.g. log.max_size, or <app>.<KEY> for an app's environment
     pub key: String,
     /// New value
     #[arg(allow_hyphen_values = true)]
