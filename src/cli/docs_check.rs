@@ -377,7 +377,10 @@ fn variables_read(text: &str) -> BTreeSet<String> {
                 .chars()
                 .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
                 .collect();
-            out.insert(name);
+            // The patterns themselves, in this file, name no variable.
+            if name.len() > "PMR_".len() {
+                out.insert(name);
+            }
         }
     }
     out
