@@ -448,6 +448,8 @@ declare abstract class PmrApi {
   /** PM2's sendDataToProcessId: `packet` reaches instance `id`'s `process.on('message')` as `{ type: 'process:msg', topic, data, id }`. */
   sendDataToProcessId(id: number, packet: { topic: unknown; data: unknown; type?: string }): Promise<Report>
   /** Stops watching the apps' files; the apps keep running (a restart or reload watches again). */
+  /** `pmr send`: `line` (a newline added) on the stdin of instance `target` (an id) or of every running instance of the app so named. Rejects with PMR_BUSY when the app has not read the last 64 lines. */
+  sendLine(target: string | number, line: string): Promise<Report>
   stopWatch(target: Target): Promise<Report>
   /** Past lines of the log files, then (with `follow`) new lines. */
   logs(target?: Target, options?: LogsOptions): AsyncIterableIterator<LogLine>
@@ -642,6 +644,9 @@ export interface Pm2Api {
   launchBus(): Promise<Pm2Bus>
   sendDataToProcessId(id: number, packet: { type?: string; topic?: string | boolean; data?: unknown; [k: string]: unknown }, cb: Pm2Callback<unknown>): void
   sendDataToProcessId(id: number, packet: { type?: string; topic?: string | boolean; data?: unknown; [k: string]: unknown }): Promise<unknown>
+  sendLineToStdin(id: number, line: string, cb: Pm2Callback<Pm2Process[]>): void
+  sendLineToStdin(id: number, line: string, separator: string, cb: Pm2Callback<Pm2Process[]>): void
+  sendLineToStdin(id: number, line: string, separator?: string): Promise<Pm2Process[]>
   sendSignalToProcessName(signal: string, name: string, cb: Pm2Callback<Pm2Process[]>): void
   sendSignalToProcessName(signal: string, name: string): Promise<Pm2Process[]>
   sendSignalToProcessId(signal: string, id: number, cb: Pm2Callback<Pm2Process[]>): void

@@ -209,6 +209,12 @@ class Api {
     return this._request('send_data', { process_id: n, packet })
   }
 
+  /** `pmr send`: `line` (a newline added) on the stdin of instance `target`
+   * (an id), or of every running instance of the app so named. */
+  sendLine (target, line) {
+    return this._request('send_line', { target: String(target), line: String(line) })
+  }
+
   stopWatch (target) {
     return this._request('stop_watch', { target: targets(target) })
   }

@@ -358,6 +358,18 @@ class PM2 {
     return settle(run(), cb)
   }
 
+  /** PM2's `sendLineToStdin(pm_id, line, [separator], [cb])`: the line
+   * (then `separator`, a newline unless given) on the instance's stdin. */
+  sendLineToStdin (id, line, separator, cb) {
+    if (typeof separator === 'function') { cb = separator; separator = undefined }
+    const run = async () => {
+      const api = await this._client()
+      const report = await api.sendLine(String(id), String(line) + (separator === undefined ? '\n' : String(separator)))
+      return this._shapes(api, report.instances.map((i) => i.id))
+    }
+    return settle(run(), cb)
+  }
+
   /** `launchBus(cb)`: `cb(err, bus)`, bus emitting `process:event`,
    * `log:out`, `log:err` and `process:msg` in PM2's shapes. */
   launchBus (cb) {

@@ -13,7 +13,7 @@ use crate::process::signal::parse_signal;
 use crate::protocol::{
     Answer, Cleared, Flushed, Pong, Reopened, Request, Saved, SettingChanged, PROTOCOL_VERSION,
 };
-use crate::settings::Settings;
+use crate::settings::{AppKey, Settings};
 use crate::spec::check_runnable;
 use crate::supervisor::dump::{self, Dump};
 use crate::supervisor::{prometheus, Supervisor};
@@ -98,6 +98,7 @@ impl RequestHandler {
             }
             Request::Reset { target } => sup.reset(&target).await?,
             Request::SendData { process_id, packet } => sup.send_data(process_id, packet).await?,
+            Request::SendLine { target, line } => sup.send_line(&target, line).await?,
             Request::StopWatch { target } => sup.stop_watch(&target).await?,
             Request::ReloadLogs => {
                 sup.reopen_logs();
@@ -117,6 +118,7 @@ impl RequestHandler {
             Request::Set { key, value } => {
                 return self.set(&key, &value).map(Answer::SettingChanged)
             }
+            Request::Unset { key } => return self.unset(&key).map(Answer::SettingChanged),
             Request::Save => return self.save().map(Answer::Saved),
             Request::Resurrect => {
                 let path = self.home("resurrect")?.dump_file();
@@ -162,6 +164,12 @@ impl RequestHandler {
     }
 
     fn set(&self, key: &str, value: &str) -> Result<SettingChanged> {
+        let app_key = AppKey::parse(key)?;
+        if let Some(k) = &app_key {
+            if !self.sup.list().iter().any(|i| i.name == k.app) {
+                return Err(k.unknown_app(key));
+            }
+        }
         let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.sup.settings();
         let mut s = old.clone();
@@ -181,10 +189,44 @@ impl RequestHandler {
         let shown = s.get(&key)?;
         self.sup.set_settings(s);
         tracing::info!("setting {key} = {shown}");
+        let note = match app_key {
+            Some(k) => Some(format!(
+                "{app} gets {var}={value} in its environment from its next start (pmr restart {app})",
+                app = k.app,
+                var = k.var
+            )),
+            None => note,
+        };
         Ok(SettingChanged {
             key,
             value: shown,
             note,
+        })
+    }
+
+    /// `pmr unset <app>.<KEY>`: the app's environment loses it from its
+    /// next start. Other keys go back to their defaults.
+    fn unset(&self, key: &str) -> Result<SettingChanged> {
+        let Some(k) = AppKey::parse(key)? else {
+            return self.set(key, &crate::settings::default_text(key)?);
+        };
+        let _one_at_a_time = self.file_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.sup.settings();
+        if !s.unset_app(&k) {
+            return Err(Error::NotFound(format!("{k} is not set: nothing to unset")));
+        }
+        if let Some(home) = &self.home {
+            s.save(&home.config_file())?;
+        }
+        self.sup.set_settings(s);
+        tracing::info!("setting {k} unset");
+        Ok(SettingChanged {
+            key: k.to_string(),
+            value: serde_json::Value::Null,
+            note: Some(format!(
+                "{} no longer gets {} from its next start (pmr restart {})",
+                k.app, k.var, k.app
+            )),
         })
     }
 }

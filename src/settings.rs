@@ -2,6 +2,7 @@
 //! `pmr set <key> <value>`: defaults for log rotation and the metrics
 //! endpoint. Per-app options in an ecosystem file take precedence.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -21,6 +22,10 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub dashboard: DashboardSettings,
     pub notify: NotifySettings,
+    /// `pmr set <app>.<KEY> <value>`: per app, variables it gets in its
+    /// environment from its next start (over its own env).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Where alerts go when an app names no receivers of its own.
@@ -151,6 +156,9 @@ pub struct AllSettings {
     pub notify_throttle: u64,
     #[serde(rename = "notify.timeout", default)]
     pub notify_timeout: u64,
+    /// The per-app values, as `<app>.<KEY>`.
+    #[serde(flatten, default)]
+    pub apps: BTreeMap<String, String>,
 }
 
 /// Every key `pmr set` accepts, with what it means.
@@ -286,6 +294,14 @@ impl Settings {
     /// Sets one dotted key from its text form, checking the value. Returns
     /// the key's own name (a pm2-logrotate key names one of ours).
     pub fn set(&mut self, key: &str, value: &str) -> Result<String> {
+        if let Some(k) = AppKey::parse(key)? {
+            let shown = k.to_string();
+            self.apps
+                .entry(k.app)
+                .or_default()
+                .insert(k.var, value.to_string());
+            return Ok(shown);
+        }
         let key = canonical_key(key)?;
         let bad = |msg: String| Error::Config(format!("{key}: {msg}"));
         match key.as_str() {
@@ -425,11 +441,27 @@ impl Settings {
             notify_events: self.notify.events.clone(),
             notify_throttle: self.notify.throttle_ms,
             notify_timeout: self.notify.timeout_ms,
+            apps: self
+                .apps
+                .iter()
+                .flat_map(|(app, vars)| {
+                    vars.iter()
+                        .map(move |(k, v)| (format!("{app}.{k}"), v.clone()))
+                })
+                .collect(),
         }
     }
 
     /// One setting's value, as `all()` spells it.
     pub fn get(&self, key: &str) -> Result<Value> {
+        if let Some(k) = AppKey::parse(key)? {
+            return match self.apps.get(&k.app).and_then(|v| v.get(&k.var)) {
+                Some(v) => Ok(Value::String(v.clone())),
+                None => Err(Error::NotFound(format!(
+                    "{k} is not set (pmr set {k} <value> sets it)"
+                ))),
+            };
+        }
         let k = canonical_key(key)?;
         let all = serde_json::to_value(self.all())
             .map_err(|e| Error::Protocol(format!("cannot encode the settings: {e}")))?;
@@ -465,6 +497,80 @@ pub fn parse_multiset(text: &str) -> Result<Vec<(String, String)>> {
             Ok((kv[0].to_string(), kv[1].to_string()))
         })
         .collect()
+}
+
+/// A per-app key, `<app>.<KEY>` (or PM2's `<app>:<KEY>`): any key whose
+/// first part is not one of pmr's sections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppKey {
+    pub app: String,
+    /// An environment variable name.
+    pub var: String,
+}
+
+/// The sections of pmr's own settings (and PM2's module of them).
+const SECTIONS: &[&str] = &["log", "metrics", "dashboard", "notify", "pm2-logrotate"];
+
+impl AppKey {
+    /// None for a key of pmr's own settings; an error for a per-app key
+    /// whose variable is not a valid environment variable name.
+    pub fn parse(key: &str) -> Result<Option<AppKey>> {
+        let Some(at) = key.rfind(['.', ':']) else {
+            return Ok(None);
+        };
+        let (app, var) = (&key[..at], &key[at + 1..]);
+        if SECTIONS.contains(&app) || app.is_empty() {
+            return Ok(None);
+        }
+        let valid = var
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Error::Config(format!(
+                "{key}: per-app settings are <app>.<VARIABLE>, and '{var}' is not an environment variable name (letters, digits and _)"
+            )));
+        }
+        Ok(Some(AppKey {
+            app: app.to_string(),
+            var: var.to_string(),
+        }))
+    }
+
+    /// The refusal for a key naming no app pmr knows: most likely a typo of
+    /// one of pmr's own settings.
+    pub fn unknown_app(&self, key: &str) -> Error {
+        let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        let hint = match closest(key, known.iter().copied()) {
+            Some(k) => format!(" — did you mean {k}?"),
+            None => String::new(),
+        };
+        Error::Config(format!(
+            "unknown setting '{key}'{hint} (a per-app setting is <app>.<VARIABLE>, and no app is named {})",
+            self.app
+        ))
+    }
+}
+
+impl std::fmt::Display for AppKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.app, self.var)
+    }
+}
+
+impl Settings {
+    /// `pmr unset <app>.<KEY>`: whether it was set.
+    pub fn unset_app(&mut self, k: &AppKey) -> bool {
+        let Some(vars) = self.apps.get_mut(&k.app) else {
+            return false;
+        };
+        let had = vars.remove(&k.var).is_some();
+        if vars.is_empty() {
+            self.apps.remove(&k.app);
+        }
+        had
+    }
 }
 
 fn unknown_key(key: &str) -> Error {

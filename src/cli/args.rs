@@ -148,6 +148,11 @@ pub enum Command {
         after_help = "Examples:\n  pmr sendSignal SIGUSR2 api"
     )]
     SendSignal(SignalArgs),
+    /// Write a line to the stdin of an app's running instances (PM2's send)
+    #[command(
+        after_help = "The line goes to the instance's stdin with a newline added: for apps that\nread commands there (process.stdin, readline). A line waits in a queue of\n64 lines while the app does not read; past that pmr refuses it (\"stdin ... is\nfull\") instead of waiting. An app that never reads its stdin is not affected.\n\nExamples:\n  pmr send 0 \"reload-config\"\n  pmr send worker \"pause\"        every instance of worker"
+    )]
+    Send(SendArgs),
     /// Reopen every log file (after an external tool moved them)
     #[command(name = "reloadLogs")]
     ReloadLogs,
@@ -168,9 +173,9 @@ pub enum Command {
     Set(SetArgs),
     /// Show daemon-wide settings
     Get(GetArgs),
-    /// Put a daemon-wide setting back to its default
+    /// Put a daemon-wide setting back to its default, or remove a per-app value
     #[command(
-        after_help = "Examples:\n  pmr unset log.max_size\n  pmr unset pm2-logrotate:retain"
+        after_help = "Examples:\n  pmr unset log.max_size\n  pmr unset pm2-logrotate:retain\n  pmr unset api.FEATURE_FLAGS    api no longer gets it from its next start"
     )]
     Unset(UnsetArgs),
     /// Change several daemon-wide settings at once: "key value key value"
@@ -324,10 +329,15 @@ Settings:
 PM2's pm2-logrotate keys work too: pm2-logrotate:max_size, :retain,
 :compress and :rotateInterval ('0 0 * * *' is daily).
 
+Per app: pmr set <app>.<KEY> <value> gives the app KEY=value in its
+environment from its next start, over its own env (PM2's app:key works too);
+pmr get lists them, pmr unset <app>.<KEY> removes one.
+
 Examples:
   pmr set log.max_size 50M
   pmr set metrics.port 9209
-  pmr set pm2-logrotate:retain 30";
+  pmr set pm2-logrotate:retain 30
+  pmr set api.FEATURE_FLAGS beta      then: pmr restart api";
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -344,7 +354,7 @@ pub struct DashboardArgs {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// Setting name, e.g. log.max_size
+    /// Setting name, e.g. log.max_size, or <app>.<KEY> for an app's environment
     pub key: String,
     /// New value
     #[arg(allow_hyphen_values = true)]
@@ -471,11 +481,14 @@ pub struct AppOptions {
     /// Watch the app's directory if it is not watched, stop watching if it is
     #[arg(long)]
     pub watch: bool,
+    /// Rename the app (one app only); pmr gives it new ids
+    #[arg(short = 'n', long, value_name = "NEW_NAME")]
+    pub name: Option<String>,
 }
 
 impl AppOptions {
     pub fn any(&self) -> bool {
-        self.node_args.is_some() || self.instances.is_some() || self.watch
+        self.node_args.is_some() || self.instances.is_some() || self.watch || self.name.is_some()
     }
 }
 
@@ -529,6 +542,16 @@ pub struct ScaleArgs {
     /// Instance count: N, +N or -N
     #[arg(allow_hyphen_values = true)]
     pub count: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Instance id (PM2's pm_id) or app name
+    #[arg(value_name = "id|name")]
+    pub target: String,
+    /// The line to write (a newline is added)
+    #[arg(allow_hyphen_values = true)]
+    pub line: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! Keeps the README honest: its ecosystem reference against the keys
-//! `spec/options.rs` reads, and its `start` flag table against the flags
-//! clap defines. Each failure names the key or flag and where the two
+//! `spec/options.rs` reads, its `start` flag table against the flags clap
+//! defines, and its table of `PMR_*` variables against the ones read. Each failure names the key or flag and where the two
 //! disagree, so a changed option cannot ship with stale docs.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -364,4 +364,77 @@ fn the_readme_parsers_see_what_they_should() {
     assert!(documented_keys(&text).len() > 40);
     assert!(documented_ignored(&text).len() > 20);
     assert!(readme_start_flags(&text).len() > 30);
+}
+
+/// Every `PMR_*` variable the given source text reads: through
+/// `std::env::var`/`var_os` in Rust, `process.env` in JavaScript.
+fn variables_read(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for pat in ["var(\"PMR_", "var_os(\"PMR_", "process.env.PMR_"] {
+        for (at, _) in text.match_indices(pat) {
+            let rest = &text[at + pat.len() - 4..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            // The patterns themselves, in this file, name no variable.
+            if name.len() > "PMR_".len() {
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+fn sources_under(dir: &std::path::Path, ext: &str, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            sources_under(&p, ext, out);
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(std::fs::read_to_string(&p).unwrap_or_default());
+        }
+    }
+}
+
+#[test]
+fn every_pmr_variable_read_is_in_the_readme_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut texts = Vec::new();
+    sources_under(&root.join("src"), "rs", &mut texts);
+    for dir in ["lib", "bin"] {
+        sources_under(&root.join(dir), "js", &mut texts);
+    }
+    for f in ["index.js", "daemon.js"] {
+        texts.push(std::fs::read_to_string(root.join(f)).unwrap_or_default());
+    }
+    let read: BTreeSet<String> = texts.iter().flat_map(|t| variables_read(t)).collect();
+    assert!(
+        read.contains("PMR_HOME") && read.contains("PMR_STRICT"),
+        "{read:?}"
+    );
+    let text = readme();
+    let Some(at) = text.find("Environment variables pmr reads") else {
+        panic!("README.md no longer has the table of environment variables pmr reads");
+    };
+    let listed: BTreeSet<String> = table(&text[at..])
+        .iter()
+        .filter_map(|row| row.first().map(|c| c.trim_matches('`').to_string()))
+        .collect();
+    let missing: Vec<&String> = read.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "pmr reads {missing:?} but README.md's table of environment variables (Coming from PM2) does not list them"
+    );
+    let stale: Vec<&String> = listed
+        .iter()
+        .filter(|v| v.starts_with("PMR_") && !read.contains(*v))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "README.md lists {stale:?}, which pmr never reads"
+    );
 }

@@ -149,6 +149,17 @@ pub(super) fn load(
     verb: &str,
     overrides: &AppConfig,
 ) -> Result<Vec<AppSpec>> {
+    Ok(load_forced(ctx, file, sel, verb, overrides)?.0)
+}
+
+/// `load`, with the names of the apps whose entry says `force: true`.
+fn load_forced(
+    ctx: &Ctx<'_>,
+    file: &str,
+    sel: &Selection<'_>,
+    verb: &str,
+    overrides: &AppConfig,
+) -> Result<(Vec<AppSpec>, Vec<String>)> {
     let (path, mut value) = read(ctx, file)?;
     override_apps(&mut value, overrides)?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -174,7 +185,7 @@ pub(super) fn load(
     for n in loaded.notices {
         info(&n);
     }
-    Ok(loaded.specs)
+    Ok((loaded.specs, loaded.forced))
 }
 
 fn running_list(ctx: &Ctx<'_>) -> Result<Vec<InstanceInfo>> {
@@ -230,7 +241,7 @@ pub(super) fn start(
     wait: bool,
     overrides: &AppConfig,
 ) -> Result<()> {
-    let specs = load(
+    let (mut specs, forced) = load_forced(
         ctx,
         file,
         &Selection {
@@ -242,6 +253,24 @@ pub(super) fn start(
         overrides,
     )?;
     let list = running_list(ctx)?;
+    // `force: true` (or -f) starts a copy of a running app under a free
+    // name, as `pmr start app.js -f` does, instead of restarting it.
+    let mut taken: Vec<String> = list.iter().map(|i| i.name.clone()).collect();
+    for spec in specs.iter_mut().filter(|s| forced.contains(&s.name)) {
+        if !list
+            .iter()
+            .any(|i| i.name == spec.name && i.status.is_active())
+        {
+            continue;
+        }
+        let free = super::start::free_name(&spec.name, |n| taken.iter().any(|t| t == n));
+        info(&format!(
+            "force: {} already runs, so this one is named {free} (pmr keeps names unique)",
+            spec.name
+        ));
+        taken.push(free.clone());
+        spec.name = free;
+    }
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let plan = plan_start(specs.clone(), &list);
     if !plan.running.is_empty() {
@@ -368,7 +397,10 @@ fn reapply(
         refuse_file_options(a.env.as_deref(), &a.only)?;
         let targets = script_targets(ctx, a.targets)?;
         if a.app.any() {
-            let apps = with_options(ctx, &targets, &a.app)?;
+            let mut apps = with_options(ctx, &targets, &a.app)?;
+            if let Some(new) = &a.app.name {
+                return super::start::rename(ctx, &mut apps, new);
+            }
             let before: Vec<String> = apps.iter().map(|s| s.name.clone()).collect();
             return report::reapply_and_show(ctx, from_file(apps, a.update_env), &before, verb);
         }
@@ -376,7 +408,7 @@ fn reapply(
     };
     if a.app.any() {
         return Err(Error::Config(format!(
-            "-i, --node-args and --watch apply to apps by name; for the apps of {file}, set them in the file"
+            "-i, --node-args, --watch and --name apply to apps by name; for the apps of {file}, set them in the file"
         )));
     }
     let sel = Selection {

@@ -220,6 +220,14 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
             }
             Ok(())
         }
+        Command::Send(a) => {
+            let report: Report = ctx.running_daemon()?.request_as(Request::SendLine {
+                target: a.target,
+                line: a.line,
+            })?;
+            show::sent_line(&report);
+            Ok(())
+        }
         Command::ReloadLogs => {
             ctx.running_daemon()?
                 .request_as::<Reopened>(Request::ReloadLogs)?;
@@ -258,6 +266,10 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::Unstartup(a) => startup::unstartup(ctx, a),
         Command::Set(a) => set_setting(&mut ctx.daemon()?, a.key, a.value, ""),
         Command::Unset(a) => {
+            if crate::settings::AppKey::parse(&a.key)?.is_some() {
+                let r: SettingChanged = ctx.daemon()?.request_as(Request::Unset { key: a.key })?;
+                return show::unset_app(&r);
+            }
             let value = crate::settings::default_text(&a.key)?;
             set_setting(&mut ctx.daemon()?, a.key, value, " (the default)")
         }

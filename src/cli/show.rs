@@ -1,4 +1,4 @@
-//! `list`, `jlist` and `describe`.
+//! `list`, `jlist` and `describe`, and what `send` and per-app `set` did.
 
 use super::args::ListFormat;
 use super::table::Table;
@@ -443,6 +443,27 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             }
         }
         outln("");
+    }
+    Ok(())
+}
+
+/// What `pmr send` did: one line per instance that got the line.
+pub(super) fn sent_line(report: &crate::supervisor::Report) {
+    for i in &report.instances {
+        super::info(&format!(
+            "sent the line to the stdin of {} (id {}, pid {})",
+            i.name,
+            i.id,
+            i.pid.map_or_else(|| "-".into(), |p| p.to_string())
+        ));
+    }
+}
+
+/// What `pmr unset <app>.<KEY>` did.
+pub(super) fn unset_app(r: &crate::protocol::SettingChanged) -> Result<()> {
+    super::info(&format!("{} is unset", r.key));
+    if let Some(note) = &r.note {
+        super::info(note);
     }
     Ok(())
 }

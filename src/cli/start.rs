@@ -118,6 +118,7 @@ pub(super) fn config_from_flags(a: &StartArgs, script: Option<&str>) -> Result<A
         },
         exec_mode: a.execute_command.then_some(ExecMode::Fork),
         pid_file: a.pid_file.clone(),
+        force: a.force.then_some(true),
         lb: a
             .lb
             .as_deref()
@@ -225,6 +226,7 @@ fn start_existing(ctx: &Ctx<'_>, a: &StartArgs, target: &str) -> Result<bool> {
         node_args: a.node_args.clone(),
         instances: a.instances.clone(),
         watch: a.watch.is_some(),
+        name: None,
     };
     if opts.any() {
         // `pmr start api -i 4`: the options are applied as restart applies them.
@@ -282,6 +284,35 @@ fn resolve_script(ctx: &Ctx<'_>, a: &StartArgs, script: &str) -> Result<AppSpec>
     Ok(resolved.spec)
 }
 
+/// `pmr restart|reload <app> --name <new>`: the app, with the other
+/// options given, under its new name. pmr keys an app's logs, ids and
+/// history by its name, so the app is deleted and started again as `new`:
+/// PM2 keeps the pm_id, pmr gives new ids, and says so.
+pub(super) fn rename(ctx: &Ctx<'_>, apps: &mut [AppSpec], new: &str) -> Result<()> {
+    let [spec] = apps else {
+        return Err(Error::Config(format!(
+            "--name {new} renames one app, and {} were named",
+            apps.len()
+        )));
+    };
+    crate::spec::validate_name(new)?;
+    let mut c = ctx.running_daemon()?;
+    let list: Vec<InstanceInfo> = c.request_as(Request::List)?;
+    if list.iter().any(|i| i.name == new) {
+        return Err(Error::AlreadyRunning(format!(
+            "--name {new}: an app is already named {new}; pick another name, or pmr delete {new} first"
+        )));
+    }
+    let old = std::mem::replace(&mut spec.name, new.to_string());
+    c.request_as::<Report>(Request::Delete {
+        target: vec![old.clone()],
+    })?;
+    info(&format!(
+        "renamed {old} to {new}: pmr keys ids and logs by name, so {new} starts with new ids and its own log files"
+    ));
+    start_and_show(ctx, vec![spec.clone()], true)
+}
+
 /// The same file, whatever the spelling of its path.
 fn same_file(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -301,17 +332,24 @@ pub(super) enum Clash {
     Refuse,
 }
 
+/// `--force`'s name for a copy of `name`: the first of name-2, name-3...
+/// not taken.
+pub(super) fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    (2..)
+        .map(|i| format!("{name}-{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| format!("{name}-new"))
+}
+
 /// The decision, from the running apps' names and scripts.
 pub(super) fn clash(spec: &AppSpec, running: &[(String, PathBuf)], force: bool) -> Clash {
     let Some((_, script)) = running.iter().find(|(n, _)| *n == spec.name) else {
         return Clash::Free;
     };
     if force {
-        let free = (2..)
-            .map(|i| format!("{}-{i}", spec.name))
-            .find(|n| running.iter().all(|(r, _)| r != n))
-            .unwrap_or_else(|| format!("{}-new", spec.name));
-        return Clash::Rename(free);
+        return Clash::Rename(free_name(&spec.name, |n| {
+            running.iter().any(|(r, _)| r == n)
+        }));
     }
     if same_file(script, &spec.script) {
         Clash::Restart

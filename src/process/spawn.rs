@@ -1,6 +1,6 @@
 //! Spawning one app process: its own process group, an explicit environment,
-//! stdout/stderr on pipes the supervisor reads, and optionally Node's IPC
-//! channel on fd 3.
+//! stdin on a pipe the supervisor writes (`pmr send`), stdout/stderr on
+//! pipes the supervisor reads, and optionally Node's IPC channel on fd 3.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
 
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 /// The fd number Node expects its IPC channel on (`NODE_CHANNEL_FD=3`).
 pub const IPC_FD: i32 = 3;
@@ -112,6 +112,9 @@ fn drop_privileges(c: &Credentials) -> io::Result<()> {
 pub struct Spawned {
     pub child: Child,
     pub pid: u32,
+    /// PM2 gives fork-mode apps a stdin pipe too; an app that never reads
+    /// it is not affected.
+    pub stdin: Option<ChildStdin>,
     pub stdout: ChildStdout,
     pub stderr: ChildStderr,
 }
@@ -122,7 +125,7 @@ pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
         .current_dir(a.cwd)
         .env_clear()
         .envs(a.env)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -165,9 +168,11 @@ pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
         .stderr
         .take()
         .ok_or_else(|| io::Error::other("stderr pipe missing"))?;
+    let stdin = child.stdin.take();
     Ok(Spawned {
         child,
         pid,
+        stdin,
         stdout,
         stderr,
     })

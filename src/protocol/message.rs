@@ -119,6 +119,18 @@ pub enum Request {
         process_id: u32,
         packet: serde_json::Value,
     },
+    /// `pmr unset <key>`: a per-app value removed, any other setting back
+    /// to its default.
+    Unset {
+        key: String,
+    },
+    /// A line for the stdin of an app's running instances (`pmr send`,
+    /// PM2's `sendLineToStdin`).
+    SendLine {
+        /// An instance id or an app name.
+        target: String,
+        line: String,
+    },
 }
 
 impl Request {
@@ -152,6 +164,8 @@ impl Request {
         "kill",
         "notify_test",
         "send_data",
+        "send_line",
+        "unset",
     ];
 
     /// The `cmd` this request is written with. The match is exhaustive, so
@@ -186,6 +200,8 @@ impl Request {
             Request::Kill => "kill",
             Request::NotifyTest => "notify_test",
             Request::SendData { .. } => "send_data",
+            Request::SendLine { .. } => "send_line",
+            Request::Unset { .. } => "unset",
         }
     }
 }
@@ -270,6 +286,13 @@ mod tests {
             Request::SendData {
                 process_id: 0,
                 packet: serde_json::json!({"topic": "t", "data": 1}),
+            },
+            Request::SendLine {
+                target: "0".into(),
+                line: "hello".into(),
+            },
+            Request::Unset {
+                key: "api.PORT".into(),
             },
         ];
         let named: std::collections::BTreeSet<&str> =

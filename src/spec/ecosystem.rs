@@ -453,6 +453,8 @@ pub fn read_apps(root: &Value, sel: &Selection<'_>) -> Ecosystem {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub specs: Vec<AppSpec>,
+    /// Names of the apps whose entry says `force: true`.
+    pub forced: Vec<String>,
     pub notices: Vec<String>,
     pub problems: Vec<Problem>,
 }
@@ -484,6 +486,9 @@ pub fn load_apps(root: &Value, sel: &Selection<'_>, ctx: &ResolveContext<'_>) ->
                         .into_iter()
                         .map(|n| format!("{}: {n}", r.spec.name)),
                 );
+                if app.config.force == Some(true) {
+                    out.forced.push(r.spec.name.clone());
+                }
                 out.specs.push(r.spec);
             }
             Err(e) => out

@@ -94,6 +94,8 @@ pub const APP_KEYS: &[&str] = &[
     "max_event_loop_lag",
     "notify",
     "lb",
+    "pid_file",
+    "force",
 ];
 
 /// PM2's other spellings of the same options.
@@ -114,21 +116,13 @@ const ALIASES: &[(&str, &str)] = &[
     ("combine_logs", "merge_logs"),
     ("cron", "cron_restart"),
     ("user", "uid"),
+    ("pid", "pid_file"),
 ];
 
 /// PM2 options that have no meaning in pmr: accepted with a warning so a
 /// PM2 file works unchanged, and the user learns they do nothing here.
 const IGNORED: &[(&str, &str)] = &[
-    (
-        "pid_file",
-        "pmr writes no per-app pid files (pmr jlist has the pids)",
-    ),
-    (
-        "pid",
-        "pmr writes no per-app pid files (pmr jlist has the pids)",
-    ),
     ("treekill", "pmr always stops the app's whole process group"),
-    ("force", "pmr never starts a running app twice"),
     (
         "kill_retry_time",
         "pmr sends SIGKILL once kill_timeout has passed",
@@ -514,6 +508,8 @@ pub(crate) fn parse_app(obj: &Map<String, Value>, env: Option<&str>) -> ParsedAp
                 "time" => c.time = Some(boolean(v)?),
                 "disable_logs" => c.disable_logs = Some(boolean(v)?),
                 "source_map_support" => c.source_map_support = Some(boolean(v)?),
+                "pid_file" => c.pid_file = Some(non_empty(v)?),
+                "force" => c.force = Some(boolean(v)?),
                 "stop_exit_codes" => {
                     let items = match v {
                         Value::Array(a) => a.clone(),
@@ -795,7 +791,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_warnings_marked_unknown() {
-        let p = parse(json!({"script": "a.js", "junk": 1, "pid_file": "x"}), None);
+        let p = parse(json!({"script": "a.js", "junk": 1, "treekill": true}), None);
         let junk = p
             .issues
             .iter()
@@ -805,7 +801,7 @@ mod tests {
         let ignored = p
             .issues
             .iter()
-            .find(|i| i.key.as_deref() == Some("pid_file"))
+            .find(|i| i.key.as_deref() == Some("treekill"))
             .unwrap();
         assert!(
             ignored.warning && !ignored.unknown,
@@ -941,7 +937,7 @@ mod tests {
     #[test]
     fn pm2_only_options_warn_and_are_ignored() {
         let p = parse(
-            json!({"script": "a.js", "vizion": false, "pid_file": "/tmp/x.pid"}),
+            json!({"script": "a.js", "vizion": false, "treekill": false}),
             None,
         );
         assert!(p.issues.iter().all(|i| i.warning), "{:?}", p.issues);

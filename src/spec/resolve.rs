@@ -128,6 +128,10 @@ pub struct AppConfig {
     /// `-p/--pid`: the file each instance's pid is written to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<String>,
+    /// `force: true` (`-f`): `pmr start` starts a copy of a running app
+    /// under a free name instead of restarting it; only start reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
     /// How a cluster app's connections reach its workers (`round-robin`...).
     pub lb: Option<String>,
 }

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::stdin::{StdinPipe, StdinRefusal};
 use super::Shared;
 use crate::cluster::balance::Policy;
 use crate::cluster::channel::{self, Channel, ChannelEvent, Outgoing};
@@ -160,6 +161,8 @@ pub(crate) struct RunningProcess {
     pub load: Option<Arc<WorkerLoad>>,
     /// Every process of this one's tree.
     tree: Box<dyn ProcessTree>,
+    /// Its stdin, for `pmr send` (none for a fake child).
+    stdin: Option<StdinPipe>,
 }
 
 impl Drop for RunningProcess {
@@ -174,6 +177,10 @@ impl Drop for RunningProcess {
 /// identity (PM2's names included, for apps that read them).
 fn instance_env(l: &Launch<'_>) -> BTreeMap<String, String> {
     let mut env = l.spec.env.clone();
+    // `pmr set <app>.<KEY> <value>` wins over the app's own env.
+    if let Some(vars) = l.shared.settings.borrow().apps.get(&l.spec.name) {
+        env.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     env.insert(l.spec.instance_var.clone(), l.instance.to_string());
     if let Some(var) = &l.spec.increment_var {
         let base: i64 = env
@@ -205,6 +212,7 @@ impl RunningProcess {
             listened: false,
             load: None,
             tree: s.tree,
+            stdin: None,
         }
     }
 
@@ -354,6 +362,7 @@ impl RunningProcess {
             }),
         });
         p.load = load;
+        p.stdin = spawned.stdin.map(StdinPipe::new);
         Ok(p)
     }
 
@@ -376,6 +385,14 @@ impl RunningProcess {
         self.outgoing
             .as_ref()
             .is_some_and(|o| o.send(Outgoing::Message(msg)).is_ok())
+    }
+
+    /// A line for the process's stdin (`pmr send`); never waits.
+    pub fn send_line(&self, line: &str) -> Result<(), StdinRefusal> {
+        match &self.stdin {
+            Some(s) => s.send_line(line),
+            None => Err(StdinRefusal::Closed),
+        }
     }
 
     /// A signal to the main process only (`pmr sendSignal`).

@@ -337,7 +337,7 @@ impl Supervisor {
 
     /// Runs `op` on each selected app under the app's operation lock, and
     /// reports the touched instances afterwards.
-    async fn each_selected<F, Fut>(&self, targets: &[String], op: F) -> Result<Report>
+    pub(super) async fn each_selected<F, Fut>(&self, targets: &[String], op: F) -> Result<Report>
     where
         F: Fn(String, Vec<(SlotRef, Status)>) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,

@@ -26,6 +26,7 @@ mod scale;
 mod scopes;
 mod slot;
 pub mod state;
+mod stdin;
 mod stream;
 pub(crate) mod target;
 mod watcher;

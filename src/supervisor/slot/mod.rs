@@ -58,6 +58,11 @@ pub(crate) enum SlotCommand {
         packet: serde_json::Value,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// A line for the process's stdin (`pmr send`).
+    Stdin {
+        line: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// `pmr reset`: forget the restart counts, the crash-loop count included.
     ResetCounters {
         reply: oneshot::Sender<()>,
@@ -535,6 +540,19 @@ impl Slot {
                         "{} (id {}, pid {}) has no IPC channel to receive messages",
                         self.spec.name, self.id, p.pid
                     ))),
+                    _ => Err(Error::NotFound(format!(
+                        "{} (id {}) is not running",
+                        self.spec.name, self.id
+                    ))),
+                };
+                let _ = reply.send(result);
+                Some(phase)
+            }
+            SlotCommand::Stdin { line, reply } => {
+                let result = match &phase {
+                    Phase::Running(p) => p
+                        .send_line(&line)
+                        .map_err(|r| super::stdin::refusal_error(&self.spec.name, self.id, r)),
                     _ => Err(Error::NotFound(format!(
                         "{} (id {}) is not running",
                         self.spec.name, self.id
