@@ -26,6 +26,8 @@ process.on('SIGINT', () => {
   fs.appendFileSync(process.env.STAMPS, JSON.stringify({ app: process.env.name, pid: process.pid, at: Date.now() }) + '\\n')
   setTimeout(() => process.exit(0), ${EXIT_AFTER_MS})
 })
+// Its handler is in place: a SIGINT from now on is noted.
+fs.appendFileSync(process.env.STAMPS + '.ready', process.pid + '\\n')
 `)
   fs.writeFileSync(path.join(dir, 'doomed-run'), '#!/bin/sh\nexec sleep 1000\n', { mode: 0o755 })
   const stamps = path.join(dir, 'stamps')
@@ -56,6 +58,16 @@ function assertOverlapped (stamps, what) {
   assert.ok(spread < EXIT_AFTER_MS * 0.75, `${what}: the apps were stopped together, not one after the other (SIGINTs spread over ${spread} ms)`)
 }
 
+/** Every slow app's current process has its SIGINT handler in place. */
+async function slowReady (home, stamps) {
+  await waitFor('every slow app ready for its SIGINT', () => {
+    let ready = []
+    try { ready = fs.readFileSync(stamps + '.ready', 'utf8').split('\n').map(Number) } catch {}
+    const rows = home.jlist().filter((r) => r.name.startsWith('slow-'))
+    return rows.length === SLOW && rows.every((r) => r.status === 'online' && ready.includes(r.pid))
+  })
+}
+
 const pidsOf = (rows) => new Map(rows.filter((r) => r.name !== 'doomed').map((r) => [`${r.name}#${r.id}`, r.pid]))
 
 test('restart all and reload all replace every app in parallel; the one that cannot start is reported and fails the command', withHome(async (home) => {
@@ -70,6 +82,7 @@ test('restart all and reload all replace every app in parallel; the one that can
   fs.writeFileSync(path.join(home.dir, 'doomed-run'), '#!/nonexistent/sh\nexec sleep 1000\n', { mode: 0o755 })
 
   for (const [verb, done] of [['restart', 'restarted'], ['reload', 'reloaded']]) {
+    await slowReady(home, stamps)
     fs.rmSync(stamps, { force: true })
     const r = await home.runAsync([verb, 'all'])
     assert.equal(r.code, 1, `${verb} all exits 1 when an app failed\n${r.stderr}`)
