@@ -297,11 +297,25 @@ export interface Description {
   watch_error: string | null
 }
 
-/** What start, stop, restart, reload, delete, scale and signal resolve to. */
+/** What start, stop, restart, reload, delete, scale and signal resolve to.
+ * When any app failed they reject instead, with a PmrError whose `report`
+ * is this (every app's outcome in `apps`, `error` set). */
 export interface Report {
   instances: InstanceInfo[]
   /** What the user should be told (a fork-mode app restarted instead of reloaded, what a reload changed...). */
   notices: string[]
+  /** Each app the operation worked on (the apps in parallel), in the order they were named. */
+  apps: AppOutcome[]
+  /** Set when any app failed: the first failure's code, a message naming every failure and the apps done anyway. */
+  error?: { code: ErrorCode; message: string }
+}
+
+/** One app's outcome in an operation on several. */
+export interface AppOutcome {
+  app: string
+  ok: boolean
+  /** Why it failed (absent when `ok`). */
+  error?: { code: ErrorCode; message: string }
 }
 
 interface EventBase {
@@ -400,6 +414,8 @@ export declare class PmrError extends Error {
   code: ErrorCode
   /** When a file or app options were refused (code PMR_CONFIG): every problem, one per line of `message`. */
   problems?: Problem[]
+  /** When an operation on several apps failed on some: its report, with every app's outcome (`report.apps`); the others were done. */
+  report?: Report
 }
 
 export interface StartOptions {

@@ -97,6 +97,20 @@ class Api {
     return fromNativeAsync(n.request(JSON.stringify({ cmd, ...fields })))
   }
 
+  /** An operation on apps. When any app failed it rejects with a PmrError
+   * carrying the first failure's code, a message naming every failure, and
+   * `report` (every app's outcome in `report.apps`, and the instances):
+   * the apps that went through are in it, done. */
+  async _operation (cmd, fields = {}) {
+    const report = await this._request(cmd, fields)
+    if (report && report.error) {
+      const e = new PmrError(report.error.message, report.error.code)
+      e.report = report
+      throw e
+    }
+    return report
+  }
+
   _logDir () {
     throw new Error('subclass')
   }
@@ -153,16 +167,16 @@ class Api {
       specs = plan.start
       if (specs.length === 0) return { instances: [], notices }
     }
-    const report = await this._request('start', { apps: specs })
-    return { instances: report.instances, notices: [...notices, ...report.notices] }
+    const report = await this._operation('start', { apps: specs })
+    return { instances: report.instances, notices: [...notices, ...report.notices], apps: report.apps }
   }
 
   stop (target) {
-    return this._request('stop', { target: targets(target) })
+    return this._operation('stop', { target: targets(target) })
   }
 
   restart (target, { updateEnv = false } = {}) {
-    return this._request('restart', { target: targets(target), env: updateEnv ? callerEnv() : null })
+    return this._operation('restart', { target: targets(target), env: updateEnv ? callerEnv() : null })
   }
 
   /** Zero-downtime reload. With an ecosystem file path, applies the file's
@@ -170,19 +184,19 @@ class Api {
   async reload (target, { updateEnv = false, env, only } = {}) {
     if (typeof target === 'string' && native.isConfigFile(target) && fs.existsSync(target)) {
       const { specs } = this._resolve(target, { env, only })
-      return this._request('reload_apps', { apps: specs, update_env: updateEnv })
+      return this._operation('reload_apps', { apps: specs, update_env: updateEnv })
     }
-    return this._request('reload', { target: targets(target), env: updateEnv ? callerEnv() : null })
+    return this._operation('reload', { target: targets(target), env: updateEnv ? callerEnv() : null })
   }
 
   delete (target) {
-    return this._request('delete', { target: targets(target) })
+    return this._operation('delete', { target: targets(target) })
   }
 
   /** `n` instances exactly, or a string '+2' / '-1'. */
   async scale (name, n) {
     const to = fromNative(() => native.parseScale(String(n)))
-    return this._request('scale', { name: String(name), to })
+    return this._operation('scale', { name: String(name), to })
   }
 
   list () {
@@ -194,11 +208,11 @@ class Api {
   }
 
   signal (target, signal) {
-    return this._request('signal', { target: targets(target), signal: String(signal) })
+    return this._operation('signal', { target: targets(target), signal: String(signal) })
   }
 
   reset (target) {
-    return this._request('reset', { target: targets(target) })
+    return this._operation('reset', { target: targets(target) })
   }
 
   /** PM2's sendDataToProcessId: `packet` ({ topic, data }) reaches instance
@@ -206,7 +220,7 @@ class Api {
   async sendDataToProcessId (id, packet) {
     const n = Number(id)
     if (!Number.isInteger(n) || n < 0) throw new PmrError(`sendDataToProcessId: '${id}' is not an instance id`, 'PMR_CONFIG')
-    return this._request('send_data', { process_id: n, packet })
+    return this._operation('send_data', { process_id: n, packet })
   }
 
   /** `pmr send`: `line` (a newline added) on the stdin of instance `target`
@@ -216,7 +230,7 @@ class Api {
   }
 
   stopWatch (target) {
-    return this._request('stop_watch', { target: targets(target) })
+    return this._operation('stop_watch', { target: targets(target) })
   }
 
   /** Log lines as an async iterator: the last `lines` of each file, then

@@ -462,6 +462,7 @@ async fn a_partial_start_starts_the_others_and_names_every_failure() {
         .sup
         .start(vec![first, no_interp, denied, last])
         .await
+        .and_then(pmr::supervisor::Report::into_result)
         .err()
         .unwrap_or_else(|| panic!("a start with two unspawnable apps reported success"));
     assert_eq!(err.code(), "PMR_SPAWN");

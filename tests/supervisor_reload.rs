@@ -66,6 +66,7 @@ async fn a_replacement_that_never_gets_ready_leaves_the_old_processes_serving() 
         .sup
         .reload(&target("rdy"), Some(with(&h, "NO_READY", "1")))
         .await
+        .and_then(pmr::supervisor::Report::into_result)
         .err()
         .unwrap_or_else(|| panic!("a reload whose replacement never said ready succeeded"));
     assert_eq!(err.code(), "PMR_RELOAD");
@@ -188,6 +189,7 @@ async fn a_reload_while_another_runs_is_busy() {
 
     let second = h.sup.reload(&target("once"), None).await;
     let err = second
+        .and_then(pmr::supervisor::Report::into_result)
         .err()
         .unwrap_or_else(|| panic!("a second reload ran during the first"));
     assert_eq!(err.code(), "PMR_BUSY");
@@ -240,6 +242,7 @@ async fn a_reload_during_a_stop_is_busy() {
         .sup
         .reload(&target("stubborn"), None)
         .await
+        .and_then(pmr::supervisor::Report::into_result)
         .err()
         .unwrap_or_else(|| panic!("a reload ran during a stop"));
     assert_eq!(err.code(), "PMR_BUSY");

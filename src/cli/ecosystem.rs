@@ -293,6 +293,11 @@ pub(super) fn start(
         let r: crate::supervisor::Report = ctx.daemon()?.request_as(req)?;
         report::summarize(&r);
         info(&format!("restarted {}", running.join(", ")));
+        // The missing apps start even when a restart failed; both count.
+        let missing = plan.start;
+        missing.iter().for_each(report::announce);
+        let started = report::start_and_show(ctx, missing, wait);
+        return report::verdict(&r).and(started);
     }
     let missing = plan.start;
     missing.iter().for_each(report::announce);

@@ -218,7 +218,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
                     i.pid.unwrap_or(0)
                 ));
             }
-            Ok(())
+            report::verdict(&report)
         }
         Command::Send(a) => {
             let report: Report = ctx.running_daemon()?.request_as(Request::SendLine {
@@ -380,5 +380,5 @@ fn act(ctx: &Ctx<'_>, req: Request, verb: &str) -> Result<()> {
         info(&format!("{verb} {}", names.join(", ")));
     }
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-    Ok(())
+    report::verdict(&report)
 }

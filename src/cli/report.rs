@@ -4,7 +4,7 @@
 
 use super::settle::settle;
 use super::{info, show, Ctx};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::protocol::Request;
 use crate::spec::AppSpec;
 use crate::supervisor::{InstanceInfo, Report};
@@ -28,10 +28,15 @@ pub(super) fn start_and_show(ctx: &Ctx<'_>, apps: Vec<AppSpec>, wait: bool) -> R
     let specs = if wait { apps.clone() } else { Vec::new() };
     let report: Report = c.request_as(Request::Start { apps })?;
     summarize(&report);
-    let verdict = if wait {
-        settle(&mut c, &report, &specs)?
-    } else {
-        Ok(())
+    // An app that could not start fails the command; the others are still
+    // seen through their first moments.
+    let verdict = match (verdict(&report), wait) {
+        (Err(e), _) => {
+            settle(&mut c, &report, &specs)?.ok();
+            Err(e)
+        }
+        (Ok(()), true) => settle(&mut c, &report, &specs)?,
+        (Ok(()), false) => Ok(()),
     };
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
     verdict
@@ -60,7 +65,29 @@ pub(super) fn reapply_and_show(
         info(&format!("{verb} {}", names.join(", ")));
     }
     show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
-    Ok(())
+    verdict(&report)
+}
+
+/// The command's verdict from an operation's report: `Err` when any app
+/// failed (so the CLI exits non-zero), with its message naming every
+/// failure. With several failures, each also gets a line of its own first.
+pub(super) fn verdict(report: &Report) -> Result<()> {
+    let Some(e) = &report.error else {
+        return Ok(());
+    };
+    let failed: Vec<_> = report.apps.iter().filter(|a| !a.ok).collect();
+    if failed.len() > 1 {
+        info(&format!(
+            "{} of {} apps failed:",
+            failed.len(),
+            report.apps.len()
+        ));
+        for a in failed {
+            let why = a.error.as_ref().map_or("failed", |e| e.message.as_str());
+            info(&format!("  {}: {why}", a.app));
+        }
+    }
+    Err(Error::from_wire(e.clone()))
 }
 
 /// What the daemon had to say about an operation, and the errors of the

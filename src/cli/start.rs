@@ -252,7 +252,9 @@ fn start_existing(ctx: &Ctx<'_>, a: &StartArgs, target: &str) -> Result<bool> {
     };
     info(&format!("started {target}"));
     summarize(&report);
-    let verdict = if a.no_wait {
+    let verdict = if let Err(e) = report::verdict(&report) {
+        Err(e)
+    } else if a.no_wait {
         Ok(())
     } else {
         let descs: Vec<Description> = c.request_as(Request::Describe {
@@ -438,6 +440,7 @@ fn smart_start(ctx: &Ctx<'_>, a: &StartArgs, specs: Vec<AppSpec>) -> Result<Vec<
         if to_start.is_empty() {
             show::print_table(ctx, &c.request_as::<Vec<InstanceInfo>>(Request::List)?);
         }
+        report::verdict(&report)?;
     }
     Ok(to_start)
 }

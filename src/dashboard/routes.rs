@@ -281,9 +281,11 @@ async fn action(State(site): State<Shared>, Json(a): Json<ActionRequest>) -> Res
                 .iter()
                 .map(|f| format!("emptied {}", f.display()))
                 .collect(),
+            ..Default::default()
         }),
     };
-    match report {
+    // An action on several apps where one failed is shown as failed.
+    match report.and_then(crate::model::Report::into_result) {
         Ok(r) => Json(Done {
             ok: true,
             notices: r.notices,

@@ -16,5 +16,5 @@ pub use instance::{
     RestartCounts, RestartReason, Status,
 };
 pub use instance::{HealthInfo, HealthStatus};
-pub use operation::{Report, ScaleTo};
+pub use operation::{AppOutcome, Report, ScaleTo};
 pub use stream::{RecentLines, StreamItem};

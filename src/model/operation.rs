@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::instance::InstanceInfo;
+use crate::error::{Error, ErrorBody, Result};
 
 /// Scale to a number of instances, or by a difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,4 +39,33 @@ impl ScaleTo {
 pub struct Report {
     pub instances: Vec<InstanceInfo>,
     pub notices: Vec<String>,
+    /// How it went for each app it worked on, in the order they were named.
+    #[serde(default)]
+    pub apps: Vec<AppOutcome>,
+    /// Set when any app failed: the first failure's code, and a message
+    /// naming every failure and the apps the operation went through on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl Report {
+    /// The report, or its error when some app failed (for callers that
+    /// only want all-or-nothing, such as the dashboard's buttons).
+    pub fn into_result(self) -> Result<Report> {
+        match self.error {
+            Some(e) => Err(Error::from_wire(e)),
+            None => Ok(self),
+        }
+    }
+}
+
+/// One app's outcome in an operation on several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppOutcome {
+    pub app: String,
+    /// Whether the operation did what it was asked on this app.
+    pub ok: bool,
+    /// Why not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
 }

@@ -97,7 +97,11 @@ async fn run(
         None => None,
     };
     let names: Vec<String> = opts.specs.iter().map(|s| s.name.clone()).collect();
-    if let Err(e) = sup.start(opts.specs).await {
+    if let Err(e) = sup
+        .start(opts.specs)
+        .await
+        .and_then(crate::model::Report::into_result)
+    {
         output::say(&format!("error: {e}"));
         sup.shutdown().await;
         return Ok(1);

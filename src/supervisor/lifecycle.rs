@@ -1,6 +1,7 @@
 //! Lifecycle operations on apps and instances: start, stop, restart,
 //! delete, signal, and the supervisor's own shutdown. Each multi-step
-//! operation on an app runs under that app's operation lock.
+//! operation on an app runs under that app's operation lock; operations on
+//! several apps work on them in parallel (`fanout`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use nix::sys::signal::Signal;
 
 use super::auto::Automation;
+use super::fanout::{bounded, merge, AppDone, Lock, Step, APP_CONCURRENCY};
 use super::registry::{App, SlotHandle, SlotRef};
 use super::replies::gather;
 use super::slot::SlotCommand;
@@ -19,36 +21,58 @@ use crate::error::{Error, Result};
 use crate::spec::{AppSpec, ExecMode};
 
 impl Supervisor {
-    /// Starts new apps, each in turn. An app that exists and is stopped or
-    /// errored is started again with the new spec; one that runs is an
-    /// error. One that cannot start does not keep the ones after it from
-    /// starting: the error names every failure and what started anyway.
+    /// Starts new apps, in parallel (`APP_CONCURRENCY` at a time). An app
+    /// that exists and is stopped or errored is started again with the new
+    /// spec; one that runs is an error. One that cannot start does not keep
+    /// the others from starting: every app's outcome is in the report, and
+    /// its error names every failure and what started anyway.
     pub async fn start(&self, specs: Vec<AppSpec>) -> Result<Report> {
-        let mut report = Report::default();
-        let mut started = Vec::new();
-        let mut failed = Vec::new();
-        for spec in specs {
-            let name = spec.name.clone();
-            if let Some(w) = self.root_warning(&spec) {
-                report.notices.push(w);
-            }
-            match self.start_one(spec, true).await {
-                Ok(notices) => {
-                    report.notices.extend(notices);
-                    report.instances.extend(self.infos_of(&name, None));
-                    started.push(name);
+        let mut notices = Vec::new();
+        for spec in &specs {
+            notices.extend(self.root_warning(spec));
+        }
+        // Ids are handed out in the order the apps are named, as when they
+        // started one by one, whichever app's start ends first.
+        let firsts = self.reserve_ids(&specs);
+        let done = bounded(
+            specs.into_iter().zip(firsts),
+            APP_CONCURRENCY,
+            |(spec, first)| {
+                let name = spec.name.clone();
+                async move {
+                    let result = self.start_one(spec, true, Some(first)).await;
+                    let (result, notices) = match result {
+                        Ok(n) => (Ok(()), n),
+                        Err(e) => (Err(e), Vec::new()),
+                    };
+                    AppDone {
+                        instances: self.infos_of(&name, None),
+                        app: name,
+                        result,
+                        notices,
+                    }
                 }
-                Err(e) => failed.push(e),
-            }
-        }
-        let mut failed = failed.into_iter();
-        match failed.next() {
-            None => Ok(report),
-            Some(first) => {
-                let others: Vec<String> = failed.map(|e| e.to_string()).collect();
-                Err(first.with_message(|m| partial_start(m, &others, &started)))
-            }
-        }
+            },
+        )
+        .await;
+        let mut report = merge(done, "started");
+        notices.append(&mut report.notices);
+        report.notices = notices;
+        Ok(report)
+    }
+
+    /// Sets aside the ids of each app's instances, in order; returns the
+    /// first id of each.
+    fn reserve_ids(&self, specs: &[AppSpec]) -> Vec<u32> {
+        let mut reg = self.reg();
+        specs
+            .iter()
+            .map(|s| {
+                let first = reg.next_id;
+                reg.next_id += s.instances;
+                first
+            })
+            .collect()
     }
 
     /// Said once per daemon: apps of a root daemon run as root unless they
@@ -71,7 +95,14 @@ impl Supervisor {
     /// Registers an app and (with `run`) starts its instances; without `run`
     /// the instances are listed as stopped (a resurrected stopped app).
     /// Returns what the user should know (a path that cannot be watched).
-    pub(super) async fn start_one(&self, spec: AppSpec, run: bool) -> Result<Vec<String>> {
+    /// Its instances take the ids from `first_id` on (set aside by
+    /// `reserve_ids`), or the next free ones.
+    pub(super) async fn start_one(
+        &self,
+        spec: AppSpec,
+        run: bool,
+        first_id: Option<u32>,
+    ) -> Result<Vec<String>> {
         let spec = Arc::new(spec);
         let name = spec.name.clone();
         let stale = {
@@ -112,14 +143,14 @@ impl Supervisor {
                 self.inner.shared.ports.register(&name, p);
             }
             let slots: Vec<SlotHandle> = (0..spec.instances)
-                .map(|i| self.new_slot(&mut reg, &spec, &pool, i))
+                .map(|i| self.new_slot(&mut reg, &spec, &pool, i, first_id.map(|f| f + i)))
                 .collect();
             let replies: Vec<_> = slots
                 .iter()
                 .filter(|_| run)
                 .map(|s| s.ask(|reply| SlotCommand::Start { spec: None, reply }))
                 .collect();
-            reg.apps.push(App {
+            reg.insert(App {
                 spec: spec.clone(),
                 pool,
                 slots,
@@ -157,7 +188,7 @@ impl Supervisor {
             }
         }
         let mut report = self
-            .each_selected(targets, |_, slots| async move {
+            .each_selected(targets, "started", |_, slots| async move {
                 let pending: Vec<_> = slots
                     .iter()
                     .map(|s| {
@@ -184,7 +215,7 @@ impl Supervisor {
     }
 
     pub async fn stop(&self, targets: &[String]) -> Result<Report> {
-        self.each_selected(targets, |_, slots| async move {
+        self.each_selected(targets, "stopped", |_, slots| async move {
             let pending: Vec<_> = slots
                 .iter()
                 .map(|s| s.0.ask(|reply| SlotCommand::Stop { reply }))
@@ -194,35 +225,25 @@ impl Supervisor {
         .await
     }
 
-    /// Stops and starts again (all instances at once). With `caller_env`, the
-    /// apps take that environment (`--update-env`).
+    /// Stops and starts again (all instances of an app at once, the apps in
+    /// parallel). With `caller_env`, the apps take that environment
+    /// (`--update-env`).
     pub async fn restart(
         &self,
         targets: &[String],
         caller_env: Option<BTreeMap<String, String>>,
     ) -> Result<Report> {
         let sel = self.reg().select(targets)?;
-        let mut report = Report::default();
-        let mut first_err = None;
-        for s in sel {
-            let Some(op) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
-                continue;
-            };
-            let _guard = op.lock().await;
-            self.set_watch_off(&s.app, false);
-            let spec = self.updated_spec(&s.app, caller_env.as_ref());
-            if let Err(e) = self.restart_locked(&s, spec, RestartReason::User).await {
-                first_err.get_or_insert(e);
-            }
-            report.notices.extend(self.sync_automation(&s.app).await);
-            report
-                .instances
-                .extend(self.infos_of(&s.app, s.ids.as_deref()));
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
+        let env = caller_env.as_ref();
+        Ok(self
+            .each_app(sel, "restarted", Lock::Wait, |s| async move {
+                self.set_watch_off(&s.app, false);
+                let spec = self.updated_spec(&s.app, env);
+                self.restart_locked(&s, spec, RestartReason::User)
+                    .await
+                    .into()
+            })
+            .await)
     }
 
     /// Stops and starts the selected instances all at once, with `new_spec`
@@ -251,47 +272,44 @@ impl Supervisor {
 
     pub async fn delete(&self, targets: &[String]) -> Result<Report> {
         let sel = self.reg().select(targets)?;
-        let mut report = Report::default();
-        for s in sel {
-            let Some(op) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
-                continue;
-            };
-            let _guard = op.lock().await;
-            report
-                .instances
-                .extend(self.infos_of(&s.app, s.ids.as_deref()));
-            let removed: Vec<SlotHandle> = {
-                let mut reg = self.reg();
-                let Some(app) = reg.app_mut(&s.app) else {
-                    continue;
+        Ok(self
+            .each_app(sel, "deleted", Lock::Wait, |s| async move {
+                let mut instances = self.infos_of(&s.app, s.ids.as_deref());
+                let removed: Vec<SlotHandle> = {
+                    let mut reg = self.reg();
+                    let Some(app) = reg.app_mut(&s.app) else {
+                        return Step::default();
+                    };
+                    let (gone, keep): (Vec<SlotHandle>, Vec<SlotHandle>) =
+                        std::mem::take(&mut app.slots)
+                            .into_iter()
+                            .partition(|sl| s.ids.as_ref().is_none_or(|ids| ids.contains(&sl.id)));
+                    app.slots = keep;
+                    if app.slots.is_empty() {
+                        reg.apps.retain(|a| a.spec.name != s.app);
+                    }
+                    // As PM2: once the list is empty, ids start at 0 again.
+                    if reg.apps.is_empty() {
+                        reg.next_id = 0;
+                    }
+                    gone
                 };
-                let (gone, keep): (Vec<SlotHandle>, Vec<SlotHandle>) =
-                    std::mem::take(&mut app.slots)
-                        .into_iter()
-                        .partition(|sl| s.ids.as_ref().is_none_or(|ids| ids.contains(&sl.id)));
-                app.slots = keep;
-                if app.slots.is_empty() {
-                    reg.apps.retain(|a| a.spec.name != s.app);
+                self.shutdown_slots(&removed).await;
+                self.forget_logs(&removed);
+                for i in &mut instances {
+                    i.status = Status::Stopped;
+                    i.pid = None;
                 }
-                // As PM2: once the list is empty, ids start at 0 again.
-                if reg.apps.is_empty() {
-                    reg.next_id = 0;
+                Step {
+                    instances: Some(instances),
+                    ..Step::default()
                 }
-                gone
-            };
-            self.shutdown_slots(&removed).await;
-            self.forget_logs(&removed);
-            report.notices.extend(self.sync_automation(&s.app).await);
-        }
-        for i in &mut report.instances {
-            i.status = Status::Stopped;
-            i.pid = None;
-        }
-        Ok(report)
+            })
+            .await)
     }
 
     pub async fn signal(&self, targets: &[String], signal: Signal) -> Result<Report> {
-        self.each_selected(targets, move |_, slots| async move {
+        self.each_selected(targets, "signalled", move |_, slots| async move {
             let pending: Vec<_> = slots
                 .iter()
                 .map(|s| s.0.ask(|reply| SlotCommand::Signal { signal, reply }))
@@ -306,7 +324,7 @@ impl Supervisor {
     /// `process.on('message')`, with the `id` added as PM2 adds it.
     pub async fn send_data(&self, id: u32, packet: serde_json::Value) -> Result<Report> {
         let packet = crate::cluster::message::process_message(id, packet).map_err(Error::Config)?;
-        self.each_selected(&[id.to_string()], move |_, slots| {
+        self.each_selected(&[id.to_string()], "sent to", move |_, slots| {
             let packet = packet.clone();
             async move {
                 let pending: Vec<_> = slots
@@ -335,34 +353,22 @@ impl Supervisor {
         self.inner.shared.scopes.close_and_kill_all();
     }
 
-    /// Runs `op` on each selected app under the app's operation lock, and
-    /// reports the touched instances afterwards.
-    pub(super) async fn each_selected<F, Fut>(&self, targets: &[String], op: F) -> Result<Report>
+    /// Runs `op` on the slots of each selected app (see `each_app`): what
+    /// stop, start, signal and send share.
+    pub(super) async fn each_selected<F, Fut>(&self, targets: &[String], verb: &str, op: F) -> Result<Report>
     where
         F: Fn(String, Vec<(SlotRef, Status)>) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
         let sel = self.reg().select(targets)?;
-        let mut report = Report::default();
-        let mut first_err = None;
-        for s in sel {
-            let Some(lock) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
-                continue;
-            };
-            let _guard = lock.lock().await;
-            let slots = self.slot_refs(&s);
-            if let Err(e) = op(s.app.clone(), slots).await {
-                first_err.get_or_insert(e);
-            }
-            report.notices.extend(self.sync_automation(&s.app).await);
-            report
-                .instances
-                .extend(self.infos_of(&s.app, s.ids.as_deref()));
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
+        let op = &op;
+        Ok(self
+            .each_app(sel, verb, Lock::Wait, |s| async move {
+                // Read under the app's lock: the slots as they are now.
+                let slots = self.slot_refs(&s);
+                op(s.app, slots).await.into()
+            })
+            .await)
     }
 
     pub(super) async fn shutdown_slots(&self, slots: &[SlotHandle]) {
@@ -372,38 +378,5 @@ impl Supervisor {
             .collect();
         // Shutdowns cannot fail: there is no error to keep.
         let _ = gather(pending).await;
-    }
-}
-
-/// The message of a start where some apps failed: the first failure, the
-/// others, and the apps that run anyway.
-fn partial_start(first: String, others: &[String], started: &[String]) -> String {
-    let mut m = first;
-    if !others.is_empty() {
-        m.push_str("; also: ");
-        m.push_str(&others.join("; "));
-    }
-    if !started.is_empty() {
-        m.push_str("; started anyway: ");
-        m.push_str(&started.join(", "));
-    }
-    m
-}
-
-#[cfg(test)]
-mod tests {
-    use super::partial_start;
-
-    #[test]
-    fn partial_start_names_every_failure_and_what_runs() {
-        assert_eq!(partial_start("a failed".into(), &[], &[]), "a failed");
-        assert_eq!(
-            partial_start(
-                "a failed".into(),
-                &["b failed".into()],
-                &["c".into(), "d".into()]
-            ),
-            "a failed; also: b failed; started anyway: c, d"
-        );
     }
 }

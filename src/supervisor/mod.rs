@@ -11,6 +11,7 @@ mod cron;
 pub mod dump;
 #[cfg(test)]
 mod fake_child;
+mod fanout;
 mod lifecycle;
 mod log_ops;
 mod metrics;

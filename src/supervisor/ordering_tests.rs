@@ -317,10 +317,13 @@ async fn a_replacement_that_dies_before_ready_rolls_the_reload_back() {
     let reload = tokio::spawn(async move { sup.reload(&["web".into()], None).await });
     let new = h.next_child().await;
     new.exit(1);
+    // The reload's report carries the app's failure.
     let err = tokio::time::timeout(PATIENCE, reload)
         .await
         .unwrap()
         .unwrap()
+        .unwrap()
+        .into_result()
         .unwrap_err();
     assert_eq!(err.code(), "PMR_RELOAD");
     assert!(

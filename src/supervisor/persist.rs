@@ -68,7 +68,7 @@ impl Supervisor {
                 continue;
             }
             let stopped = saved.stopped;
-            match self.start_one(saved.spec_here(), !stopped).await {
+            match self.start_one(saved.spec_here(), !stopped, None).await {
                 Ok(notices) => {
                     report.notices.extend(notices);
                     if stopped {

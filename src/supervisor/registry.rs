@@ -76,6 +76,23 @@ impl Registry {
         self.apps.iter_mut().find(|a| a.spec.name == name)
     }
 
+    /// Adds an app in id order: after the apps whose instances have lower
+    /// ids. Apps started one by one are appended; apps started in parallel
+    /// with ids set aside in order are listed in that order whichever
+    /// registered first.
+    pub(super) fn insert(&mut self, app: App) {
+        let first = |a: &App| a.slots.iter().map(|s| s.id).min();
+        let at = match first(&app) {
+            Some(id) => self
+                .apps
+                .iter()
+                .position(|a| first(a).is_some_and(|other| other > id))
+                .unwrap_or(self.apps.len()),
+            None => self.apps.len(),
+        };
+        self.apps.insert(at, app);
+    }
+
     pub(super) fn select(&self, targets: &[String]) -> Result<Vec<Selected>> {
         let cands: Vec<Candidate<'_>> = self
             .apps
@@ -182,9 +199,13 @@ impl Supervisor {
         spec: &Arc<AppSpec>,
         pool: &Option<Arc<ListenerPool>>,
         instance: u32,
+        id: Option<u32>,
     ) -> SlotHandle {
-        let id = reg.next_id;
-        reg.next_id += 1;
+        let id = id.unwrap_or_else(|| {
+            let id = reg.next_id;
+            reg.next_id += 1;
+            id
+        });
         let paths = paths_for(spec, id, &self.inner.cfg.log_dir);
         let slot = Slot::new(
             id,

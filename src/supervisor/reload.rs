@@ -1,15 +1,17 @@
 //! Reload and config adoption: replacing running instances one at a time
 //! without a gap (`pmr reload`), and applying changed app definitions to
-//! running apps (`pmr reload|restart <ecosystem file>`).
+//! running apps (`pmr reload|restart <ecosystem file>`), many apps in
+//! parallel.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::fanout::{bounded, busy, merge, AppDone, Lock, Step, APP_CONCURRENCY};
 use super::replies::flatten;
 use super::slot::SlotCommand;
 use super::target::Selected;
 use super::{Report, RestartReason, Supervisor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::spec::{AppSpec, ExecMode};
 
 /// How `apply_apps` replaces the instances of an app that runs.
@@ -21,28 +23,31 @@ enum Apply {
 
 impl Supervisor {
     /// Replaces instances one at a time, each only once its replacement is
-    /// ready. Fork-mode apps are restarted instead (and the report says so).
+    /// ready; the apps are reloaded in parallel, and one that fails does not
+    /// keep the others on their old code. Fork-mode apps are restarted
+    /// instead (and the report says so).
     pub async fn reload(
         &self,
         targets: &[String],
         caller_env: Option<BTreeMap<String, String>>,
     ) -> Result<Report> {
         let sel = self.reg().select(targets)?;
-        let mut report = Report::default();
-        for s in sel {
-            let Some(op) = self.reg().app(&s.app).map(|a| a.op.clone()) else {
-                continue;
-            };
-            let _guard = op.try_lock().map_err(|_| busy(&s.app))?;
-            self.set_watch_off(&s.app, false);
-            let new_spec = self.updated_spec(&s.app, caller_env.as_ref());
-            let done = self
-                .reload_locked(&s, new_spec, &mut report, RestartReason::User)
-                .await;
-            report.notices.extend(self.sync_automation(&s.app).await);
-            done?;
-        }
-        Ok(report)
+        let env = caller_env.as_ref();
+        Ok(self
+            .each_app(sel, "reloaded", Lock::Try, |s| async move {
+                self.set_watch_off(&s.app, false);
+                let new_spec = self.updated_spec(&s.app, env);
+                let mut step = Report::default();
+                let done = self
+                    .reload_locked(&s, new_spec, &mut step, RestartReason::User)
+                    .await;
+                Step {
+                    result: done.err(),
+                    notices: step.notices,
+                    instances: None,
+                }
+            })
+            .await)
     }
 
     /// Applies changed app definitions (an edited ecosystem file) to running
@@ -60,96 +65,139 @@ impl Supervisor {
         self.apply_apps(specs, update_env, Apply::Restart).await
     }
 
+    /// `reload_apps` and `restart_apps`: every app in parallel
+    /// (`APP_CONCURRENCY` at a time), each app's outcome reported.
     async fn apply_apps(
         &self,
         specs: Vec<AppSpec>,
         update_env: bool,
         how: Apply,
     ) -> Result<Report> {
+        // The apps not running yet take their ids in the file's order.
+        let firsts: Vec<Option<u32>> = {
+            let mut reg = self.reg();
+            specs
+                .iter()
+                .map(|s| {
+                    reg.app(&s.name).is_none().then(|| {
+                        let first = reg.next_id;
+                        reg.next_id += s.instances;
+                        first
+                    })
+                })
+                .collect()
+        };
+        let done = bounded(
+            specs.into_iter().zip(firsts),
+            APP_CONCURRENCY,
+            |(spec, first)| async move {
+                let app = spec.name.clone();
+                let mut notices = Vec::new();
+                let result = self
+                    .apply_one(spec, update_env, how, first, &mut notices)
+                    .await;
+                AppDone {
+                    instances: self.infos_of(&app, None),
+                    app,
+                    result,
+                    notices,
+                }
+            },
+        )
+        .await;
+        Ok(merge(
+            done,
+            match how {
+                Apply::Reload => "reloaded",
+                Apply::Restart => "restarted",
+            },
+        ))
+    }
+
+    /// Applies one app's definition (see `reload_apps`); what the user
+    /// should know goes to `notices`, also when it fails.
+    async fn apply_one(
+        &self,
+        spec: AppSpec,
+        update_env: bool,
+        how: Apply,
+        first_id: Option<u32>,
+        notices: &mut Vec<String>,
+    ) -> Result<()> {
         let verb = match how {
             Apply::Reload => "reloading",
             Apply::Restart => "restarting",
         };
-        let mut report = Report::default();
-        for spec in specs {
-            let name = spec.name.clone();
-            let existing = self
-                .reg()
-                .app(&name)
-                .map(|a| (a.op.clone(), a.spec.clone()));
-            let Some((op, old)) = existing else {
-                let notices = self.start_one(spec, true).await?;
-                report
-                    .notices
-                    .push(format!("{name} was not running: started"));
-                report.notices.extend(notices);
-                report.instances.extend(self.infos_of(&name, None));
-                continue;
-            };
-            let spec = if update_env {
-                spec
-            } else {
-                spec.keeping_env_of(&old)
-            };
-            let changes = crate::spec::changes(&old, &spec);
-            if changes.is_empty() {
-                report
-                    .notices
-                    .push(format!("{name}: definition unchanged, {verb}"));
-            } else {
-                report
-                    .notices
-                    .push(format!("{name}: applying {}", changes.join("; ")));
-            }
-            if spec.exec_mode != old.exec_mode {
-                report.notices.push(format!(
-                    "{name}: exec_mode changes from {} to {}, which needs a full restart",
-                    old.exec_mode.as_str(),
-                    spec.exec_mode.as_str()
-                ));
-                {
-                    let _guard = op.try_lock().map_err(|_| busy(&name))?;
-                }
-                self.delete(std::slice::from_ref(&name)).await?;
-                let notices = self.start_one(spec, true).await?;
-                report.notices.extend(notices);
-                report.instances.extend(self.infos_of(&name, None));
-                continue;
-            }
-            let _guard = op.try_lock().map_err(|_| busy(&name))?;
-            self.set_watch_off(&name, false);
-            let new = Arc::new(spec);
-            let current = self
-                .reg()
-                .app(&name)
-                .map(|a| a.slots.len() as u32)
-                .unwrap_or(0);
-            if new.instances < current {
-                self.resize_locked(&name, new.clone()).await?;
-            }
-            let all = Selected {
-                app: name.clone(),
-                ids: None,
-            };
-            let mut step = Report::default();
-            match how {
-                Apply::Reload => {
-                    self.reload_locked(&all, Some(new.clone()), &mut step, RestartReason::User)
-                        .await?
-                }
-                Apply::Restart => {
-                    self.restart_locked(&all, Some(new.clone()), RestartReason::User)
-                        .await?
-                }
-            }
-            report.notices.extend(step.notices);
-            if new.instances > current {
-                self.resize_locked(&name, new.clone()).await?;
-            }
-            report.notices.extend(self.sync_automation(&name).await);
-            report.instances.extend(self.infos_of(&name, None));
+        let name = spec.name.clone();
+        let existing = self
+            .reg()
+            .app(&name)
+            .map(|a| (a.op.clone(), a.spec.clone()));
+        let Some((op, old)) = existing else {
+            let started = self.start_one(spec, true, first_id).await?;
+            notices.push(format!("{name} was not running: started"));
+            notices.extend(started);
+            return Ok(());
+        };
+        let spec = if update_env {
+            spec
+        } else {
+            spec.keeping_env_of(&old)
+        };
+        let changes = crate::spec::changes(&old, &spec);
+        if changes.is_empty() {
+            notices.push(format!("{name}: definition unchanged, {verb}"));
+        } else {
+            notices.push(format!("{name}: applying {}", changes.join("; ")));
         }
-        Ok(report)
+        if spec.exec_mode != old.exec_mode {
+            notices.push(format!(
+                "{name}: exec_mode changes from {} to {}, which needs a full restart",
+                old.exec_mode.as_str(),
+                spec.exec_mode.as_str()
+            ));
+            {
+                let _guard = op.try_lock().map_err(|_| busy(&name))?;
+            }
+            self.delete(std::slice::from_ref(&name))
+                .await?
+                .into_result()?;
+            notices.extend(self.start_one(spec, true, None).await?);
+            return Ok(());
+        }
+        let _guard = op.try_lock().map_err(|_| busy(&name))?;
+        self.set_watch_off(&name, false);
+        let new = Arc::new(spec);
+        let current = self
+            .reg()
+            .app(&name)
+            .map(|a| a.slots.len() as u32)
+            .unwrap_or(0);
+        if new.instances < current {
+            self.resize_locked(&name, new.clone()).await?;
+        }
+        let all = Selected {
+            app: name.clone(),
+            ids: None,
+        };
+        let mut step = Report::default();
+        let replaced = match how {
+            Apply::Reload => {
+                self.reload_locked(&all, Some(new.clone()), &mut step, RestartReason::User)
+                    .await
+            }
+            Apply::Restart => {
+                self.restart_locked(&all, Some(new.clone()), RestartReason::User)
+                    .await
+            }
+        };
+        notices.extend(step.notices);
+        replaced?;
+        if new.instances > current {
+            self.resize_locked(&name, new.clone()).await?;
+        }
+        notices.extend(self.sync_automation(&name).await);
+        Ok(())
     }
 
     /// The reload of one selection; the caller holds the app's operation lock.
@@ -218,10 +266,4 @@ impl Supervisor {
         let reg = self.reg();
         reg.app(app).map(|a| Arc::new(a.spec.with_caller_env(env)))
     }
-}
-
-fn busy(app: &str) -> Error {
-    Error::Busy(format!(
-        "a reload of {app} is already in progress; try again when it ends"
-    ))
 }

@@ -39,6 +39,7 @@ impl Supervisor {
         Ok(Report {
             instances: self.infos_of(name, None),
             notices: self.sync_automation(name).await,
+            ..Report::default()
         })
     }
 
@@ -61,7 +62,7 @@ impl Supervisor {
                     next_instance += 1;
                 }
                 used.push(next_instance);
-                new_slots.push(self.new_slot(&mut reg, &spec, &pool, next_instance));
+                new_slots.push(self.new_slot(&mut reg, &spec, &pool, next_instance, None));
             }
             let app = reg
                 .app_mut(name)

@@ -85,7 +85,7 @@ impl Supervisor {
     /// `pmr send <id|name> <line>`: the line on the stdin of each selected
     /// running instance.
     pub async fn send_line(&self, target: &str, line: String) -> Result<Report> {
-        self.each_selected(&[target.to_string()], move |_, slots| {
+        self.each_selected(&[target.to_string()], "written to", move |_, slots| {
             let line = line.clone();
             async move {
                 let pending: Vec<_> = slots
