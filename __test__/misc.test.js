@@ -292,7 +292,7 @@ test('pid, prettylist and examples', withHome(async (home) => {
 }))
 
 test('reset also forgets the crash-loop count: a crashing app gets its full max_restarts again', withHome(async (home) => {
-  home.ok(['start', 'crash.js', '--name', 'loopy', '--max-restarts', '3', '--restart-delay', '400', '--min-uptime', '5000'])
+  home.ok(['start', 'crash.js', '--name', 'loopy', '--max-restarts', '3', '--restart-delay', '2000', '--min-uptime', '5000'])
   await waitFor('two unstable restarts', () => one(home, 'loopy').unstable_restarts >= 2, { timeout: 10000 })
   home.ok(['reset', 'loopy'])
   const after = await waitFor('errored', () => {
