@@ -1,6 +1,7 @@
 'use strict'
 // spread: how connections reach the workers (issue 16). For pmr's default
-// policy, pmr `--lb shared` (round 1's SCHED_NONE) and PM2, over -i 2 and
+// policy, pmr `--lb shared` (round 1's SCHED_NONE), PM2 and Node's own
+// round-robin cluster, over -i 2 and
 // -i 4: 40 keep-alive connections opened 100 ms apart and 50 opened at once,
 // busiest worker ÷ fair share. Then the supervisor's own CPU time per 10 000
 // connections under `wrk -H 'Connection: close'` (-i 2), pmr's daemon beside
@@ -63,7 +64,13 @@ module.exports = {
         { key: 'pmr-shared', label: `pmr --lb shared -i ${workers}`, m: pmr, name: `sh${workers}`, args: ['--lb', 'shared'], port: ports[1] },
         { key: 'pm2', label: `PM2 -i ${workers}`, m: pm2, name: `pm${workers}`, args: [], port: ports[2] },
       ]
+      const nodeRr = scope.ceiling('node-rr')
+      targets.push({ key: 'node-rr', label: `Node cluster (round-robin) ${workers} workers`, ceiling: nodeRr, port: (await u.freePorts(1))[0] })
       for (const t of targets) {
+        if (t.ceiling) {
+          await t.ceiling.start({ port: t.port, workers, env: { CEILING_SCHED: 'rr' } })
+          continue
+        }
         await t.m.start(fixture('hello.js'), { name: t.name, instances: workers, env: { PORT: String(t.port) }, args: t.args })
         await t.m.waitOnline(t.name, workers)
         await u.waitHttp(t.port)
@@ -76,7 +83,7 @@ module.exports = {
         rows.push([t.label, fmt('spaced'), fmt('burst')])
         log(`  ${t.label}: spaced ${fmt('spaced')}; burst ${fmt('burst')}`)
       }
-      for (const t of targets) await t.m.delete(t.name)
+      for (const t of targets) await (t.ceiling ? t.ceiling.stop() : t.m.delete(t.name))
     }
 
     // Supervisor CPU per 10 000 short connections, -i 2.
