@@ -33,18 +33,23 @@ function busiestRatio(pids, workers) {
 }
 
 async function spreadOnce(port, workers) {
-  const spacedAgent = new http.Agent({ keepAlive: true, maxSockets: 40 })
+  // One agent per connection: each answered request leaves its connection
+  // open and idle (keep-alive) instead of lending it to the next request,
+  // so there are 40 (then 50) distinct connections open at the end.
+  const agents = []
+  const agent = () => {
+    const a = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    agents.push(a)
+    return a
+  }
   const spaced = []
   for (let i = 0; i < 40; i++) {
-    // Each request holds its socket: a new connection every time.
-    spaced.push(openKeepAlive(port, spacedAgent))
+    spaced.push(openKeepAlive(port, agent()))
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   const a = busiestRatio(await Promise.all(spaced), workers)
-  spacedAgent.destroy()
-  const burstAgent = new http.Agent({ keepAlive: true, maxSockets: 50 })
-  const b = busiestRatio(await Promise.all(Array.from({ length: 50 }, () => openKeepAlive(port, burstAgent))), workers)
-  burstAgent.destroy()
+  const b = busiestRatio(await Promise.all(Array.from({ length: 50 }, () => openKeepAlive(port, agent()))), workers)
+  for (const x of agents) x.destroy()
   return { spaced: a, burst: b }
 }
 
