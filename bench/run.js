@@ -15,7 +15,7 @@ const { Scope, BENCH, REPO, PM2_BIN } = require('./lib/managers')
 const load = require('./lib/load')
 const u = require('./lib/util')
 
-const SCENARIOS = ['cli', 'memory', 'restart', 'cluster', 'spread', 'crash', 'reload', 'logs', 'monitor', 'dashboard', 'health', 'many']
+const SCENARIOS = ['cli', 'memory', 'restart', 'cluster', 'spread', 'crash', 'reload', 'logs', 'monitor', 'dashboard', 'health', 'many', 'cpu', 'socketio']
 const NEEDS_WRK = new Set(['cluster', 'spread', 'reload'])
 
 function usage(code) {

@@ -301,6 +301,7 @@ if (isMainThread && typeof process.send === 'function') {
       }
       return listen.apply(this, args)
     }
+    stickyWorker(counted, onConnection)
   }
 
   process.on('internalMessage', (msg) => {
@@ -309,6 +310,45 @@ if (isMainThread && typeof process.send === 'function') {
       schedule(msg.interval)
     }
   })
+}
+
+// The Socket.IO docs' setup for `@socket.io/pm2`: the worker calls
+// `@socket.io/sticky`'s setupWorker(io) and never listen(), because the
+// process manager's daemon listens and hands each connection over as a
+// `sticky:connection` message with its first bytes. When an app does that
+// (its server has not called listen() once its main module has run), ask
+// pmr to serve the port the way @socket.io/pm2 does: the app's PORT, else
+// PM2_PORT, else 8080. Connections handed over this way are counted like
+// the others, and belong to the server for the drain.
+function stickyWorker (listenCalled, onConnection) {
+  const Module = require('node:module')
+  const load = Module._load
+  const wrapped = Symbol('pmr.sticky')
+  Module._load = function (request, ...rest) {
+    const exports = load.call(this, request, ...rest)
+    if (request === '@socket.io/sticky' && exports && typeof exports.setupWorker === 'function' && !exports[wrapped]) {
+      const setupWorker = exports.setupWorker
+      exports.setupWorker = function (io, ...more) {
+        const result = setupWorker.call(this, io, ...more)
+        const server = io && io.httpServer
+        if (server) setImmediate(() => askForPort(server))
+        return result
+      }
+      exports[wrapped] = true
+    }
+    return exports
+  }
+  const askForPort = (server) => {
+    if (server[listenCalled] || !process.connected) return
+    server.on('connection', (socket) => {
+      if (!socket.server) socket.server = server
+      onConnection(socket)
+    })
+    const port = [process.env.PORT, process.env.PM2_PORT].map(Number).find((p) => Number.isInteger(p) && p > 0 && p < 65536) || 8080
+    try {
+      process.send({ cmd: 'NODE_PMR', act: 'sticky', port }, () => {})
+    } catch {}
+  }
 }
 
 // Per-instance HTTP health checks (issue 20): apart, in its own file.

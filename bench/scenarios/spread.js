@@ -1,6 +1,7 @@
 'use strict'
 // spread: how connections reach the workers (issue 16). For pmr's default
-// policy, pmr `--lb shared` (round 1's SCHED_NONE) and PM2, over -i 2 and
+// policy, pmr `--lb shared` (round 1's SCHED_NONE), PM2 and Node's own
+// round-robin cluster, over -i 2 and
 // -i 4: 40 keep-alive connections opened 100 ms apart and 50 opened at once,
 // busiest worker ÷ fair share. Then the supervisor's own CPU time per 10 000
 // connections under `wrk -H 'Connection: close'` (-i 2), pmr's daemon beside
@@ -32,18 +33,23 @@ function busiestRatio(pids, workers) {
 }
 
 async function spreadOnce(port, workers) {
-  const spacedAgent = new http.Agent({ keepAlive: true, maxSockets: 40 })
+  // One agent per connection: each answered request leaves its connection
+  // open and idle (keep-alive) instead of lending it to the next request,
+  // so there are 40 (then 50) distinct connections open at the end.
+  const agents = []
+  const agent = () => {
+    const a = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    agents.push(a)
+    return a
+  }
   const spaced = []
   for (let i = 0; i < 40; i++) {
-    // Each request holds its socket: a new connection every time.
-    spaced.push(openKeepAlive(port, spacedAgent))
+    spaced.push(openKeepAlive(port, agent()))
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   const a = busiestRatio(await Promise.all(spaced), workers)
-  spacedAgent.destroy()
-  const burstAgent = new http.Agent({ keepAlive: true, maxSockets: 50 })
-  const b = busiestRatio(await Promise.all(Array.from({ length: 50 }, () => openKeepAlive(port, burstAgent))), workers)
-  burstAgent.destroy()
+  const b = busiestRatio(await Promise.all(Array.from({ length: 50 }, () => openKeepAlive(port, agent()))), workers)
+  for (const x of agents) x.destroy()
   return { spaced: a, burst: b }
 }
 
@@ -63,7 +69,13 @@ module.exports = {
         { key: 'pmr-shared', label: `pmr --lb shared -i ${workers}`, m: pmr, name: `sh${workers}`, args: ['--lb', 'shared'], port: ports[1] },
         { key: 'pm2', label: `PM2 -i ${workers}`, m: pm2, name: `pm${workers}`, args: [], port: ports[2] },
       ]
+      const nodeRr = scope.ceiling('node-rr')
+      targets.push({ key: 'node-rr', label: `Node cluster (round-robin) ${workers} workers`, ceiling: nodeRr, port: (await u.freePorts(1))[0] })
       for (const t of targets) {
+        if (t.ceiling) {
+          await t.ceiling.start({ port: t.port, workers, env: { CEILING_SCHED: 'rr' } })
+          continue
+        }
         await t.m.start(fixture('hello.js'), { name: t.name, instances: workers, env: { PORT: String(t.port) }, args: t.args })
         await t.m.waitOnline(t.name, workers)
         await u.waitHttp(t.port)
@@ -76,7 +88,7 @@ module.exports = {
         rows.push([t.label, fmt('spaced'), fmt('burst')])
         log(`  ${t.label}: spaced ${fmt('spaced')}; burst ${fmt('burst')}`)
       }
-      for (const t of targets) await t.m.delete(t.name)
+      for (const t of targets) await (t.ceiling ? t.ceiling.stop() : t.m.delete(t.name))
     }
 
     // Supervisor CPU per 10 000 short connections, -i 2.

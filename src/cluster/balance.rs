@@ -50,6 +50,14 @@ impl Balancer {
     /// The worker for the next connection, or None when no worker can take
     /// one (the caller then stops accepting). `workers` in any order.
     pub fn pick(&mut self, policy: Policy, workers: &[Candidate], hint: Hint) -> Option<u64> {
+        // A session's requests must reach the worker that holds it: while
+        // that worker is at its limit of unacknowledged connections, wait
+        // for it (any other worker would answer "Session ID unknown").
+        if let (Policy::Sticky, Some(t)) = (policy, hint.owner) {
+            if workers.iter().any(|w| w.token == t && !w.can_take()) {
+                return None;
+            }
+        }
         let mut able: Vec<&Candidate> = workers.iter().filter(|w| w.can_take()).collect();
         if able.is_empty() {
             return None;
@@ -171,6 +179,22 @@ mod tests {
             None
         );
         assert_eq!(b.pick(Policy::RoundRobin, &[], Hint::default()), None);
+    }
+
+    #[test]
+    fn a_session_waits_for_its_busy_worker_rather_than_going_elsewhere() {
+        let mut b = Balancer::default();
+        let busy = [w(1, 0, MAX_PENDING), w(2, 0, 0)];
+        let owned = Hint {
+            owner: Some(1),
+            client: Some(0),
+        };
+        assert_eq!(b.pick(Policy::Sticky, &busy, owned), None);
+        // Its worker gone: the client's address decides.
+        let gone = [w(2, 0, 0), w(3, 0, 0)];
+        assert!(b.pick(Policy::Sticky, &gone, owned).is_some());
+        // Other connections still go to whoever can take them.
+        assert_eq!(b.pick(Policy::Sticky, &busy, Hint::default()), Some(2));
     }
 
     #[test]

@@ -71,6 +71,17 @@ enum Pending {
     Listener(OwnedFd),
     /// The connection of the `newconn` with this seq, kept until acknowledged.
     Conn(u64),
+    /// A connection for `setupWorker` (`sticky:connection`): the worker has
+    /// taken it once it acknowledges the handle.
+    Sticky(u64),
+}
+
+/// The handle sent and not yet acknowledged by NODE_HANDLE_ACK.
+#[derive(Clone, Copy)]
+enum InFlight {
+    Listener,
+    Conn(u64),
+    Sticky(u64),
 }
 
 /// Names a worker in the distributors for the life of its channel.
@@ -93,8 +104,7 @@ pub struct Channel {
     pool: Option<Arc<ListenerPool>>,
     events: mpsc::UnboundedSender<ChannelEvent>,
     handles: VecDeque<(Value, Pending)>,
-    /// The handle sent and not yet acknowledged by NODE_HANDLE_ACK.
-    in_flight: Option<Option<u64>>,
+    in_flight: Option<InFlight>,
     seq: u64,
     token: u64,
     load: Arc<WorkerLoad>,
@@ -193,9 +203,12 @@ impl Channel {
                 Some(h) = self.conns_rx.recv() => {
                     self.seq += 1;
                     let seq = self.seq;
-                    let msg = message::newconn(h.from.key(), seq);
+                    let (msg, pending) = match &h.conn.first {
+                        Some(first) => (message::sticky_connection(first), Pending::Sticky(seq)),
+                        None => (message::newconn(h.from.key(), seq), Pending::Conn(seq)),
+                    };
                     self.unacked.insert(seq, h);
-                    self.handles.push_back((msg, Pending::Conn(seq)));
+                    self.handles.push_back((msg, pending));
                     if self.send_next_handle().await.is_err() {
                         return;
                     }
@@ -252,7 +265,13 @@ impl Channel {
                 }
             }
             WorkerMessage::HandleAck => {
-                self.in_flight = None;
+                if let Some(InFlight::Sticky(seq)) = self.in_flight.take() {
+                    // Taken: our copy of the descriptor closes here.
+                    if let Some(h) = self.unacked.remove(&seq) {
+                        self.load.add_accepted();
+                        h.from.accepted(self.token);
+                    }
+                }
                 self.send_next_handle().await?;
                 None
             }
@@ -260,7 +279,7 @@ impl Channel {
                 // The worker could not take the descriptor: a connection
                 // goes to another worker (a listener is the worker's loss,
                 // and its listen() fails as it would under Node).
-                if let Some(Some(seq)) = self.in_flight.take() {
+                if let Some(InFlight::Conn(seq) | InFlight::Sticky(seq)) = self.in_flight.take() {
                     self.give_back(seq);
                 }
                 self.send_next_handle().await?;
@@ -281,6 +300,7 @@ impl Channel {
                 self.load.add_closed(n);
                 None
             }
+            WorkerMessage::StickyPrimary { port } => self.serve_sticky(port),
             WorkerMessage::Online => Some(ChannelEvent::Online),
             WorkerMessage::Listening { address } => Some(ChannelEvent::Listening(address)),
             WorkerMessage::ExitedAfterDisconnect => Some(ChannelEvent::ExitedAfterDisconnect),
@@ -329,6 +349,26 @@ impl Channel {
         }
     }
 
+    /// The worker's setupWorker takes connections from the socket the
+    /// supervisor serves on `port` for the app, from now on.
+    fn serve_sticky(&mut self, port: u16) -> Option<ChannelEvent> {
+        let pool = self.pool.as_ref()?;
+        match pool.join_sticky_primary(port) {
+            Ok((dist, address)) => {
+                if self.joined.contains_key(dist.key()) {
+                    return None;
+                }
+                dist.join(self.token, self.conns_tx.clone(), self.load.clone());
+                self.joined.insert(dist.key().to_owned(), dist);
+                Some(ChannelEvent::Listening(address))
+            }
+            Err(errno) => Some(ChannelEvent::BindFailed {
+                address: format!("*:{port} (for setupWorker)"),
+                errno,
+            }),
+        }
+    }
+
     /// A connection this worker will not take goes back to its distributor.
     fn give_back(&mut self, seq: u64) {
         if let Some(h) = self.unacked.remove(&seq) {
@@ -346,7 +386,7 @@ impl Channel {
             .handles
             .iter()
             .filter_map(|(_, p)| match p {
-                Pending::Conn(seq) => Some(*seq),
+                Pending::Conn(seq) | Pending::Sticky(seq) => Some(*seq),
                 Pending::Listener(_) => None,
             })
             .collect();
@@ -365,15 +405,21 @@ impl Channel {
             return Ok(());
         }
         while let Some((msg, pending)) = self.handles.pop_front() {
-            let (raw, conn) = match &pending {
-                Pending::Listener(fd) => (fd.as_raw_fd(), None),
-                Pending::Conn(seq) => match self.unacked.get(seq) {
-                    Some(h) => (h.conn.socket.as_raw_fd(), Some(*seq)),
+            let (raw, flight) = match &pending {
+                Pending::Listener(fd) => (fd.as_raw_fd(), InFlight::Listener),
+                Pending::Conn(seq) | Pending::Sticky(seq) => match self.unacked.get(seq) {
+                    Some(h) => (
+                        h.conn.socket.as_raw_fd(),
+                        match pending {
+                            Pending::Sticky(_) => InFlight::Sticky(*seq),
+                            _ => InFlight::Conn(*seq),
+                        },
+                    ),
                     // Given back meanwhile: nothing to send.
                     None => continue,
                 },
             };
-            self.in_flight = Some(conn);
+            self.in_flight = Some(flight);
             // A listener's duplicate closes once sent (with `pending`); a
             // connection stays ours until the worker says it took it.
             return self.write_all(&message::encode(&msg), Some(raw)).await;

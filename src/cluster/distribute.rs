@@ -5,7 +5,7 @@
 //! each one goes to a worker's IPC channel (Node's `newconn`), and one that
 //! a worker refuses or never acknowledges comes back here for another.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +22,9 @@ use super::sticky;
 pub struct Conn {
     pub socket: Socket,
     hint: Hint,
+    /// On a sticky-primary socket: the first bytes, read (consumed) here to
+    /// route them, which the worker's `setupWorker` replays into its server.
+    pub first: Option<Vec<u8>>,
 }
 
 /// What a worker's channel receives: the connection and where to return it.
@@ -64,33 +67,100 @@ impl WorkerLoad {
 /// sockets).
 #[derive(Default)]
 pub struct Sessions {
-    owners: Mutex<HashMap<String, u64>>,
-    /// Some worker of the app reports its sessions (the app uses
-    /// setupWorker): a session not known yet is worth waiting for.
-    reported: std::sync::atomic::AtomicBool,
+    owners: Mutex<Owners>,
+    /// A session was reported: a request waiting for its session looks again.
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct Owners {
+    live: HashMap<String, u64>,
+    /// Sessions that ended or whose worker went: a request naming one is
+    /// routed at once (its worker will refuse it and the client starts a
+    /// new session) instead of waiting for a report that never comes.
+    ended: HashSet<String>,
+    /// Some worker of the app reports its sessions (the app uses setupWorker).
+    reported: bool,
+    /// A wait found no report at all: the app does not use setupWorker, so
+    /// later requests do not wait.
+    silent: bool,
+}
+
+/// Past this many ended sessions remembered, the memory starts again (a
+/// forgotten one costs one bounded wait).
+const MAX_ENDED: usize = 65_536;
+
+impl Owners {
+    fn end(&mut self, sid: String) {
+        if self.ended.len() >= MAX_ENDED {
+            self.ended.clear();
+        }
+        self.ended.insert(sid);
+    }
+}
+
+/// What a request naming a session should do now.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    Owner(u64),
+    /// Not reported yet, and a report is worth waiting for.
+    Wait,
+    /// No report will come: route by the other hints.
+    Unknown,
 }
 
 impl Sessions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+    fn lock(&self) -> MutexGuard<'_, Owners> {
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn opened(&self, sid: String, worker: u64) {
-        self.reported.store(true, Ordering::Relaxed);
-        self.lock().insert(sid, worker);
+        {
+            let mut o = self.lock();
+            o.reported = true;
+            o.ended.remove(&sid);
+            o.live.insert(sid, worker);
+        }
+        self.changed.notify_waiters();
     }
 
     pub fn closed(&self, sid: &str) {
-        self.lock().remove(sid);
+        let mut o = self.lock();
+        if o.live.remove(sid).is_some() {
+            o.end(sid.to_owned());
+        }
     }
 
     /// A worker went: its sessions went with it.
     pub fn forget_worker(&self, worker: u64) {
-        self.lock().retain(|_, w| *w != worker);
+        let mut o = self.lock();
+        let gone: Vec<String> = o
+            .live
+            .iter()
+            .filter(|(_, w)| **w == worker)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for sid in gone {
+            o.live.remove(&sid);
+            o.end(sid);
+        }
     }
 
-    fn owner(&self, sid: &str) -> Option<u64> {
-        self.lock().get(sid).copied()
+    fn lookup(&self, sid: &str) -> Lookup {
+        let o = self.lock();
+        match o.live.get(sid) {
+            Some(w) => Lookup::Owner(*w),
+            None if o.ended.contains(sid) || (o.silent && !o.reported) => Lookup::Unknown,
+            None => Lookup::Wait,
+        }
+    }
+
+    /// A wait ended without the session's report.
+    fn waited_in_vain(&self) {
+        let mut o = self.lock();
+        if !o.reported {
+            o.silent = true;
+        }
     }
 }
 
@@ -117,6 +187,10 @@ pub struct Distributor {
     wake: Notify,
     /// Sticky connections whose first bytes are being read.
     peeking: AtomicUsize,
+    /// The supervisor serves this socket in place of workers that never
+    /// listen (`@socket.io/sticky`'s setupMaster contract): it reads each
+    /// connection's first bytes and sends them with the connection.
+    primary: bool,
 }
 
 /// How long and how much of a sticky connection's first request is read
@@ -129,8 +203,15 @@ const MAX_PEEKING: usize = 1024;
 /// Time to wait for a partial request line to grow: peeking does not
 /// consume, so readiness alone would fire again at once.
 const PEEK_RETRY: Duration = Duration::from_millis(5);
-/// How long a request may wait for its session's report.
-const SESSION_WAIT: Duration = Duration::from_millis(100);
+/// How long a request may wait for its session's report: far beyond the
+/// microseconds it normally trails the handshake's answer, so that only a
+/// session no worker holds pays it.
+const SESSION_WAIT: Duration = Duration::from_millis(1000);
+/// What a sticky-primary connection may send first, and how long it may
+/// take (setupMaster waits for ever; a silent client here costs a task and a
+/// descriptor, so it is bounded like an HTTP request head).
+const FIRST_MAX: usize = 64 * 1024;
+const FIRST_TIME: Duration = Duration::from_secs(10);
 /// Out of descriptors (EMFILE): back off rather than spin on accept.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -143,6 +224,21 @@ impl Distributor {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             peeking: AtomicUsize::new(0),
+            primary: false,
+        })
+    }
+
+    /// A socket served as `@socket.io/sticky`'s setupMaster serves it: by
+    /// session, the first bytes sent along (`sticky:connection`).
+    pub fn new_sticky_primary(key: String, sessions: Arc<Sessions>) -> Arc<Self> {
+        Arc::new(Distributor {
+            key,
+            policy: Policy::Sticky,
+            sessions,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            peeking: AtomicUsize::new(0),
+            primary: true,
         })
     }
 
@@ -309,30 +405,89 @@ impl Distributor {
             return self.submit(Conn {
                 socket,
                 hint: Hint::default(),
+                first: None,
             });
         }
         if self.peeking.fetch_add(1, Ordering::Relaxed) >= MAX_PEEKING {
             self.peeking.fetch_sub(1, Ordering::Relaxed);
+            if self.primary {
+                // The worker needs the first bytes, which cannot be read for
+                // this one now: shed it (the client retries) rather than
+                // hold more silent clients.
+                tracing::warn!("too many connections sending nothing yet: closed one");
+                return;
+            }
             return self.submit(Conn {
                 socket,
                 hint: Hint::default(),
+                first: None,
             });
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let (socket, hint) = me.sticky_hint(socket, ip).await;
+            let conn = if me.primary {
+                me.read_first(socket, ip).await
+            } else {
+                let (socket, hint) = me.sticky_hint(socket, ip).await;
+                Some(Conn {
+                    socket,
+                    hint,
+                    first: None,
+                })
+            };
             me.peeking.fetch_sub(1, Ordering::Relaxed);
-            me.submit(Conn { socket, hint });
+            if let Some(conn) = conn {
+                me.submit(conn);
+            }
         });
+    }
+
+    /// Reads (consuming) what the client sent first, bounded in size and
+    /// time, as setupMaster's `socket.once('data')` does; None when the
+    /// client closes or stays silent (the connection is then closed).
+    async fn read_first(&self, socket: Socket, ip: Option<IpAddr>) -> Option<Conn> {
+        let fd = match watch(socket) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::warn!("cannot watch a sticky connection: {}", e.into_parts().1);
+                return None;
+            }
+        };
+        let mut buf = vec![0u8; FIRST_MAX];
+        let read = tokio::time::timeout(FIRST_TIME, async {
+            loop {
+                let mut ready = fd.readable().await.ok()?;
+                match ready.try_io(|s| {
+                    nix::sys::socket::recv(
+                        std::os::fd::AsRawFd::as_raw_fd(s.get_ref()),
+                        &mut buf,
+                        nix::sys::socket::MsgFlags::empty(),
+                    )
+                    .map_err(std::io::Error::from)
+                }) {
+                    Ok(Ok(0)) | Ok(Err(_)) => return None,
+                    Ok(Ok(n)) => return Some(n),
+                    Err(_would_block) => continue,
+                }
+            }
+        })
+        .await;
+        let socket = fd.into_inner();
+        let Ok(Some(n)) = read else {
+            return None;
+        };
+        buf.truncate(n);
+        let hint = self.hint_for(sticky::route(&buf), ip).await;
+        Some(Conn {
+            socket,
+            hint,
+            first: Some(buf),
+        })
     }
 
     /// Reads (without consuming) the start of the first request, bounded in
     /// size and time, and says where the client belongs.
     async fn sticky_hint(&self, socket: Socket, ip: Option<IpAddr>) -> (Socket, Hint) {
-        let by_client = Hint {
-            owner: None,
-            client: ip.as_ref().map(client_hash),
-        };
         let fd = match watch(socket) {
             Ok(fd) => fd,
             Err(e) => {
@@ -343,37 +498,52 @@ impl Distributor {
         };
         let route = tokio::time::timeout(PEEK_TIME, first_line(&fd)).await;
         let socket = fd.into_inner();
-        let hint = match route {
-            Ok(sticky::Route::Session(sid)) => Hint {
+        // Nothing usable in time: the normal policy.
+        let route = route.unwrap_or(sticky::Route::Unreadable);
+        (socket, self.hint_for(route, ip).await)
+    }
+
+    async fn hint_for(&self, route: sticky::Route, ip: Option<IpAddr>) -> Hint {
+        let by_client = Hint {
+            owner: None,
+            client: ip.as_ref().map(client_hash),
+        };
+        match route {
+            sticky::Route::Session(sid) => Hint {
                 owner: self.session_owner(&sid).await,
                 ..by_client
             },
             // A new Engine.IO client: wherever the load says (setupWorker
             // then reports which worker holds its session).
-            Ok(sticky::Route::Handshake) => Hint::default(),
-            Ok(sticky::Route::Other) => by_client,
-            // Nothing usable in time or in bounds: the normal policy.
-            Ok(sticky::Route::Incomplete | sticky::Route::Unreadable) | Err(_) => Hint::default(),
-        };
-        (socket, hint)
+            sticky::Route::Handshake => Hint::default(),
+            sticky::Route::Other => by_client,
+            // Nothing usable in bounds: the normal policy.
+            sticky::Route::Incomplete | sticky::Route::Unreadable => Hint::default(),
+        }
     }
 
     /// The worker holding a session. The worker reports a new session over
-    /// its IPC channel while its answer to the handshake travels to the
-    /// client, so a client's next request may come first: give the report a
-    /// moment before falling back to the client's address.
+    /// its IPC channel just after it answers the handshake, so the client's
+    /// next request may arrive first (more so on a loaded machine): wait for
+    /// the report, woken by it, up to a bound, then fall back to the
+    /// client's address.
     async fn session_owner(&self, sid: &str) -> Option<u64> {
         let deadline = tokio::time::Instant::now() + SESSION_WAIT;
         loop {
-            if let Some(owner) = self.sessions.owner(sid) {
-                return Some(owner);
+            // Registered before looking, so a report in between still wakes us.
+            let changed = self.sessions.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.sessions.lookup(sid) {
+                Lookup::Owner(w) => return Some(w),
+                Lookup::Unknown => return None,
+                Lookup::Wait => {}
             }
-            if !self.sessions.reported.load(Ordering::Relaxed)
-                || tokio::time::Instant::now() >= deadline
-            {
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                tracing::debug!(sid, "no worker reported this session in time");
+                self.sessions.waited_in_vain();
                 return None;
             }
-            tokio::time::sleep(PEEK_RETRY).await;
         }
     }
 }
@@ -417,5 +587,59 @@ async fn first_line(fd: &AsyncFd<Socket>) -> sticky::Route {
             sticky::Route::Incomplete if n < PEEK_MAX => tokio::time::sleep(PEEK_RETRY).await,
             r => return r,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_waited_for_until_reported_then_owned() {
+        let s = Sessions::default();
+        // Before any report: worth waiting for (the first client's report
+        // may trail its next request).
+        assert_eq!(s.lookup("a"), Lookup::Wait);
+        s.opened("a".into(), 7);
+        assert_eq!(s.lookup("a"), Lookup::Owner(7));
+        assert_eq!(s.lookup("b"), Lookup::Wait);
+    }
+
+    #[test]
+    fn ended_sessions_and_gone_workers_are_not_waited_for() {
+        let s = Sessions::default();
+        s.opened("a".into(), 1);
+        s.opened("b".into(), 2);
+        s.closed("a");
+        assert_eq!(s.lookup("a"), Lookup::Unknown);
+        s.forget_worker(2);
+        assert_eq!(s.lookup("b"), Lookup::Unknown);
+        // A session id seen again (a new report) is owned again.
+        s.opened("b".into(), 3);
+        assert_eq!(s.lookup("b"), Lookup::Owner(3));
+    }
+
+    #[test]
+    fn an_app_that_never_reports_stops_waiting_after_one_wait() {
+        let s = Sessions::default();
+        s.waited_in_vain();
+        assert_eq!(s.lookup("x"), Lookup::Unknown);
+        // Once it reports, unknown sessions are worth a wait again.
+        s.opened("y".into(), 1);
+        assert_eq!(s.lookup("x"), Lookup::Wait);
+    }
+
+    #[tokio::test]
+    async fn a_report_wakes_the_waiting_request() {
+        let d = Distributor::new("k".into(), Policy::Sticky, Arc::default());
+        let sessions = d.sessions.clone();
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move { d.session_owner("late").await }
+        });
+        tokio::task::yield_now().await;
+        sessions.opened("late".into(), 9);
+        let got = tokio::time::timeout(Duration::from_millis(500), waiter).await;
+        assert!(matches!(got, Ok(Ok(Some(9)))), "{got:?}");
     }
 }

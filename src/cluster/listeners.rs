@@ -179,6 +179,55 @@ impl ListenerPool {
         }
     }
 
+    /// The socket the supervisor serves itself for workers that call
+    /// `@socket.io/sticky`'s `setupWorker` and never `listen()` (the setup
+    /// of the Socket.IO docs for `@socket.io/pm2`, whose daemon listens in
+    /// their place): bound on first use, any address, and routed by session
+    /// whatever the app's `lb`, since Engine.IO needs it.
+    pub fn join_sticky_primary(&self, port: u16) -> Result<(Arc<Distributor>, String), i32> {
+        let key = format!("sticky-primary:{port}");
+        let mut inner = self.lock();
+        if !inner.sockets.contains_key(&key) {
+            let q = ServerQuery {
+                seq: 0,
+                address: None,
+                port: i64::from(port),
+                address_type: 4,
+                fd: None,
+                index: 0,
+                ipv6_only: false,
+                backlog: 511,
+            };
+            let mut l = Listener {
+                kind: bind(&q).map_err(errno)?,
+                balanced: None,
+            };
+            let dist = Distributor::new_sticky_primary(key.clone(), self.sessions.clone());
+            let dup = l.socket().try_clone().map_err(errno)?;
+            let task = dist.spawn(dup).map_err(errno)?;
+            l.balanced = Some((dist, task));
+            inner.sockets.insert(key.clone(), l);
+        }
+        match inner.sockets.get(&key) {
+            Some(Listener {
+                balanced: Some((dist, _)),
+                kind,
+            }) => {
+                let local = match kind {
+                    Kind::Tcp(s) => s
+                        .local_addr()
+                        .ok()
+                        .and_then(|a| a.as_socket())
+                        .map(|a| format!("*:{}", a.port()))
+                        .unwrap_or_default(),
+                    Kind::Unix(_, p) => p.display().to_string(),
+                };
+                Ok((dist.clone(), local))
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
     /// The addresses currently bound, for `describe`.
     pub fn addresses(&self) -> Vec<String> {
         let mut v: Vec<String> = self.lock().sockets.values().map(Listener::local).collect();

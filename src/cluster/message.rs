@@ -29,6 +29,9 @@ pub enum WorkerMessage {
     ConnAck { seq: u64, accepted: bool },
     /// The preload's batched count of this worker's connections that ended.
     ConnsClosed(u64),
+    /// The app called `@socket.io/sticky`'s `setupWorker` and never
+    /// `listen()`: the supervisor is to serve this port for it.
+    StickyPrimary { port: u16 },
     /// Another internal message we have no use for.
     OtherInternal,
     /// The app's own `process.send()` payload.
@@ -173,6 +176,17 @@ fn pmr_message(v: &Value) -> WorkerMessage {
         Some("conns") => {
             return WorkerMessage::ConnsClosed(v.get("closed").and_then(Value::as_u64).unwrap_or(0))
         }
+        Some("sticky") => {
+            return match v
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+            {
+                Some(port) => WorkerMessage::StickyPrimary { port },
+                None => WorkerMessage::OtherInternal,
+            }
+        }
         _ => return WorkerMessage::OtherInternal,
     }
     // Figures a worker cannot report (negative, not numbers) count as 0:
@@ -246,6 +260,18 @@ pub fn newconn(key: &str, seq: u64) -> Value {
     })
 }
 
+/// A connection for a worker's `setupWorker`, as `@socket.io/sticky`'s
+/// setupMaster sends it with `worker.send(msg, socket)`: Node's message for a
+/// `net.Socket` handle (the descriptor travels with it, the worker answers
+/// NODE_HANDLE_ACK), carrying the bytes already read as a string.
+pub fn sticky_connection(first: &[u8]) -> Value {
+    json!({
+        "cmd": "NODE_HANDLE",
+        "type": "net.Socket",
+        "msg": { "type": "sticky:connection", "data": String::from_utf8_lossy(first) },
+    })
+}
+
 /// The answer to a `queryServer` that failed: `errno` is a negative libuv
 /// code (-EADDRINUSE ...), which the worker turns into the usual error event.
 pub fn error_reply(query: &ServerQuery, errno: i32, seq: u64) -> Value {
@@ -295,6 +321,23 @@ pub fn encode(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sticky_primary_requests_and_handoffs() {
+        let m = parse(br#"{"cmd":"NODE_PMR","act":"sticky","port":8080}"#).unwrap();
+        assert_eq!(m, WorkerMessage::StickyPrimary { port: 8080 });
+        for bad in [
+            r#"{"cmd":"NODE_PMR","act":"sticky","port":0}"#,
+            r#"{"cmd":"NODE_PMR","act":"sticky","port":70000}"#,
+            r#"{"cmd":"NODE_PMR","act":"sticky"}"#,
+        ] {
+            assert_eq!(parse(bad.as_bytes()).unwrap(), WorkerMessage::OtherInternal);
+        }
+        let h = sticky_connection(b"GET /socket.io/?EIO=4 HTTP/1.1\r\n");
+        assert_eq!(h["type"], "net.Socket");
+        assert_eq!(h["msg"]["type"], "sticky:connection");
+        assert_eq!(h["msg"]["data"], "GET /socket.io/?EIO=4 HTTP/1.1\r\n");
+    }
 
     #[test]
     fn query_server_as_node_20_sends_it() {
