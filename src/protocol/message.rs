@@ -110,6 +110,11 @@ pub enum Request {
     Metrics,
     /// Stop every app, then the daemon.
     Kill,
+    /// `pmr update`: this daemon exits leaving every app running, and its
+    /// keeper starts `binary`, which adopts them (answered with `Killed`).
+    Handoff {
+        binary: std::path::PathBuf,
+    },
     /// A test alert to every receiver, and each answer.
     NotifyTest,
     /// A message to one instance's `process.on('message')` (PM2's
@@ -150,6 +155,7 @@ impl Request {
         "clear_dump",
         "metrics",
         "kill",
+        "handoff",
         "notify_test",
         "send_data",
     ];
@@ -184,6 +190,7 @@ impl Request {
             Request::ClearDump => "clear_dump",
             Request::Metrics => "metrics",
             Request::Kill => "kill",
+            Request::Handoff { .. } => "handoff",
             Request::NotifyTest => "notify_test",
             Request::SendData { .. } => "send_data",
         }
@@ -266,6 +273,9 @@ mod tests {
             Request::ClearDump,
             Request::Metrics,
             Request::Kill,
+            Request::Handoff {
+                binary: "/usr/lib/pmr/pmr-daemon".into(),
+            },
             Request::NotifyTest,
             Request::SendData {
                 process_id: 0,
