@@ -55,10 +55,17 @@ pub(super) fn run(ctx: &Ctx<'_>, binary: Option<&Path>) -> Result<()> {
     c.wait_closed();
     wait_gone(old.pid)?;
     // The keeper starts the new daemon; starting one here would race it.
+    // Its main thread gone, the old daemon may still hold its socket for
+    // an instant (its other threads exiting): a connection it took is
+    // reset, so only a ping answered by another pid ends the wait.
     let deadline = Instant::now() + EXIT_TIMEOUT;
-    let mut c = loop {
-        if let Some(c) = Client::connect(&ctx.home)? {
-            break c;
+    let (mut c, new) = loop {
+        if let Some(mut c) = Client::connect(&ctx.home)? {
+            if let Ok(p) = c.request_as::<Pong>(Request::Ping) {
+                if p.pid != old.pid {
+                    break (c, p);
+                }
+            }
         }
         if Instant::now() > deadline {
             return Err(Error::Daemon(format!(
@@ -69,7 +76,6 @@ pub(super) fn run(ctx: &Ctx<'_>, binary: Option<&Path>) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let new: Pong = c.request_as(Request::Ping)?;
     let after: Vec<InstanceInfo> = c.request_as(Request::List)?;
     let running: Vec<&InstanceInfo> = before.iter().filter(|i| i.pid.is_some()).collect();
     let kept = running
