@@ -4,8 +4,10 @@
 use std::time::{Duration, Instant};
 
 /// A daemon that stayed up this long was not crash-looping: its next crash
-/// is respawned at once again.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// is respawned at once again. Short on purpose: every crash of a daemon
+/// that served is an outage of the control plane (at most one respawn a
+/// second is no load), while a crash loop dies within its start-up.
+const STABLE_AFTER: Duration = Duration::from_secs(1);
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(10);
 
@@ -134,7 +136,7 @@ mod tests {
     #[test]
     fn a_crash_is_respawned_at_once_then_with_growing_delays() {
         let mut r = Respawn::default();
-        let short = Duration::from_secs(1);
+        let short = Duration::from_millis(200);
         assert_eq!(delay(r.decide(crash(short))), Duration::ZERO);
         assert_eq!(delay(r.decide(crash(short))), Duration::from_millis(250));
         assert_eq!(delay(r.decide(crash(short))), Duration::from_millis(500));
