@@ -232,9 +232,20 @@ class Home {
     }
   }
 
+  /** The keeper that runs the daemon (and would start it again). */
+  keeperPid () {
+    try {
+      return Number(fs.readFileSync(path.join(this.dir, 'keeper.pid'), 'utf8').split(' ')[0])
+    } catch {
+      return null
+    }
+  }
+
   notePids () {
     const d = this.daemonPid()
     if (d) this.pids.add(d)
+    const k = this.keeperPid()
+    if (k) this.pids.add(k)
   }
 
   logFile (name) {
@@ -246,6 +257,9 @@ class Home {
   async cleanup () {
     this.notePids()
     if (fs.existsSync(path.join(this.dir, 'pmr.sock'))) this.run(['kill'])
+    // The keeper first: it would start a daemon again once that one is killed.
+    const keeper = this.keeperPid()
+    if (keeper && alive(keeper)) { try { process.kill(keeper, 'SIGKILL') } catch {} }
     for (const pid of this.pids) {
       if (alive(pid)) {
         for (const p of groupMembers(pid)) { try { process.kill(p, 'SIGKILL') } catch {} }

@@ -9,7 +9,10 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { alive, waitFor, freePort, get, withHome, rows } = require('./helpers')
 
-test('daemon killed with -9: the next command stops the orphans and brings the apps back once', withHome(async (home) => {
+// Issue 17: a daemon killed alone is brought back by its keeper and adopts
+// the apps (survival.test.js); with its keeper killed too, nothing holds
+// the apps' pipes and sockets: the next command replaces them, as before.
+test('daemon and keeper killed with -9: the next command stops the orphans and brings the apps back once', withHome(async (home) => {
   const port = await freePort()
   const port2 = await freePort()
   home.ok(['start', 'server.js', '--name', 'forked'], { env: { PORT: String(port) } })
@@ -22,6 +25,8 @@ test('daemon killed with -9: the next command stops the orphans and brings the a
   const before = home.jlist()
   const forkPid = before.find((r) => r.name === 'forked').pid
   const daemon = home.daemonPid()
+  const keeper = Number(fs.readFileSync(path.join(home.dir, 'keeper.pid'), 'utf8').split(' ')[0])
+  process.kill(keeper, 'SIGKILL')
   process.kill(daemon, 'SIGKILL')
   await waitFor('the daemon to die', () => !alive(daemon))
   assert.ok(alive(forkPid), 'a fork-mode app outlives its daemon')

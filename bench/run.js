@@ -15,8 +15,8 @@ const { Scope, BENCH, REPO, PM2_BIN } = require('./lib/managers')
 const load = require('./lib/load')
 const u = require('./lib/util')
 
-const SCENARIOS = ['cli', 'memory', 'restart', 'cluster', 'spread', 'crash', 'reload', 'logs', 'monitor', 'dashboard', 'health', 'many', 'cpu', 'socketio']
-const NEEDS_WRK = new Set(['cluster', 'spread', 'reload'])
+const SCENARIOS = ['cli', 'memory', 'restart', 'cluster', 'spread', 'crash', 'reload', 'logs', 'monitor', 'dashboard', 'health', 'many', 'cpu', 'socketio', 'daemon']
+const NEEDS_WRK = new Set(['cluster', 'spread', 'reload', 'daemon'])
 
 function usage(code) {
   const text = `usage: node bench/run.js [--quick] [scenario...]

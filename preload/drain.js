@@ -351,5 +351,21 @@ function stickyWorker (listenCalled, onConnection) {
   }
 }
 
+// A cluster worker whose IPC channel closes without a `disconnect` from
+// pmr (the daemon and its keeper both died) would exit at once: Node's
+// cluster/child.js exits on an unexpected disconnect unless
+// `worker.exitedAfterDisconnect` is already true. It keeps serving the
+// connections it has instead; the next daemon replaces it gracefully.
+function surviveChannelLoss () {
+  const cluster = require('node:cluster')
+  if (!cluster.isWorker || !cluster.worker) return
+  process.prependListener('disconnect', () => {
+    if (cluster.worker.exitedAfterDisconnect === undefined) {
+      cluster.worker.exitedAfterDisconnect = true
+    }
+  })
+}
+if (isMainThread && !process.env.PMR_NO_DRAIN) surviveChannelLoss()
+
 // Per-instance HTTP health checks (issue 20): apart, in its own file.
 require('./health.js')

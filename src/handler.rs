@@ -142,9 +142,9 @@ impl RequestHandler {
             }
             Request::Metrics => return Ok(Answer::Metrics(prometheus::render(&sup.list()))),
             Request::NotifyTest => return Ok(Answer::NotifyTest(sup.notify_test().await)),
-            Request::Subscribe { .. } | Request::Kill => {
+            Request::Subscribe { .. } | Request::Kill | Request::Handoff { .. } => {
                 return Err(Error::Protocol(
-                    "subscribe and kill are answered by the connection".into(),
+                    "subscribe, kill and handoff are answered by the connection".into(),
                 ))
             }
         };

@@ -17,6 +17,7 @@ pub mod handler;
 pub mod health;
 pub mod host;
 pub mod http;
+pub mod keeper;
 pub mod logs;
 pub mod model;
 #[cfg(test)]

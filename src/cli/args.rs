@@ -136,9 +136,9 @@ pub enum Command {
         after_help = "Like pmr reload <file>: what changed in the file is applied to the running\napps one instance at a time (zero downtime in cluster mode); the apps not\nrunning are started.\n\nExamples:\n  pmr startOrReload ecosystem.config.js --env production"
     )]
     StartOrReload(EcosystemArgs),
-    /// Replace the running daemon by the installed version of pmr; the apps are restarted
+    /// Replace the running daemon by the installed version of pmr, in place: the apps keep running
     #[command(after_help = UPDATE_HELP)]
-    Update,
+    Update(UpdateArgs),
     /// Show how to do the everyday things: cluster mode, reloads, ecosystem files, crash loops
     Examples,
     /// Send a signal to the processes of apps
@@ -224,11 +224,15 @@ pub enum NotifyCommand {
 
 const UPDATE_HELP: &str = "\
 After installing a new version of pmr, the daemon still running is the old
-one. pmr update saves the process list (as pmr save does: $PMR_HOME/dump.json,
-the previous one kept as dump.json.bak), stops the old daemon, which stops
-every app gracefully, starts the installed daemon and brings the saved apps
-back (as pmr resurrect does). The apps are down between their stop and their
-start again: a few seconds, the time of their kill_timeout and start-up.
+one. pmr update first runs the new binary (--version): one that does not run
+leaves the old daemon as it is. The old daemon then hands over in place: it
+exits leaving every app running, and its keeper (the process that holds the
+apps' sockets, pipes and IPC channels) starts the new binary, which adopts
+the apps: same pids, same restart counts, no connection refused. If the new
+daemon fails before it is ready, the keeper starts the old binary again.
+A daemon started by an older pmr has no keeper: it is replaced the old way
+(the list saved as pmr save does, every app stopped, brought back as pmr
+resurrect does), with the apps down for a few seconds.
 
 Examples:
   npm install pmr@latest && npx pmr update";
@@ -552,6 +556,13 @@ pub struct SendArgs {
     /// The line to write (a newline is added)
     #[arg(allow_hyphen_values = true)]
     pub line: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The daemon binary to hand over to (default: the pmr-daemon installed beside pmr)
+    #[arg(long, value_name = "path")]
+    pub daemon_binary: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

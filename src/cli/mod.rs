@@ -186,7 +186,7 @@ fn execute(cmd: Command, ctx: &Ctx<'_>) -> Result<()> {
         Command::Prettylist(a) => show::jlist(ctx, true, a.format),
         Command::Pid(a) => show::pids(ctx, a.target),
         Command::Reset(a) => act(ctx, Request::Reset { target: a.targets }, "reset"),
-        Command::Update => update::run(ctx),
+        Command::Update(a) => update::run(ctx, a.daemon_binary.as_deref()),
         Command::Install(a) => module::install(ctx, a),
         Command::Uninstall(a) => module::uninstall(ctx, a),
         Command::Examples => {

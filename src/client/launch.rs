@@ -45,7 +45,8 @@ impl Launcher {
         match native {
             Some(bin) => {
                 let mut cmd = Command::new(bin);
-                cmd.arg("--preload").arg(self.preload());
+                // The keeper runs the daemon and outlives it: see keeper::run.
+                cmd.arg("--keeper").arg("--preload").arg(self.preload());
                 cmd
             }
             None => {
@@ -78,9 +79,14 @@ pub fn connect_or_start(home: &Home, launcher: &Launcher) -> Result<(Client, Opt
         return Ok((c, None));
     }
     home.ensure()?;
-    let notices = match launch(home, launcher)? {
-        Launched::Ready(n) => n,
-        Launched::AlreadyRunning => Vec::new(),
+    // A daemon that died is being brought back by its keeper.
+    let notices = if crate::keeper::alive(home) {
+        Vec::new()
+    } else {
+        match launch(home, launcher)? {
+            Launched::Ready(n) => n,
+            Launched::AlreadyRunning => Vec::new(),
+        }
     };
     let deadline = Instant::now() + START_TIMEOUT;
     loop {

@@ -150,6 +150,16 @@ impl Channel {
         })
     }
 
+    /// A worker adopted from a dead daemon already listens on every
+    /// balanced socket of its app: it gets their connections again.
+    pub fn rejoin(&mut self) {
+        let Some(pool) = &self.pool else { return };
+        for dist in pool.distributors() {
+            dist.join(self.token, self.conns_tx.clone(), self.load.clone());
+            self.joined.insert(dist.key().to_owned(), dist);
+        }
+    }
+
     /// The worker's connection figures, for the slot to publish.
     pub fn load(&self) -> Arc<WorkerLoad> {
         self.load.clone()

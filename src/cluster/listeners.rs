@@ -26,6 +26,8 @@ struct Listener {
     kind: Kind,
     /// The accept loop, for a balanced app.
     balanced: Option<(Arc<Distributor>, JoinHandle<()>)>,
+    /// Its name in the daemon's keeper, which holds a duplicate.
+    kept_as: Option<String>,
 }
 
 /// How a worker gets the connections of the socket it asked for.
@@ -81,6 +83,10 @@ impl Drop for Listener {
         if let Some((_, task)) = self.balanced.take() {
             task.abort();
         }
+        // Closed everywhere before the path goes (or the port is bound again).
+        if let Some(tag) = self.kept_as.take() {
+            crate::keeper::client::forget_and_wait(&tag);
+        }
         if let Kind::Unix(_, path) = &self.kind {
             // Node's own primary (libuv) unlinks a pipe path when it closes it.
             let _ = std::fs::remove_file(path);
@@ -101,6 +107,8 @@ pub struct ListenerPool {
     /// Messages between the app's workers (Socket.IO's cluster packages).
     pub relay: super::relay::Relay,
     inner: Mutex<Inner>,
+    /// The app's name, which names its sockets in the daemon's keeper.
+    owner: Mutex<Option<String>>,
 }
 
 /// Held by each instance while it runs or waits to restart; the sockets
@@ -126,6 +134,7 @@ impl ListenerPool {
             sessions: Arc::default(),
             relay: Default::default(),
             inner: Mutex::default(),
+            owner: Mutex::default(),
         })
     }
 
@@ -154,12 +163,14 @@ impl ListenerPool {
             let mut l = Listener {
                 kind: bind(query).map_err(errno)?,
                 balanced: None,
+                kept_as: None,
             };
-            if self.policy != Policy::Shared {
-                let dist = Distributor::new(key.clone(), self.policy, self.sessions.clone());
-                let dup = l.socket().try_clone().map_err(errno)?;
-                let task = dist.spawn(dup).map_err(errno)?;
-                l.balanced = Some((dist, task));
+            self.balance(&key, &mut l).map_err(errno)?;
+            let owner = self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(app) = owner.filter(|_| crate::keeper::client::attached()) {
+                let tag = crate::keeper::client::tags::listen(&app, &key);
+                crate::keeper::client::keep(&tag, l.fd());
+                l.kept_as = Some(tag);
             }
             inner.sockets.insert(key.clone(), l);
         }
@@ -201,6 +212,7 @@ impl ListenerPool {
             let mut l = Listener {
                 kind: bind(&q).map_err(errno)?,
                 balanced: None,
+                kept_as: None,
             };
             let dist = Distributor::new_sticky_primary(key.clone(), self.sessions.clone());
             let dup = l.socket().try_clone().map_err(errno)?;
@@ -212,6 +224,7 @@ impl ListenerPool {
             Some(Listener {
                 balanced: Some((dist, _)),
                 kind,
+                ..
             }) => {
                 let local = match kind {
                     Kind::Tcp(s) => s
@@ -226,6 +239,55 @@ impl ListenerPool {
             }
             _ => Err(EINVAL),
         }
+    }
+
+    /// Starts the accept loop of a new socket, for a balanced app.
+    fn balance(&self, key: &str, l: &mut Listener) -> io::Result<()> {
+        if self.policy != Policy::Shared {
+            let dist = Distributor::new(key.to_owned(), self.policy, self.sessions.clone());
+            let dup = l.socket().try_clone()?;
+            let task = dist.spawn(dup)?;
+            l.balanced = Some((dist, task));
+        }
+        Ok(())
+    }
+
+    /// Names the app whose sockets these are (for the daemon's keeper).
+    pub fn set_owner(&self, app: &str) {
+        *self.owner.lock().unwrap_or_else(|e| e.into_inner()) = Some(app.to_owned());
+    }
+
+    /// Takes over a socket a previous daemon bound under `key` (the
+    /// keeper kept it open, with its backlog), instead of binding anew.
+    pub fn adopt(&self, key: String, tag: String, fd: OwnedFd) -> io::Result<()> {
+        let mut inner = self.lock();
+        if inner.sockets.contains_key(&key) {
+            return Ok(());
+        }
+        let s = Socket::from(fd);
+        s.set_nonblocking(true)?;
+        let kind = match s.local_addr()?.as_pathname().map(|p| p.to_path_buf()) {
+            Some(path) => Kind::Unix(s, path),
+            None => Kind::Tcp(s),
+        };
+        let mut l = Listener {
+            kind,
+            balanced: None,
+            kept_as: Some(tag),
+        };
+        self.balance(&key, &mut l)?;
+        inner.sockets.insert(key, l);
+        Ok(())
+    }
+
+    /// The accept loops of the balanced sockets, for a worker adopted from
+    /// a previous daemon (it listened on them all before).
+    pub fn distributors(&self) -> Vec<Arc<Distributor>> {
+        self.lock()
+            .sockets
+            .values()
+            .filter_map(|l| l.balanced.as_ref().map(|(d, _)| d.clone()))
+            .collect()
     }
 
     /// The addresses currently bound, for `describe`.

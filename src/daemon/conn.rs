@@ -108,6 +108,24 @@ pub(super) async fn serve(ctx: Arc<Context>, stream: UnixStream) {
                     )
                     .await;
                 }
+                Request::Handoff { binary } => {
+                    let result = super::hand_off(&ctx, &binary);
+                    let ok = result.is_ok();
+                    let (ack, done) = oneshot::channel();
+                    let bytes = line_of(&reply(
+                        env.id,
+                        result.map(|()| Answer::Killed(Killed { killed: true })),
+                    ));
+                    if out_tx.send((bytes, Some(ack))).await.is_ok() {
+                        let _ = done.await;
+                    }
+                    if ok {
+                        // No wind-down: the apps, their sockets and pipes stay
+                        // (the keeper holds them) for the daemon that follows.
+                        tracing::info!("handing over to {}", binary.display());
+                        std::process::exit(0);
+                    }
+                }
                 Request::Kill => {
                     super::wind_down(&ctx).await;
                     let (ack, done) = oneshot::channel();

@@ -115,6 +115,8 @@ async fn run(
     mut host_signals: mpsc::UnboundedReceiver<HostSignal>,
 ) -> Result<()> {
     let home = opts.home.clone();
+    // First: what a previous daemon left with our keeper, if we have one.
+    let kept = crate::keeper::client::attach();
     home.ensure()?;
     files::init_logging(&home)?;
     let lock = match files::lock_home(&home)? {
@@ -126,7 +128,7 @@ async fn run(
             return Ok(());
         }
     };
-    let recovery = state::recover(&home.state_file()).await;
+    let recovery = state::recover(&home.state_file(), kept).await;
     let listener = files::bind_socket(&home)?;
     let listener = UnixListener::from_std(listener)
         .map_err(|e| Error::io("cannot serve the control socket", e))?;
@@ -143,11 +145,22 @@ async fn run(
     let settings = Settings::load(&home.config_file())?;
     let metrics = settings.metrics.clone();
     let dashboard_settings = settings.dashboard.clone();
-    let sup = Supervisor::new(SupervisorConfig {
+    let cfg = SupervisorConfig {
         log_dir: home.log_dir(),
         node_preload: opts.node_preload.clone(),
         settings,
-    });
+    };
+    #[cfg(target_os = "linux")]
+    let sup = Supervisor::with_spawner(
+        cfg,
+        Arc::new(crate::supervisor::adopt::AdoptingSpawner {
+            adoptions: recovery.adoptions.clone(),
+        }),
+    );
+    #[cfg(not(target_os = "linux"))]
+    let sup = Supervisor::new(cfg);
+    #[cfg(target_os = "linux")]
+    let adoptions = recovery.adoptions.clone();
     if !recovery.apps.is_empty() {
         sup.alert_daemon_started(format!(
             "the pmr daemon started again (pid {}) after one that did not exit cleanly; it took over {} app(s)",
@@ -159,6 +172,9 @@ async fn run(
             Err(e) => tracing::error!("restoring the previous daemon's apps failed: {e}"),
         }
     }
+    #[cfg(target_os = "linux")]
+    stop_unclaimed(&adoptions);
+    crate::keeper::client::ready();
     let keeper = state::keep(sup.clone(), home.state_file());
     let endpoint = Arc::new(metrics_http::MetricsEndpoint::new(sup.clone()));
     // A port taken since the setting was made must not keep the apps down.
@@ -208,6 +224,34 @@ async fn run(
     keeper.abort();
     wind_down(&ctx).await;
     tracing::info!("daemon exits");
+    Ok(())
+}
+
+/// Processes adopted for apps no longer in the list: stopped, as a
+/// daemon without a keeper would have.
+#[cfg(target_os = "linux")]
+fn stop_unclaimed(adoptions: &crate::supervisor::adopt::Adoptions) {
+    for a in adoptions.unclaimed() {
+        tracing::warn!(pid = a.pid, "stopping a process no app claims");
+        let _ = crate::process::group::signal_group(a.pid, nix::sys::signal::Signal::SIGTERM);
+        crate::keeper::client::forget(&crate::keeper::client::tags::out(a.pid));
+        crate::keeper::client::forget(&crate::keeper::client::tags::err(a.pid));
+        crate::keeper::client::forget(&crate::keeper::client::tags::ipc(a.pid));
+    }
+}
+
+/// `pmr update`: saves the state for the next daemon and asks the keeper
+/// to start `binary` once this one has exited.
+fn hand_off(ctx: &conn::Context, binary: &std::path::Path) -> Result<()> {
+    if !crate::keeper::client::attached() {
+        return Err(Error::Daemon(
+            "this daemon runs without a keeper (started by an older pmr or by the Node host): it cannot hand over".into(),
+        ));
+    }
+    let mut snap = state::snapshot(&ctx.control.sup);
+    snap.handoff = true;
+    state::write(&ctx.home.state_file(), &snap)?;
+    crate::keeper::client::hand_off_to(binary);
     Ok(())
 }
 

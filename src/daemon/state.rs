@@ -3,7 +3,9 @@
 //! previous one died (kill -9, OOM killer): it stops the processes that one
 //! left running — each named by pid and start time, so a recycled pid is
 //! never touched — and brings its apps back, instead of starting duplicates
-//! that would fail on ports still held.
+//! that would fail on ports still held. Under a keeper that kept their
+//! pipes and channels, it adopts them instead (`Recovery::adoptions`): the
+//! apps never stop.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,6 +31,9 @@ pub struct State {
     pub daemon_pid: u32,
     pub apps: Vec<SavedApp>,
     pub processes: Vec<Tracked>,
+    /// Written by a daemon that exits to be replaced (`pmr update`), not one that died.
+    #[serde(default)]
+    pub handoff: bool,
 }
 
 /// A process the daemon runs, as the next daemon can recognize it.
@@ -44,6 +49,18 @@ pub struct Tracked {
     /// Its cgroup, when it had one: it holds even processes that left the group.
     #[serde(default)]
     pub cgroup: Option<std::path::PathBuf>,
+    /// Which instance of the app it is (0-based), for adoption.
+    #[serde(default)]
+    pub instance: u32,
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default)]
+    pub restart_reasons: crate::model::RestartCounts,
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    /// The addresses it listens on (a cluster worker's, as `describe` shows).
+    #[serde(default)]
+    pub listening: Vec<String>,
 }
 
 pub fn snapshot(sup: &Supervisor) -> State {
@@ -66,6 +83,11 @@ pub fn snapshot(sup: &Supervisor) -> State {
                     .as_deref()
                     .and_then(|s| s.strip_prefix("cgroup "))
                     .map(std::path::PathBuf::from),
+                instance: i.instance,
+                restarts: i.restarts,
+                restart_reasons: i.restart_reasons,
+                started_at: i.started_at,
+                listening: i.listening,
             })
         })
         .collect();
@@ -74,10 +96,11 @@ pub fn snapshot(sup: &Supervisor) -> State {
         daemon_pid: std::process::id(),
         apps,
         processes,
+        handoff: false,
     }
 }
 
-fn write(path: &Path, state: &State) -> Result<()> {
+pub fn write(path: &Path, state: &State) -> Result<()> {
     let text = serde_json::to_vec(state)
         .map_err(|e| crate::Error::Config(format!("cannot encode the state: {e}")))?;
     crate::atomic_file::write_atomic(path, &text, None)
@@ -106,15 +129,106 @@ pub fn keep(sup: Supervisor, path: std::path::PathBuf) -> tokio::task::JoinHandl
 pub struct Recovery {
     pub apps: Vec<SavedApp>,
     pub notices: Vec<String>,
+    /// The live processes (and sockets) the keeper kept, for the slots.
+    #[cfg(target_os = "linux")]
+    pub adoptions: std::sync::Arc<crate::supervisor::adopt::Adoptions>,
+}
+
+/// The processes named by kept pipes that the state does not list and
+/// that are children of our keeper (so their pid names them still).
+#[cfg(target_os = "linux")]
+fn untracked_orphans(kept: &crate::keeper::client::Inherited, listed: &[Tracked]) -> Vec<Tracked> {
+    let keeper = std::os::unix::process::parent_id();
+    kept.fds
+        .keys()
+        .filter_map(|t| t.strip_prefix("out/")?.parse::<u32>().ok())
+        .filter(|pid| !listed.iter().any(|t| t.pid == *pid))
+        .filter(|pid| parent_of(*pid) == Some(keeper))
+        .filter_map(|pid| {
+            Some(Tracked {
+                app: String::new(),
+                id: 0,
+                pid,
+                start: process_start(pid)?,
+                kill_signal: "SIGTERM".into(),
+                kill_timeout_ms: 3000,
+                cgroup: None,
+                instance: 0,
+                restarts: 0,
+                restart_reasons: Default::default(),
+                started_at: None,
+                listening: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// A process's parent pid, from /proc.
+#[cfg(target_os = "linux")]
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Moves what the keeper kept for process `t` into the adoptions; false
+/// when it cannot be adopted (its pipes were not kept).
+#[cfg(target_os = "linux")]
+fn take_for_adoption(
+    t: &Tracked,
+    kept: &mut crate::keeper::client::Inherited,
+    into: &crate::supervisor::adopt::Adoptions,
+) -> bool {
+    use crate::keeper::client::tags;
+    let (Some(out), Some(err)) = (
+        kept.fds.remove(&tags::out(t.pid)),
+        kept.fds.remove(&tags::err(t.pid)),
+    ) else {
+        return false;
+    };
+    into.add_process(
+        t.app.clone(),
+        t.instance,
+        crate::supervisor::adopt::Adoptee {
+            pid: t.pid,
+            cgroup: t.cgroup.clone(),
+            restarts: t.restarts,
+            reasons: t.restart_reasons.clone(),
+            started_at: t.started_at.unwrap_or_else(crate::clock::now_ms),
+            listening: t.listening.clone(),
+            out,
+            err,
+            ipc: kept.fds.remove(&tags::ipc(t.pid)),
+        },
+    );
+    true
 }
 
 /// Reads a state file left by a daemon that did not exit cleanly, stops the
 /// processes it still runs, and returns its apps. No file: a clean start.
-pub async fn recover(path: &Path) -> Recovery {
+pub async fn recover(path: &Path, kept: Option<crate::keeper::client::Inherited>) -> Recovery {
     let mut out = Recovery::default();
+    #[allow(unused_mut)]
+    let mut kept = kept;
+    recover_into(path, &mut kept, &mut out).await;
+    // What nobody adopted is closed in the keeper too.
+    for tag in kept.iter().flat_map(|k| k.fds.keys()) {
+        crate::keeper::client::forget(tag);
+    }
+    out
+}
+
+async fn recover_into(
+    path: &Path,
+    #[allow(unused_variables)] kept: &mut Option<crate::keeper::client::Inherited>,
+    out: &mut Recovery,
+) {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(_) => return out,
+        Err(_) => return,
     };
     let state: State = match serde_json::from_slice(&bytes) {
         Ok(s) => s,
@@ -124,20 +238,51 @@ pub async fn recover(path: &Path) -> Recovery {
                 path.display()
             ));
             let _ = std::fs::remove_file(path);
-            return out;
+            return;
         }
     };
-    #[cfg(target_os = "linux")]
-    let cgroups: Vec<crate::process::cgroup::AppCgroup> = state
-        .processes
-        .iter()
-        .filter_map(|t| t.cgroup.as_deref())
-        .filter_map(crate::process::cgroup::AppCgroup::open)
-        .collect();
     let alive: Vec<&Tracked> = state
         .processes
         .iter()
         .filter(|t| process_start(t.pid) == Some(t.start))
+        .collect();
+    // Under a keeper that kept their pipes, the live processes are adopted.
+    #[cfg(target_os = "linux")]
+    let (adopted, alive): (Vec<&Tracked>, Vec<&Tracked>) = match kept.as_mut() {
+        Some(k) => alive
+            .into_iter()
+            .partition(|t| take_for_adoption(t, k, &out.adoptions)),
+        None => (Vec::new(), alive),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let adopted: Vec<&Tracked> = Vec::new();
+    #[cfg(target_os = "linux")]
+    if let Some(k) = kept.as_mut() {
+        let tags: Vec<String> = k.fds.keys().cloned().collect();
+        for tag in tags {
+            if let Some((app, key)) = crate::keeper::client::tags::parse_listen(&tag) {
+                let (app, key) = (app.to_owned(), key.to_owned());
+                if let Some(fd) = k.fds.remove(&tag) {
+                    out.adoptions.add_listener(app, key, tag, fd);
+                }
+            }
+        }
+    }
+    // Processes the state never listed (started in the instant before the
+    // daemon died: a reload's replacement, a start under way) whose pipes
+    // the keeper kept: still the keeper's children, they are stopped too.
+    #[cfg(target_os = "linux")]
+    let untracked: Vec<Tracked> = kept
+        .as_ref()
+        .map(|k| untracked_orphans(k, &state.processes))
+        .unwrap_or_default();
+    #[cfg(target_os = "linux")]
+    let alive: Vec<&Tracked> = alive.into_iter().chain(untracked.iter()).collect();
+    #[cfg(target_os = "linux")]
+    let cgroups: Vec<crate::process::cgroup::AppCgroup> = alive
+        .iter()
+        .filter_map(|t| t.cgroup.as_deref())
+        .filter_map(crate::process::cgroup::AppCgroup::open)
         .collect();
     let deadline = Instant::now()
         + Duration::from_millis(alive.iter().map(|t| t.kill_timeout_ms).max().unwrap_or(0));
@@ -172,10 +317,24 @@ pub async fn recover(path: &Path) -> Recovery {
         }
     }
     let names: Vec<String> = state.apps.iter().map(|a| a.spec.name.clone()).collect();
-    let mut msg = format!(
-        "the previous daemon (pid {}) did not exit cleanly",
-        state.daemon_pid
-    );
+    let mut msg = if state.handoff {
+        format!(
+            "took over from the previous daemon (pid {}), which handed over",
+            state.daemon_pid
+        )
+    } else {
+        format!(
+            "the previous daemon (pid {}) did not exit cleanly",
+            state.daemon_pid
+        )
+    };
+    if !adopted.is_empty() {
+        msg.push_str(&format!(
+            "; adopted the {} process{} it left running (not restarted)",
+            adopted.len(),
+            if adopted.len() == 1 { "" } else { "es" }
+        ));
+    }
     if !alive.is_empty() {
         msg.push_str(&format!(
             "; stopped the {} process{} it left running",
@@ -189,7 +348,6 @@ pub async fn recover(path: &Path) -> Recovery {
     tracing::warn!("{msg}");
     out.notices.push(msg);
     out.apps = state.apps;
-    out
 }
 
 #[cfg(test)]
@@ -212,6 +370,7 @@ mod tests {
             version: STATE_VERSION,
             daemon_pid: 99999,
             apps: vec![],
+            handoff: false,
             processes: vec![
                 Tracked {
                     app: "a".into(),
@@ -221,6 +380,11 @@ mod tests {
                     kill_signal: "SIGTERM".into(),
                     kill_timeout_ms: 2000,
                     cgroup: None,
+                    instance: 0,
+                    restarts: 0,
+                    restart_reasons: Default::default(),
+                    started_at: None,
+                    listening: vec![],
                 },
                 // Same pid number, another process: must be left alone.
                 Tracked {
@@ -231,11 +395,16 @@ mod tests {
                     kill_signal: "SIGKILL".into(),
                     kill_timeout_ms: 0,
                     cgroup: None,
+                    instance: 0,
+                    restarts: 0,
+                    restart_reasons: Default::default(),
+                    started_at: None,
+                    listening: vec![],
                 },
             ],
         };
         write(&path, &state).unwrap();
-        let r = recover(&path).await;
+        let r = recover(&path, None).await;
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGTERM));
@@ -249,7 +418,7 @@ mod tests {
     #[tokio::test]
     async fn no_file_is_a_clean_start() {
         let t = tempfile::tempdir().unwrap();
-        let r = recover(&t.path().join("state.json")).await;
+        let r = recover(&t.path().join("state.json"), None).await;
         assert!(r.apps.is_empty() && r.notices.is_empty());
     }
 }

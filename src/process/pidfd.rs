@@ -24,6 +24,12 @@ mod imp {
             Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
         }
 
+        /// Another descriptor on the same process, to poll for its exit
+        /// (readable once it has exited).
+        pub fn try_clone_fd(&self) -> io::Result<OwnedFd> {
+            self.0.try_clone()
+        }
+
         /// Signal 0 checks the process still exists (a zombie does, until reaped).
         pub fn send(&self, sig: i32) -> io::Result<()> {
             // SAFETY: a null siginfo means "as kill(2) would send it".

@@ -110,6 +110,11 @@ pub enum Request {
     Metrics,
     /// Stop every app, then the daemon.
     Kill,
+    /// `pmr update`: this daemon exits leaving every app running, and its
+    /// keeper starts `binary`, which adopts them (answered with `Killed`).
+    Handoff {
+        binary: std::path::PathBuf,
+    },
     /// A test alert to every receiver, and each answer.
     NotifyTest,
     /// A message to one instance's `process.on('message')` (PM2's
@@ -162,6 +167,7 @@ impl Request {
         "clear_dump",
         "metrics",
         "kill",
+        "handoff",
         "notify_test",
         "send_data",
         "send_line",
@@ -198,6 +204,7 @@ impl Request {
             Request::ClearDump => "clear_dump",
             Request::Metrics => "metrics",
             Request::Kill => "kill",
+            Request::Handoff { .. } => "handoff",
             Request::NotifyTest => "notify_test",
             Request::SendData { .. } => "send_data",
             Request::SendLine { .. } => "send_line",
@@ -282,6 +289,9 @@ mod tests {
             Request::ClearDump,
             Request::Metrics,
             Request::Kill,
+            Request::Handoff {
+                binary: "/usr/lib/pmr/pmr-daemon".into(),
+            },
             Request::NotifyTest,
             Request::SendData {
                 process_id: 0,

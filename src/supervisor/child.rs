@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,10 +101,10 @@ pub(crate) trait ProcessTree: Send + Sync {
 }
 
 /// A real process's tree: its cgroup or its process group.
-struct OsTree {
-    pid: u32,
-    exit: ExitWatch,
-    scope: Arc<KillScope>,
+pub(super) struct OsTree {
+    pub pid: u32,
+    pub exit: ExitWatch,
+    pub scope: Arc<KillScope>,
 }
 
 impl ProcessTree for OsTree {
@@ -163,6 +164,16 @@ pub(crate) struct RunningProcess {
     tree: Box<dyn ProcessTree>,
     /// Its stdin, for `pmr send` (none for a fake child).
     stdin: Option<StdinPipe>,
+    /// An adopted process's figures from the daemon that started it.
+    pub carried: Option<Carried>,
+}
+
+/// What an adopted process keeps from the daemon that started it.
+#[derive(Debug, Clone)]
+pub(crate) struct Carried {
+    pub restarts: u32,
+    pub reasons: crate::model::RestartCounts,
+    pub started_at: u64,
 }
 
 impl Drop for RunningProcess {
@@ -195,6 +206,62 @@ fn instance_env(l: &Launch<'_>) -> BTreeMap<String, String> {
     env
 }
 
+/// Reads the process's stdout and stderr into its log files.
+pub(super) fn start_capture<O, E>(l: &Launch<'_>, stdout: O, stderr: E)
+where
+    O: tokio::io::AsyncRead + Unpin + Send + 'static,
+    E: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    let spec = l.spec;
+    let format = Format::of(&spec.logs);
+    let history = l.shared.histories.of(&spec.name, l.id);
+    let files = &l.shared.files;
+    let combined = l.paths.combined.as_ref().map(|p| files.get(p, &spec.logs));
+    let target = |stream: Stream, path: &std::path::Path| Target {
+        app: spec.name.clone(),
+        id: l.id,
+        instance: l.instance,
+        stream,
+        file: files.get(path, &spec.logs),
+        combined: combined.clone(),
+        format: format.clone(),
+        history: history.clone(),
+        tap: l.shared.logs.clone(),
+    };
+    tokio::spawn(capture(stdout, target(Stream::Out, &l.paths.out)));
+    tokio::spawn(capture(stderr, target(Stream::Err, &l.paths.err)));
+}
+
+/// Hands the keeper (when the daemon has one) a duplicate of the pipes
+/// and channel of process `pid`, so that the daemon's death closes none.
+pub(super) fn keep_with_keeper(
+    pid: u32,
+    out: BorrowedFd<'_>,
+    err: BorrowedFd<'_>,
+    ipc: Option<BorrowedFd<'_>>,
+) {
+    use crate::keeper::client::{self, tags};
+    if !client::attached() {
+        return;
+    }
+    client::keep(&tags::out(pid), out);
+    client::keep(&tags::err(pid), err);
+    if let Some(ipc) = ipc {
+        client::keep(&tags::ipc(pid), ipc);
+    }
+}
+
+/// The process is gone: the keeper closes its duplicates.
+pub(super) fn forget_with_keeper(pid: u32) {
+    use crate::keeper::client::{self, tags};
+    if !client::attached() {
+        return;
+    }
+    client::forget(&tags::out(pid));
+    client::forget(&tags::err(pid));
+    client::forget(&tags::ipc(pid));
+}
+
 const HOST_EXITING: &str = "not started: the supervisor's host is exiting";
 
 impl RunningProcess {
@@ -213,6 +280,7 @@ impl RunningProcess {
             load: None,
             tree: s.tree,
             stdin: None,
+            carried: None,
         }
     }
 
@@ -298,26 +366,18 @@ impl RunningProcess {
             return Err(io::Error::other(HOST_EXITING));
         }
 
-        let format = Format::of(&spec.logs);
-        let history = l.shared.histories.of(&spec.name, l.id);
-        let files = &l.shared.files;
-        let combined = l.paths.combined.as_ref().map(|p| files.get(p, &spec.logs));
-        let target = |stream: Stream, path: &std::path::Path| Target {
-            app: spec.name.clone(),
-            id: l.id,
-            instance: l.instance,
-            stream,
-            file: files.get(path, &spec.logs),
-            combined: combined.clone(),
-            format: format.clone(),
-            history: history.clone(),
-            tap: l.shared.logs.clone(),
-        };
-        tokio::spawn(capture(spawned.stdout, target(Stream::Out, &l.paths.out)));
-        tokio::spawn(capture(spawned.stderr, target(Stream::Err, &l.paths.err)));
+        // The keeper's duplicates keep these open if the daemon dies.
+        keep_with_keeper(
+            spawned.pid,
+            spawned.stdout.as_fd(),
+            spawned.stderr.as_fd(),
+            ours.as_ref().map(|o| o.as_fd()),
+        );
+        start_capture(&l, spawned.stdout, spawned.stderr);
 
         let (exit_tx, exit_rx) = watch::channel(None);
         let mut child = spawned.child;
+        let pid = spawned.pid;
         tokio::spawn(async move {
             let exit = match child.wait().await {
                 Ok(st) => ProcessExit {
@@ -332,6 +392,7 @@ impl RunningProcess {
                     }
                 }
             };
+            forget_with_keeper(pid);
             let _ = exit_tx.send(Some(exit));
         });
 

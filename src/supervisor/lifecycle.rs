@@ -355,7 +355,12 @@ impl Supervisor {
 
     /// Runs `op` on the slots of each selected app (see `each_app`): what
     /// stop, start, signal and send share.
-    pub(super) async fn each_selected<F, Fut>(&self, targets: &[String], verb: &str, op: F) -> Result<Report>
+    pub(super) async fn each_selected<F, Fut>(
+        &self,
+        targets: &[String],
+        verb: &str,
+        op: F,
+    ) -> Result<Report>
     where
         F: Fn(String, Vec<(SlotRef, Status)>) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,

@@ -4,6 +4,8 @@
 //! can also run it in-process. This file holds the `Supervisor` itself and
 //! wires the modules that carry out each kind of operation.
 
+#[cfg(target_os = "linux")]
+pub(crate) mod adopt;
 mod alerts;
 mod auto;
 mod child;

@@ -211,6 +211,14 @@ impl Slot {
                     st.listening.clear();
                     st.clear_figures();
                     st.load = p.load.clone();
+                    // Adopted from a daemon that died: its history goes on.
+                    if let Some(c) = &p.carried {
+                        st.restarts = c.restarts;
+                        st.reasons = c.reasons.clone();
+                        st.started_at = Some(c.started_at);
+                        let age = Duration::from_millis(now_ms().saturating_sub(c.started_at));
+                        st.started = std::time::Instant::now().checked_sub(age);
+                    }
                 }
                 self.launch_deadline = spec
                     .wait_ready
