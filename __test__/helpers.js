@@ -281,6 +281,31 @@ class Home {
   }
 }
 
+/** A webhook receiver (a node:http server): `answer` is 'ok', '500' or
+ * 'hang'. Records each request. */
+async function receiver (answer) {
+  const got = []
+  const open = new Set()
+  const server = http.createServer((req, res) => {
+    let body = ''
+    req.on('data', (d) => { body += d })
+    req.on('end', () => {
+      got.push({ at: Date.now(), path: req.url, type: req.headers['content-type'], body: body ? JSON.parse(body) : null })
+      if (answer === 'hang') return
+      res.statusCode = answer === '500' ? 500 : 200
+      res.end(answer === '500' ? 'internal error' : 'ok')
+    })
+  })
+  server.on('connection', (s) => { open.add(s); s.on('close', () => open.delete(s)) })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${server.address().port}/hook`
+  return {
+    url,
+    got,
+    close: () => new Promise((resolve) => { for (const s of open) s.destroy(); server.close(resolve) }),
+  }
+}
+
 /** A test body run with a fresh PMR_HOME that is cleaned up whatever happens. */
 function withHome (fn) {
   return async (t) => {
@@ -302,4 +327,4 @@ const online = (home, name, n, { listening = true } = {}) => waitFor(`${n} onlin
   return r.length === n && r.every((x) => x.status === 'online' && (!listening || x.listening.length > 0)) ? r : null
 })
 
-module.exports = { Home, withHome, rows, online, alive, groupMembers, waitFor, freePort, get, load, FIXTURES, ROOT, BIN }
+module.exports = { Home, withHome, rows, online, alive, groupMembers, waitFor, freePort, get, load, receiver, FIXTURES, ROOT, BIN }

@@ -7,36 +7,11 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const http = require('node:http')
 const path = require('node:path')
-const { waitFor, freePort, get, withHome, rows, FIXTURES } = require('./helpers')
+const { waitFor, freePort, get, withHome, rows, receiver, FIXTURES } = require('./helpers')
 
 const CRASH = path.join(FIXTURES, 'health', 'crash.js')
 const APP = path.join(FIXTURES, 'health', 'app.js')
-
-/** A receiver: `answer` is 'ok', '500' or 'hang'. Records each request. */
-async function receiver (answer) {
-  const got = []
-  const open = new Set()
-  const server = http.createServer((req, res) => {
-    let body = ''
-    req.on('data', (d) => { body += d })
-    req.on('end', () => {
-      got.push({ at: Date.now(), path: req.url, type: req.headers['content-type'], body: body ? JSON.parse(body) : null })
-      if (answer === 'hang') return
-      res.statusCode = answer === '500' ? 500 : 200
-      res.end(answer === '500' ? 'internal error' : 'ok')
-    })
-  })
-  server.on('connection', (s) => { open.add(s); s.on('close', () => open.delete(s)) })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const url = `http://127.0.0.1:${server.address().port}/hook`
-  return {
-    url,
-    got,
-    close: () => new Promise((resolve) => { for (const s of open) s.destroy(); server.close(resolve) }),
-  }
-}
 
 const daemonLog = (home) => fs.readFileSync(path.join(home.dir, 'pmr.log'), 'utf8')
 

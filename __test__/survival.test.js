@@ -6,7 +6,7 @@ const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { alive, waitFor, freePort, get, withHome, rows, online, FIXTURES } = require('./helpers')
+const { alive, waitFor, freePort, get, withHome, rows, online, receiver, FIXTURES } = require('./helpers')
 
 const TICKER = path.join(FIXTURES, 'logs', 'ticker.js')
 
@@ -65,7 +65,17 @@ function ticks (home) {
   return [...text.matchAll(/tick (\d+) /g)].map((m) => Number(m[1]))
 }
 
-test('kill -9 of the daemon: no request fails, the keeper brings it back, it adopts the apps', withHome(async (home) => {
+test('kill -9 of the daemon: no request fails, the keeper brings it back, it adopts the apps, someone is told', withHome(async (home) => {
+  const hook = await receiver('ok')
+  try {
+    await survivesKill(home, hook)
+  } finally {
+    await hook.close()
+  }
+}))
+
+async function survivesKill (home, hook) {
+  home.ok(['set', 'notify.webhook', hook.url])
   const forkPort = await freePort()
   const clusterPort = await freePort()
   home.ok(['start', 'server.js', '--name', 'forked'], { env: { PORT: String(forkPort) } })
@@ -120,7 +130,11 @@ test('kill -9 of the daemon: no request fails, the keeper brings it back, it ado
   assert.equal(replaced.restarts, victim.restarts + 1)
   assert.equal(replaced.last_exit.signal, 'SIGKILL', 'the exit status came through the keeper')
   await waitFor('the restarted app to serve', () => get(forkPort).catch(() => null))
-}))
+
+  // The death of the daemon is an alert (the `daemon` event), from the new one.
+  const alert = await waitFor('the daemon alert', () => hook.got.find((g) => g.body.event === 'daemon'))
+  assert.match(alert.body.message, new RegExp(`the pmr daemon started again \\(pid ${next}\\) after one that did not exit cleanly; it took over 3 app\\(s\\)`))
+}
 
 test('kill -9 during a reload and during a start: no duplicate, no leftover, the apps serve', withHome(async (home) => {
   const port = await freePort()

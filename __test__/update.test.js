@@ -6,11 +6,22 @@ const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { alive, waitFor, freePort, load, withHome, online, ROOT } = require('./helpers')
+const { alive, waitFor, freePort, load, withHome, online, receiver, ROOT } = require('./helpers')
 
 const DAEMON = path.join(ROOT, 'pmr-daemon')
 
-test('update hands over to a new binary under keep-alive load: same pids, same restarts, no failed request', withHome(async (home) => {
+test('update hands over to a new binary under keep-alive load: same pids, same restarts, no failed request, no alert', withHome(async (home) => {
+  const hook = await receiver('ok')
+  try {
+    await updatesInPlace(home, hook)
+  } finally {
+    await hook.close()
+  }
+}))
+
+async function updatesInPlace (home, hook) {
+  // An update is on purpose: the `daemon` alert (a daemon that died) must not page anyone.
+  home.ok(['set', 'notify.webhook', hook.url])
   const port = await freePort()
   home.ok(['start', 'server.js', '--name', 'api', '-i', '2'], { env: { PORT: String(port) } })
   home.ok(['start', 'idle.js', '--name', 'worker'])
@@ -42,7 +53,8 @@ test('update hands over to a new binary under keep-alive load: same pids, same r
   assert.deepEqual(after.map((x) => [x.name, x.pid, x.restarts, x.status]), before.map((x) => [x.name, x.pid, x.restarts, 'online']))
   // Supervised as before: the adopted workers still get the connections.
   assert.ok(stats.pids.size >= 2)
-}))
+  assert.deepEqual(hook.got.map((g) => g.body.event), [], 'no alert for an update')
+}
 
 test('a new binary that does not run, or fails at start, leaves the apps and a daemon of the old binary', withHome(async (home) => {
   home.ok(['start', 'idle.js', '--name', 'worker'])

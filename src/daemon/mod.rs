@@ -162,11 +162,14 @@ async fn run(
     #[cfg(target_os = "linux")]
     let adoptions = recovery.adoptions.clone();
     if !recovery.apps.is_empty() {
-        sup.alert_daemon_started(format!(
-            "the pmr daemon started again (pid {}) after one that did not exit cleanly; it took over {} app(s)",
-            std::process::id(),
-            recovery.apps.len()
-        ));
+        // An update hands over on purpose; a death is what someone must hear of.
+        if !recovery.handoff {
+            sup.alert_daemon_started(format!(
+                "the pmr daemon started again (pid {}) after one that did not exit cleanly; it took over {} app(s)",
+                std::process::id(),
+                recovery.apps.len()
+            ));
+        }
         match sup.restore(recovery.apps).await {
             Ok(r) => r.notices.iter().for_each(|n| tracing::info!("{n}")),
             Err(e) => tracing::error!("restoring the previous daemon's apps failed: {e}"),

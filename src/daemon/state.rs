@@ -129,6 +129,9 @@ pub fn keep(sup: Supervisor, path: std::path::PathBuf) -> tokio::task::JoinHandl
 pub struct Recovery {
     pub apps: Vec<SavedApp>,
     pub notices: Vec<String>,
+    /// The previous daemon handed over on purpose (`pmr update`): no one
+    /// needs to hear about it.
+    pub handoff: bool,
     /// The live processes (and sockets) the keeper kept, for the slots.
     #[cfg(target_os = "linux")]
     pub adoptions: std::sync::Arc<crate::supervisor::adopt::Adoptions>,
@@ -347,6 +350,7 @@ async fn recover_into(
     }
     tracing::warn!("{msg}");
     out.notices.push(msg);
+    out.handoff = state.handoff;
     out.apps = state.apps;
 }
 
