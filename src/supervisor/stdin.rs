@@ -83,7 +83,8 @@ pub(crate) fn refusal_error(app: &str, id: u32, r: StdinRefusal) -> Error {
 
 impl Supervisor {
     /// `pmr send <id|name> <line>`: the line on the stdin of each selected
-    /// running instance.
+    /// running instance. All or nothing: a refusal (a full or closed stdin)
+    /// is the answer, not a note inside a report that says it was sent.
     pub async fn send_line(&self, target: &str, line: String) -> Result<Report> {
         self.each_selected(&[target.to_string()], "written to", move |_, slots| {
             let line = line.clone();
@@ -98,7 +99,8 @@ impl Supervisor {
                 super::replies::gather(pending).await
             }
         })
-        .await
+        .await?
+        .into_result()
     }
 }
 
