@@ -98,19 +98,26 @@ test('a flapping command check never replaces; a TCP check that never passes end
   assert.match(f.health.last_result, /^exit code [01]: check \d+ (passed|failed)$/)
 }))
 
-test('max_event_loop_lag: a loop blocked forever is replaced within the limit + 1 s', withHome(async (home, t) => {
+/** Starts block.js (its loop blocks forever once it has served) with
+ * `args`, and waits for the watchdog's replacement: both rows and the time
+ * from the block to the replacement online. */
+async function blockedThenReplaced (home, args, { listening = true } = {}) {
   const port = await freePort()
   const mark = path.join(home.dir, 'blocked')
-  home.ok(['start', path.join(FIXTURES, 'health', 'block.js'), '--name', 'stuck', '--max-event-loop-lag', '1s', '-i', '1'],
+  home.ok(['start', path.join(FIXTURES, 'health', 'block.js'), '--name', 'stuck', '--max-event-loop-lag', '1s', ...args],
     { env: { PORT: String(port), BLOCK_MARK: mark } })
-  const [first] = await online(home, 'stuck', 1)
+  const [first] = await online(home, 'stuck', 1, { listening })
   await waitFor('the loop to block', () => fs.existsSync(mark))
   const blockedAt = fs.statSync(mark).mtimeMs
   const [after] = await waitFor('the replacement', () => {
     const r = rows(home, 'stuck')
     return r[0] && r[0].pid !== first.pid && r[0].status === 'online' ? r : null
   })
-  const took = Date.now() - blockedAt
+  return { port, first, after, took: Date.now() - blockedAt }
+}
+
+test('max_event_loop_lag: a loop blocked forever is replaced within the limit + 1 s', withHome(async (home, t) => {
+  const { port, after, took } = await blockedThenReplaced(home, ['-i', '1'])
   t.diagnostic(`replacement online ${took} ms after the loop blocked`)
   // Noticed within lag + 1 s; the replacement's own start and the blocked
   // process's kill_timeout (it cannot drain) come on top.
@@ -123,21 +130,10 @@ test('max_event_loop_lag: a loop blocked forever is replaced within the limit + 
 }))
 
 test('max_event_loop_lag in fork mode: the blocked process is killed at once, not after kill_timeout', withHome(async (home, t) => {
-  const port = await freePort()
-  const mark = path.join(home.dir, 'blocked')
   // A blocked loop cannot run a graceful stop: waiting 10 s for it would
   // only lengthen the outage of an app that has no other instance.
-  home.ok(['start', path.join(FIXTURES, 'health', 'block.js'), '--name', 'stuck', '--max-event-loop-lag', '1s', '--kill-timeout', '10s'],
-    { env: { PORT: String(port), BLOCK_MARK: mark } })
-  const [first] = await online(home, 'stuck', 1, { listening: false })
+  const { first, after, took } = await blockedThenReplaced(home, ['--kill-timeout', '10s'], { listening: false })
   assert.equal(first.mode, 'fork')
-  await waitFor('the loop to block', () => fs.existsSync(mark))
-  const blockedAt = fs.statSync(mark).mtimeMs
-  const [after] = await waitFor('the replacement', () => {
-    const r = rows(home, 'stuck')
-    return r[0] && r[0].pid !== first.pid && r[0].status === 'online' ? r : null
-  })
-  const took = Date.now() - blockedAt
   t.diagnostic(`replacement online ${took} ms after the loop blocked`)
   assert.ok(took < 10000, `replaced ${took} ms after the loop blocked: the 10 s kill_timeout was waited for`)
   assert.equal(after.restart_reasons.health, 1)

@@ -190,11 +190,11 @@ fn graph(src: &Path) -> (BTreeSet<String>, Graph) {
 fn cycles(tops: &BTreeSet<String>, g: &Graph) -> Vec<String> {
     let reach = |from: &str| -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
-        let mut todo = vec![from.to_string()];
-        while let Some(n) = todo.pop() {
+        let mut pending = vec![from.to_string()];
+        while let Some(n) = pending.pop() {
             for next in g.get(&n).into_iter().flat_map(|e| e.keys()) {
                 if seen.insert(next.clone()) {
-                    todo.push(next.clone());
+                    pending.push(next.clone());
                 }
             }
         }

@@ -7,7 +7,7 @@
 // broadcasts sent after the reload command returned each client missed.
 // PM2 7.0.4 runs the same app beside it.
 const path = require('node:path')
-const { fixture, REPO } = require('../lib/managers')
+const { REPO } = require('../lib/managers')
 const u = require('../lib/util')
 
 const WORKERS = 4
@@ -64,7 +64,7 @@ module.exports = {
       { key: 'pm2', label: `PM2 -i ${WORKERS}`, m: pm2, port: ports[1], args: [] },
     ]
     for (const t of targets) {
-      await t.m.start(fixture('sio.js'), { name: 'sio', instances: WORKERS, env: { PORT: String(t.port) }, args: t.args })
+      await t.m.start(path.join(REPO, '__test__', 'fixtures', 'balance', 'sio.js'), { name: 'sio', instances: WORKERS, env: { PORT: String(t.port) }, args: t.args })
       await t.m.waitOnline('sio', WORKERS)
       await u.waitFor(() => u.probe(t.port, { path: '/socket.io/?EIO=4&transport=polling' }).then((r) => r.ok), { timeout: 15000, what: 'sio listening' }).catch(() => {})
       const { all, stats } = clients(t.port, n)
