@@ -388,13 +388,17 @@ pub async fn wait_gone(what: &str, pids: &[u32]) {
 
 /// One variable of a live process's environment (as it was at exec).
 pub fn env_of(pid: u32, var: &str) -> Option<String> {
-    // While a process is inside execve (`sh -c 'exec sleep'` replacing the
-    // shell) its environ reads back empty: read again until the new image
-    // is in place, as long as the process lives.
+    // Between fork and exec the child still runs this test binary with its
+    // environment, and while it is inside execve (`sh -c 'exec sleep'`
+    // replacing the shell) its environ reads back empty: read again until a
+    // new image is in place, as long as the process lives.
+    let own_exe = std::fs::read_link("/proc/self/exe").ok();
     let mut raw = Vec::new();
     for _ in 0..200 {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if !raw.is_empty() || !alive(pid) {
+        let execed = exe.is_some() && exe != own_exe;
+        if (execed && !raw.is_empty()) || !alive(pid) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
