@@ -19,6 +19,7 @@ pub mod host;
 pub mod http;
 pub mod keeper;
 pub mod logs;
+pub mod memory;
 pub mod model;
 #[cfg(test)]
 mod module_graph_test;

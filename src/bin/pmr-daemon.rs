@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    pmr::memory::one_arena();
     let opts = DaemonOptions {
         home,
         node_preload: preload,

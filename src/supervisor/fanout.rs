@@ -13,16 +13,24 @@ use super::{InstanceInfo, Report, Supervisor};
 use crate::error::{Error, Result};
 use crate::model::AppOutcome;
 
-/// How many apps one operation works on at once. Most of an app's time in
-/// a restart is spent waiting (for the old process to exit, for the new
-/// one to be spawned and come online), not computing, so doing many at
-/// once is what makes 60 apps take about as long as the slowest one. The
-/// bound keeps the herd of Node start-ups (each ~40 ms of CPU and ~40 MB
-/// of memory while it loads) that 60 apps at once would throw at a small
-/// machine to 16 at a time: on 2 cores, 16 already keep the CPU busy, so
-/// more in flight would not finish sooner, and it caps the daemon's own
-/// buffers for the apps in flight.
-pub(super) const APP_CONCURRENCY: usize = 16;
+/// How many apps one operation works on at once. An app's stop, restart,
+/// start or delete is mostly waiting (for the old process to handle its
+/// signal and exit; a new process is spawned, not waited for), so the
+/// apps of an operation all go at once up to this bound, which only caps
+/// the daemon's own buffers for huge files. Going 16 at a time made `restart
+/// all` of 60 apps slow for a reason of its own: the later apps' old
+/// processes were signalled only once the earlier apps' new ones were
+/// loading Node, and had to wait for the CPU to exit. What does cost CPU,
+/// new cluster workers coming up in a reload, is bounded apart
+/// (`WORKER_STARTUPS`).
+pub(super) const APP_CONCURRENCY: usize = 64;
+
+/// How many reloads bring up a new cluster worker at once, across the
+/// apps of an operation: each waits for its worker to listen, and a Node
+/// start-up costs ~40 ms of CPU and ~40 MB while it loads, so on 2 cores
+/// 16 already keep the CPU busy; more at once would only push every one
+/// of them towards its listen_timeout.
+pub(super) const WORKER_STARTUPS: usize = 16;
 
 /// Runs `op` on every item, at most `limit` at once, and returns the
 /// outputs in the order of the items (not of completion).
@@ -32,11 +40,15 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: Future,
 {
-    stream::iter(items)
+    let done: Vec<Fut::Output> = stream::iter(items)
         .map(op)
         .buffered(limit.max(1))
         .collect()
-        .await
+        .await;
+    if done.len() > 1 {
+        crate::memory::give_back();
+    }
+    done
 }
 
 /// What an operation did on one app.

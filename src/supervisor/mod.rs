@@ -107,6 +107,9 @@ struct Inner {
     root_warned: AtomicBool,
     /// Where alerts are queued for their receivers.
     alerts: Arc<crate::notify::Dispatcher>,
+    /// Permits for new cluster workers coming up in reloads
+    /// (`fanout::WORKER_STARTUPS`).
+    startups: tokio::sync::Semaphore,
 }
 
 #[derive(Clone)]
@@ -147,6 +150,7 @@ impl Supervisor {
             cfg,
             root_warned: AtomicBool::new(false),
             alerts: crate::notify::Dispatcher::new(),
+            startups: tokio::sync::Semaphore::new(fanout::WORKER_STARTUPS),
         });
         alerts::spawn(Arc::downgrade(&inner), inner.shared.events.subscribe());
         metrics::spawn_sampler(Arc::downgrade(&inner), settings_rx);

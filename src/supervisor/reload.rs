@@ -230,6 +230,8 @@ impl Supervisor {
             self.restart_locked(s, new_spec, reason).await?;
         } else {
             for sl in &self.slot_refs(s) {
+                // The semaphore is never closed: no permit means none needed.
+                let _startup = self.inner.startups.acquire().await.ok();
                 let r = sl.0.ask(|reply| SlotCommand::Reload {
                     spec: new_spec.clone(),
                     reason,
