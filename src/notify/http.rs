@@ -82,7 +82,10 @@ impl Client {
     }
 
     /// `GET url` with `Connection: close` (a check must not pin a
-    /// connection inside the app it checks).
+    /// connection inside the app it checks). Plain HTTP (a health check,
+    /// every few seconds per instance) goes over a connection of its own,
+    /// driven in the caller's task: the pool, its connection task and the
+    /// wake-ups between the two cost the daemon more than the request.
     pub async fn get(&self, url: &Uri, timeout: Duration) -> Result<Answer, String> {
         let req = Request::builder()
             .method(Method::GET)
@@ -91,6 +94,9 @@ impl Client {
             .header("connection", "close")
             .body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
+        if url.scheme_str() == Some("http") {
+            return deadline(timeout, one_shot(req)).await;
+        }
         self.send(req, timeout).await
     }
 
@@ -112,26 +118,82 @@ impl Client {
     }
 
     async fn send(&self, req: Request<Full<Bytes>>, timeout: Duration) -> Result<Answer, String> {
-        let exchange = async {
+        deadline(timeout, async {
             let res = self.inner.request(req).await.map_err(|e| error_text(&e))?;
-            let status = res.status().as_u16();
-            let bytes = Limited::new(res.into_body(), BODY_LIMIT)
-                .collect()
-                .await
-                .map_err(|e| format!("HTTP {status}, then the body failed: {e}"))?
-                .to_bytes();
-            let text = String::from_utf8_lossy(&bytes);
-            let mut body: String = text.trim().chars().take(BODY_SHOWN).collect();
-            if text.trim().chars().count() > BODY_SHOWN {
-                body.push('…');
+            read_answer(res).await
+        })
+        .await
+    }
+}
+
+async fn deadline(
+    timeout: Duration,
+    exchange: impl std::future::Future<Output = Result<Answer, String>>,
+) -> Result<Answer, String> {
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
+/// One request over a connection of its own to the URL's host (plain
+/// HTTP), the connection driven beside the request until the answer is in.
+async fn one_shot(mut req: Request<Full<Bytes>>) -> Result<Answer, String> {
+    let uri = req.uri().clone();
+    let host = uri.host().ok_or_else(|| format!("'{uri}' has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&authority) {
+        req.headers_mut().insert(hyper::header::HOST, v);
+    }
+    // Sent in origin form (`/path`), as to any HTTP/1.1 server.
+    *req.uri_mut() = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|e| format!("'{uri}': {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    let ask = async {
+        let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        read_answer(res).await
+    };
+    let mut ask = std::pin::pin!(ask);
+    let mut conn = std::pin::pin!(conn);
+    let mut conn_ended = false;
+    loop {
+        tokio::select! {
+            answer = &mut ask => return answer,
+            ended = &mut conn, if !conn_ended => {
+                conn_ended = true;
+                ended.map_err(|e| e.to_string())?;
             }
-            Ok(Answer { status, body })
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         }
     }
+}
+
+/// The status and the start of the body, read to a bounded size.
+async fn read_answer(res: hyper::Response<hyper::body::Incoming>) -> Result<Answer, String> {
+    let status = res.status().as_u16();
+    let bytes = Limited::new(res.into_body(), BODY_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| format!("HTTP {status}, then the body failed: {e}"))?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut body: String = text.trim().chars().take(BODY_SHOWN).collect();
+    if text.trim().chars().count() > BODY_SHOWN {
+        body.push('…');
+    }
+    Ok(Answer { status, body })
 }
 
 /// hyper-util's errors say "client error (Connect)"; the cause below says why.

@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{broadcast, mpsc};
 
 use super::fake_child::{FakeChild, FakeSpawner};
+use super::fanout::WORKER_STARTUPS;
 use super::{Event, EventKind, RestartReason, Status, Supervisor, SupervisorConfig};
 use crate::cluster::channel::ChannelEvent;
 use crate::model::ReloadStep;
@@ -352,6 +353,47 @@ async fn a_replacement_that_dies_before_ready_rolls_the_reload_back() {
     assert_eq!(info.status, Status::Online);
     assert_eq!(info.restarts, 0);
     h.no_spawn_pending();
+}
+
+#[tokio::test]
+async fn a_reload_of_many_apps_brings_up_at_most_worker_startups_new_workers_at_once() {
+    let mut h = Harness::new();
+    let n = WORKER_STARTUPS + 3;
+    let specs: Vec<AppSpec> = (0..n)
+        .map(|i| h.spec(serde_json::json!({ "name": format!("web-{i}"), "exec_mode": "cluster", "instances": 1 })))
+        .collect();
+    h.sup.start(specs).await.unwrap();
+    for _ in 0..n {
+        h.next_child().await.say(ChannelEvent::Online);
+    }
+    let sup = h.sup.clone();
+    let reload = tokio::spawn(async move { sup.reload(&["all".into()], None).await });
+    let mut coming_up = Vec::new();
+    for _ in 0..WORKER_STARTUPS {
+        coming_up.push(h.next_child().await);
+    }
+    // Every app's reload has begun (all at once); the others wait for a
+    // permit, and nothing else can give one.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    h.no_spawn_pending();
+    // One replacement ready: its old worker goes, the next app's starts.
+    coming_up.remove(0).say(ChannelEvent::Online);
+    let next = h.next_child().await;
+    next.say(ChannelEvent::Online);
+    for c in coming_up {
+        c.say(ChannelEvent::Online);
+    }
+    for _ in 0..n - WORKER_STARTUPS - 1 {
+        h.next_child().await.say(ChannelEvent::Online);
+    }
+    let report = tokio::time::timeout(PATIENCE, reload)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(report.error.is_none(), "{report:?}");
+    assert_eq!(report.apps.len(), n);
+    assert!(h.sup.list().iter().all(|i| i.status == Status::Online));
 }
 
 /// What the sampler sends when the memory limit rule fires.
