@@ -8,7 +8,7 @@ const assert = require('node:assert/strict')
 const path = require('node:path')
 const { io } = require('socket.io-client')
 const { connect } = require('..')
-const { waitFor, freePort, withHome, rows, online, FIXTURES } = require('./helpers')
+const { waitFor, freePort, withHome, rows, online, alive, get, FIXTURES } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'balance', 'sio.js')
 const CLIENTS = 20
@@ -77,7 +77,7 @@ test('Socket.IO with default transports over -i 2 --lb sticky: handshakes, broad
 // them (only `instances` lowered to 2 and the port given by PORT instead of
 // 8080): the worker never listens, pmr serves the port and hands each
 // connection to setupWorker as @socket.io/pm2's daemon does.
-test('the Socket.IO docs\' @socket.io/pm2 setup works unchanged: worker.js without listen(), ecosystem file, -i 2', {
+test('the Socket.IO docs\' @socket.io/pm2 setup works unchanged (worker.js without listen(), ecosystem file, -i 2) and outlives a kill -9 of the daemon', {
   timeout: 60000
 }, withHome(async (home) => {
   const port = await freePort()
@@ -103,6 +103,39 @@ test('the Socket.IO docs\' @socket.io/pm2 setup works unchanged: worker.js witho
     await waitFor('the broadcast everywhere', () => clients.every((c) => c.news.includes('hi')))
     const listening = rows(home, 'pm2-docs-worker').map((r) => r.listening)
     assert.ok(listening.every((l) => l.some((a) => a.endsWith(`:${port}`))), `pmr serves the port for the workers: ${JSON.stringify(listening)}`)
+
+    // kill -9 of the daemon (issue 17): the port pmr serves in the
+    // workers' place outlives it in the keeper, the next daemon serves it
+    // again, and the relay between the workers comes back with it.
+    const daemon = home.daemonPid()
+    const handshakes = { ok: 0, failed: [] }
+    let polling = true
+    const poller = (async () => {
+      while (polling) {
+        try {
+          const r = await get(port, '/socket.io/?EIO=4&transport=polling')
+          if (r.status === 200) handshakes.ok++
+          else handshakes.failed.push(`HTTP ${r.status}`)
+        } catch (e) {
+          handshakes.failed.push(e.code || e.message)
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    })()
+    await waitFor('handshakes answered', () => handshakes.ok > 3)
+    process.kill(daemon, 'SIGKILL')
+    await waitFor('the keeper to bring a daemon back', () => {
+      const pid = home.daemonPid()
+      return pid && pid !== daemon && alive(pid)
+    })
+    const okAt = handshakes.ok
+    await waitFor('handshakes answered with the new daemon', () => handshakes.ok > okAt + 10)
+    polling = false
+    await poller
+    assert.deepEqual(handshakes.failed, [], 'no handshake failed across the daemon\'s death')
+    assert.deepEqual(rows(home, 'pm2-docs-worker').map((r) => r.pid).sort(), workers.map((w) => w.pid).sort(), 'the same workers serve on')
+    clients[1].emit('shout', 'after')
+    await waitFor('a broadcast after the takeover everywhere', () => clients.every((c) => c.news.includes('after')))
   } finally {
     for (const c of clients) c.close()
   }

@@ -100,6 +100,11 @@ struct Inner {
     active: usize,
 }
 
+/// The key prefix of the socket served for `setupWorker` apps
+/// (`join_sticky_primary`), which names the kind of its accept loop when
+/// a next daemon takes the socket over.
+const STICKY_PRIMARY: &str = "sticky-primary:";
+
 pub struct ListenerPool {
     policy: Policy,
     /// Engine.IO sessions of the app's workers, for `sticky`.
@@ -166,12 +171,7 @@ impl ListenerPool {
                 kept_as: None,
             };
             self.balance(&key, &mut l).map_err(errno)?;
-            let owner = self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Some(app) = owner.filter(|_| crate::keeper::client::attached()) {
-                let tag = crate::keeper::client::tags::listen(&app, &key);
-                crate::keeper::client::keep(&tag, l.fd());
-                l.kept_as = Some(tag);
-            }
+            self.keep(&key, &mut l);
             inner.sockets.insert(key.clone(), l);
         }
         let Some(l) = inner.sockets.get(&key) else {
@@ -196,7 +196,7 @@ impl ListenerPool {
     /// their place): bound on first use, any address, and routed by session
     /// whatever the app's `lb`, since Engine.IO needs it.
     pub fn join_sticky_primary(&self, port: u16) -> Result<(Arc<Distributor>, String), i32> {
-        let key = format!("sticky-primary:{port}");
+        let key = format!("{STICKY_PRIMARY}{port}");
         let mut inner = self.lock();
         if !inner.sockets.contains_key(&key) {
             let q = ServerQuery {
@@ -214,10 +214,8 @@ impl ListenerPool {
                 balanced: None,
                 kept_as: None,
             };
-            let dist = Distributor::new_sticky_primary(key.clone(), self.sessions.clone());
-            let dup = l.socket().try_clone().map_err(errno)?;
-            let task = dist.spawn(dup).map_err(errno)?;
-            l.balanced = Some((dist, task));
+            self.balance(&key, &mut l).map_err(errno)?;
+            self.keep(&key, &mut l);
             inner.sockets.insert(key.clone(), l);
         }
         match inner.sockets.get(&key) {
@@ -241,15 +239,31 @@ impl ListenerPool {
         }
     }
 
-    /// Starts the accept loop of a new socket, for a balanced app.
+    /// Starts the accept loop of a new socket: the sticky primary's (by
+    /// its key), or the app's policy's for a balanced app.
     fn balance(&self, key: &str, l: &mut Listener) -> io::Result<()> {
-        if self.policy != Policy::Shared {
-            let dist = Distributor::new(key.to_owned(), self.policy, self.sessions.clone());
-            let dup = l.socket().try_clone()?;
-            let task = dist.spawn(dup)?;
-            l.balanced = Some((dist, task));
-        }
+        let dist = if key.starts_with(STICKY_PRIMARY) {
+            Distributor::new_sticky_primary(key.to_owned(), self.sessions.clone())
+        } else if self.policy != Policy::Shared {
+            Distributor::new(key.to_owned(), self.policy, self.sessions.clone())
+        } else {
+            return Ok(());
+        };
+        let dup = l.socket().try_clone()?;
+        let task = dist.spawn(dup)?;
+        l.balanced = Some((dist, task));
         Ok(())
+    }
+
+    /// Gives the daemon's keeper a duplicate of a socket just bound, so
+    /// that it outlives this daemon with its backlog (see `adopt`).
+    fn keep(&self, key: &str, l: &mut Listener) {
+        let owner = self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(app) = owner.filter(|_| crate::keeper::client::attached()) {
+            let tag = crate::keeper::client::tags::listen(&app, key);
+            crate::keeper::client::keep(&tag, l.fd());
+            l.kept_as = Some(tag);
+        }
     }
 
     /// Names the app whose sockets these are (for the daemon's keeper).
