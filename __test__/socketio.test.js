@@ -132,7 +132,13 @@ test('the Socket.IO docs\' @socket.io/pm2 setup works unchanged (worker.js witho
     await waitFor('handshakes answered with the new daemon', () => handshakes.ok > okAt + 10)
     polling = false
     await poller
-    assert.deepEqual(handshakes.failed, [], 'no handshake failed across the daemon\'s death')
+    // Only what the dead daemon held at the instant of its death can be
+    // lost (README, "Who keeps the sockets"): a connection it had accepted
+    // and not handed to a worker yet, which here includes reading the
+    // request's first bytes. Nothing is refused.
+    const lost = handshakes.failed.filter((f) => f !== 'ECONNRESET')
+    assert.deepEqual(lost, [], 'no handshake refused or failed across the daemon\'s death')
+    assert.ok(handshakes.failed.length <= 1, `at most the one connection the daemon held was reset: ${handshakes.failed}`)
     assert.deepEqual(rows(home, 'pm2-docs-worker').map((r) => r.pid).sort(), workers.map((w) => w.pid).sort(), 'the same workers serve on')
     clients[1].emit('shout', 'after')
     await waitFor('a broadcast after the takeover everywhere', () => clients.every((c) => c.news.includes('after')))
