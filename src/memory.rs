@@ -4,10 +4,12 @@
 //! burst of parallel work (`restart all` of 60 apps spawns and reaps 120
 //! processes across the runtime's threads) the freed pages stay resident
 //! in whichever arenas held them. Measured on 60 idle apps, four rounds of
-//! `restart all`: +6.1 MB with the default arenas, +3.6 MB with one arena,
-//! most of which `malloc_trim` hands back. The daemon allocates little and
-//! rarely, so one arena costs no contention that matters. Other allocators
-//! (musl's, macOS's) return memory on their own and need neither call.
+//! `restart all`: +6.1 MB with the default arenas, +3.8 MB with one arena;
+//! `malloc_trim` hands back part of what is left (the bench's restart all
+//! and reload all: +4.7 MB before, +2.1 to +2.7 MB with both). The daemon
+//! allocates little and rarely, so one arena costs no contention that
+//! matters. Other allocators (musl's, macOS's) return memory on their own
+//! and need neither call.
 
 /// Makes malloc use a single arena; called once at the daemon's start,
 /// before any other thread exists.
