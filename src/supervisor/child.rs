@@ -86,11 +86,11 @@ impl Spawner for OsSpawner {
     fn spawn(&self, l: Launch<'_>) -> io::Result<RunningProcess> {
         // A spawn waits until the child has exec'd, and on a machine busy
         // with Node start-ups (the apps of a `restart all`) a child just
-        // forked gets the CPU late: ~100 ms of waiting per spawn was seen
-        // with 60 apps on 2 cores. Waiting on a runtime worker held up the
-        // other slots (two workers: two spawns at a time, every exit and
-        // event behind them); block_in_place hands the worker's other
-        // tasks on, so the spawns of many apps wait side by side.
+        // forked gets the CPU late: ~100 ms per spawn was seen with 60 apps
+        // on 2 cores. That wait must not hold a runtime worker (there are
+        // two, and every slot's exits and events run on them):
+        // block_in_place hands the worker's other tasks on, so the spawns of
+        // many apps wait side by side.
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current().map(|h| h.runtime_flavor()) {
             Ok(RuntimeFlavor::MultiThread) => {

@@ -17,17 +17,16 @@ use crate::model::AppOutcome;
 /// start or delete is mostly waiting (for the old process to handle its
 /// signal and exit; a new process is spawned, not waited for), so the
 /// apps of an operation all go at once up to this bound, which only caps
-/// the daemon's own buffers for huge files. Going 16 at a time made `restart
-/// all` of 60 apps slow for a reason of its own: the later apps' old
-/// processes were signalled only once the earlier apps' new ones were
-/// loading Node, and had to wait for the CPU to exit. What does cost CPU,
-/// new cluster workers coming up in a reload, is bounded apart
-/// (`WORKER_STARTUPS`).
+/// the daemon's own buffers for huge files. (At 16, `buffered` also kept
+/// app 17 waiting for app 1 even when apps 2 to 16 were done.) What does
+/// cost CPU, new cluster workers coming up in a reload, is bounded apart
+/// (`WORKER_STARTUPS`). On 60 idle apps the time of `restart all` is set
+/// by the CPU the Node start-ups need, not by this bound.
 pub(super) const APP_CONCURRENCY: usize = 64;
 
 /// How many reloads bring up a new cluster worker at once, across the
 /// apps of an operation: each waits for its worker to listen, and a Node
-/// start-up costs ~40 ms of CPU and ~40 MB while it loads, so on 2 cores
+/// start-up costs ~100 ms of CPU and ~40 MB while it loads, so on 2 cores
 /// 16 already keep the CPU busy; more at once would only push every one
 /// of them towards its listen_timeout.
 pub(super) const WORKER_STARTUPS: usize = 16;
