@@ -34,7 +34,7 @@ test('reload waits for the replacement to pass its HTTP check: one that never pa
   fs.rmSync(badNew)
   home.ok(['reload', 'api'])
   const after = rows(home, 'api')
-  assert.ok(after.every((r) => !first.some((f) => f.pid === r.pid) && r.restarts === 1), 'both replaced once the check passes')
+  assert.ok(after.every((r) => !first.some((f) => f.pid === r.pid) && r.restarts === 1), 'both replaced once the check passes: ' + JSON.stringify({ first: first.map((r) => r.pid), after: after.map((r) => [r.pid, r.restarts]) }))
 }))
 
 test('pmr-runtime /readyz waits for the HTTP health check, not only for listening', withHome(async (home) => {

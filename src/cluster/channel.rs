@@ -15,11 +15,11 @@ use nix::sys::socket::{self, ControlMessage, MsgFlags, SockFlag};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::distribute::{Distributor, Handoff, WorkerLoad};
 use super::listeners::{Joined, ListenerPool};
-use super::message::{self, NodeReport, WorkerMessage};
+use super::message::{self, NodeReport, PathAnswer, WorkerMessage};
 use crate::protocol::{Frame, LineFramer};
 
 /// Node's own limit for one IPC message is far larger, but nothing a worker
@@ -48,8 +48,6 @@ pub enum ChannelEvent {
     },
     /// The preload's report on the Node.js runtime.
     Metrics(NodeReport),
-    /// The preload's private health-check port (None: no HTTP server yet).
-    HealthPort(Option<u16>),
     /// The worker closed the channel (it may live on without one).
     Closed,
     /// Any other message the app sent.
@@ -60,6 +58,15 @@ pub enum ChannelEvent {
 #[derive(Debug)]
 pub enum Outgoing {
     Message(Value),
+    /// A health check of a path for the preload to carry out; its answer
+    /// (the `health-result` with the same id) goes to `reply`, straight
+    /// from this task, so it arrives even while the slot is busy (in a
+    /// reload) and costs no trip through the slot.
+    HealthCheck {
+        id: u64,
+        msg: Value,
+        reply: oneshot::Sender<PathAnswer>,
+    },
     Disconnect,
     /// The worker is about to be stopped: no new connections from now on.
     StopConnections,
@@ -117,6 +124,8 @@ pub struct Channel {
     unacked: HashMap<u64, Handoff>,
     /// What the app's other workers relay to this one.
     relayed: mpsc::UnboundedReceiver<Value>,
+    /// Health checks sent and not answered yet, by id.
+    checks: HashMap<u64, oneshot::Sender<PathAnswer>>,
 }
 
 impl Channel {
@@ -147,6 +156,7 @@ impl Channel {
             conns_rx,
             unacked: HashMap::new(),
             relayed,
+            checks: HashMap::new(),
         })
     }
 
@@ -195,6 +205,14 @@ impl Channel {
                     let msg = match out {
                         None => return,
                         Some(Outgoing::Message(v)) => v,
+                        Some(Outgoing::HealthCheck { id, msg, reply }) => {
+                            // A check whose asker gave up (timed out) is
+                            // forgotten: the map stays as small as the
+                            // checks in progress.
+                            self.checks.retain(|_, r| !r.is_closed());
+                            self.checks.insert(id, reply);
+                            msg
+                        }
                         Some(Outgoing::Disconnect) => { self.seq += 1; message::disconnect(self.seq) }
                         Some(Outgoing::StopConnections) => {
                             self.stop_connections();
@@ -315,7 +333,12 @@ impl Channel {
             WorkerMessage::Listening { address } => Some(ChannelEvent::Listening(address)),
             WorkerMessage::ExitedAfterDisconnect => Some(ChannelEvent::ExitedAfterDisconnect),
             WorkerMessage::Metrics(r) => Some(ChannelEvent::Metrics(r)),
-            WorkerMessage::HealthPort(p) => Some(ChannelEvent::HealthPort(p)),
+            WorkerMessage::HealthResult { id, answer } => {
+                if let Some(reply) = self.checks.remove(&id) {
+                    let _ = reply.send(answer);
+                }
+                None
+            }
             WorkerMessage::Close { key } => {
                 if let Some(d) = self.joined.remove(&key) {
                     d.leave(self.token);

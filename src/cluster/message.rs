@@ -1,6 +1,8 @@
 //! The messages of Node's IPC channel in JSON serialization mode (one JSON
 //! value per line), as a Node 20 cluster worker sends and expects them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::{json, Value};
 
 /// What a worker's message means to the primary.
@@ -22,9 +24,8 @@ pub enum WorkerMessage {
     HandleNack,
     /// The pmr preload's periodic report on the Node.js runtime.
     Metrics(NodeReport),
-    /// The preload's private port for this instance's health checks (None:
-    /// the instance has no HTTP server listening yet).
-    HealthPort(Option<u16>),
+    /// The preload's answer to the health check of a path with this id.
+    HealthResult { id: u64, answer: PathAnswer },
     /// The worker's answer to a connection we handed it (`newconn`).
     ConnAck { seq: u64, accepted: bool },
     /// The preload's batched count of this worker's connections that ended.
@@ -163,16 +164,17 @@ fn classify(v: Value) -> WorkerMessage {
 }
 
 fn pmr_message(v: &Value) -> WorkerMessage {
-    if v.get("act").and_then(Value::as_str) == Some("health-port") {
-        let port = v
-            .get("port")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p > 0);
-        return WorkerMessage::HealthPort(port);
-    }
     match v.get("act").and_then(Value::as_str) {
         Some("metrics") => {}
+        Some("health-result") => {
+            return match v.get("id").and_then(Value::as_u64) {
+                Some(id) => WorkerMessage::HealthResult {
+                    id,
+                    answer: path_answer(v),
+                },
+                None => WorkerMessage::OtherInternal,
+            }
+        }
         Some("conns") => {
             return WorkerMessage::ConnsClosed(v.get("closed").and_then(Value::as_u64).unwrap_or(0))
         }
@@ -211,9 +213,57 @@ pub fn metrics_interval(ms: u64) -> Value {
     json!({ "cmd": "NODE_PMR", "act": "metrics", "interval": ms })
 }
 
-/// Asks the preload for the instance's private health-check port.
-pub fn health_port_request() -> Value {
-    json!({ "cmd": "NODE_PMR", "act": "health-port" })
+/// What the preload found when it carried out a health check of a path
+/// inside the instance (see `preload/health.js`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathAnswer {
+    /// The GET was answered: its status, and for a failure the start of
+    /// the body.
+    Status { status: u16, body: String },
+    /// The GET failed inside the instance (refused, reset, its own timeout).
+    Error(String),
+    /// The instance has no HTTP server listening yet.
+    Waiting,
+}
+
+/// The answer is written by code running inside the app: anything that is
+/// not a status or an error reads as an error.
+fn path_answer(v: &Value) -> PathAnswer {
+    if v.get("waiting").and_then(Value::as_bool) == Some(true) {
+        return PathAnswer::Waiting;
+    }
+    if let Some(status) = v
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+    {
+        let body = v.get("body").and_then(Value::as_str).unwrap_or_default();
+        return PathAnswer::Status {
+            status,
+            body: body.chars().take(BODY_SHOWN).collect(),
+        };
+    }
+    let error = v
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("no status");
+    PathAnswer::Error(error.chars().take(BODY_SHOWN).collect())
+}
+
+/// How much of an answer's body or error text is kept.
+const BODY_SHOWN: usize = 200;
+
+/// A fresh id for each health check, unique in the daemon, so that a late
+/// answer is never taken for the answer to a later check.
+pub fn next_check_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Asks the preload to GET `path` from the instance's own HTTP server and
+/// answer with `id` within `timeout_ms`.
+pub fn health_check_request(id: u64, path: &str, timeout_ms: u64) -> Value {
+    json!({ "cmd": "NODE_PMR", "act": "health-check", "id": id, "path": path, "timeout": timeout_ms })
 }
 
 /// The answer to a `queryServer` that succeeded; the socket travels with it.
@@ -337,6 +387,56 @@ mod tests {
         assert_eq!(h["type"], "net.Socket");
         assert_eq!(h["msg"]["type"], "sticky:connection");
         assert_eq!(h["msg"]["data"], "GET /socket.io/?EIO=4 HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn health_results_from_the_preload() {
+        let r = |line: &str| parse(line.as_bytes()).unwrap();
+        assert_eq!(
+            r(r#"{"cmd":"NODE_PMR","act":"health-result","id":7,"status":200}"#),
+            WorkerMessage::HealthResult {
+                id: 7,
+                answer: PathAnswer::Status {
+                    status: 200,
+                    body: String::new()
+                }
+            }
+        );
+        assert_eq!(
+            r(r#"{"cmd":"NODE_PMR","act":"health-result","id":8,"status":503,"body":"db down"}"#),
+            WorkerMessage::HealthResult {
+                id: 8,
+                answer: PathAnswer::Status {
+                    status: 503,
+                    body: "db down".into()
+                }
+            }
+        );
+        assert_eq!(
+            r(r#"{"cmd":"NODE_PMR","act":"health-result","id":9,"waiting":true}"#),
+            WorkerMessage::HealthResult {
+                id: 9,
+                answer: PathAnswer::Waiting
+            }
+        );
+        // Whatever else the app's side writes is an error, bounded.
+        let long = "x".repeat(5000);
+        let WorkerMessage::HealthResult { answer, .. } = r(&format!(
+            r#"{{"cmd":"NODE_PMR","act":"health-result","id":1,"status":"200","error":"{long}"}}"#
+        )) else {
+            panic!()
+        };
+        assert_eq!(answer, PathAnswer::Error("x".repeat(BODY_SHOWN)));
+        assert_eq!(
+            r(r#"{"cmd":"NODE_PMR","act":"health-result","status":200}"#),
+            WorkerMessage::OtherInternal
+        );
+        let q = health_check_request(3, "/healthz", 2000);
+        assert_eq!(q["act"], "health-check");
+        assert_eq!(q["id"], 3);
+        assert_eq!(q["path"], "/healthz");
+        assert_eq!(q["timeout"], 2000);
+        assert_ne!(next_check_id(), next_check_id());
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cluster::message::PathAnswer;
 use crate::notify::command::{self, Hook};
-use crate::notify::http::Client;
+use crate::notify::http::{Answer, Client};
 use crate::process::spawn::Credentials;
 use crate::spec::health::{HealthCheck, Probe};
 
@@ -46,30 +47,51 @@ impl Outcome {
     }
 }
 
-/// Runs `check` once. `own_port` is the instance's private check port (the
-/// preload's), needed by an HTTP check of a path.
-pub async fn run(
+/// The way to the instance's preload, which carries out checks of a path
+/// inside the instance (see `preload/health.js`).
+pub(crate) trait AskPreload: Send {
+    /// Asks for one GET of `path`; None when no answer came within
+    /// `timeout` (a stuck event loop never answers).
+    fn ask(
+        &mut self,
+        path: &str,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Option<PathAnswer>> + Send;
+}
+
+/// What the preload's answer (or its absence) means.
+pub fn path_outcome(answer: Option<PathAnswer>, timeout_ms: u64) -> Outcome {
+    match answer {
+        Some(PathAnswer::Status { status, body }) => {
+            let a = Answer { status, body };
+            if a.ok() {
+                Outcome::pass(format!("HTTP {status}"))
+            } else {
+                Outcome::fail(a.describe())
+            }
+        }
+        Some(PathAnswer::Error(e)) => Outcome::fail(e),
+        Some(PathAnswer::Waiting) => Outcome {
+            waiting: true,
+            ..Outcome::fail("no HTTP server is listening in the instance yet")
+        },
+        None => Outcome::fail(format!("no answer within {timeout_ms} ms")),
+    }
+}
+
+/// Runs `check` once; a check of a path goes through `preload`.
+pub(crate) async fn run(
     check: &HealthCheck,
     subject: &Subject,
-    own_port: Option<u16>,
+    preload: &mut impl AskPreload,
     client: &Client,
 ) -> Outcome {
     let timeout = Duration::from_millis(check.timeout_ms);
     match &check.probe {
-        Probe::Http(target) => {
-            let url = if target.starts_with('/') {
-                match own_port {
-                    Some(p) => format!("http://127.0.0.1:{p}{target}"),
-                    None => {
-                        return Outcome {
-                            waiting: true,
-                            ..Outcome::fail("no HTTP server is listening in the instance yet")
-                        }
-                    }
-                }
-            } else {
-                target.clone()
-            };
+        Probe::Http(path) if path.starts_with('/') => {
+            path_outcome(preload.ask(path, timeout).await, check.timeout_ms)
+        }
+        Probe::Http(url) => {
             let Ok(uri) = url.parse() else {
                 return Outcome::fail(format!("'{url}' is not a URL"));
             };
@@ -94,9 +116,6 @@ pub async fn run(
             let mut env = subject.env.clone();
             env.insert("PMR_PID".into(), subject.pid.to_string());
             env.insert("PMR_INSTANCE".into(), subject.instance.to_string());
-            if let Some(p) = own_port {
-                env.insert("PMR_HEALTH_PORT".into(), p.to_string());
-            }
             let r = command::run(Hook {
                 command: c,
                 cwd: &subject.cwd,
@@ -112,5 +131,38 @@ pub async fn run(
                 Err(e) => Outcome::fail(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_preloads_answers_mean() {
+        let ok = |status| {
+            Some(PathAnswer::Status {
+                status,
+                body: String::new(),
+            })
+        };
+        assert!(path_outcome(ok(200), 100).passed);
+        assert!(path_outcome(ok(204), 100).passed);
+        let o = path_outcome(
+            Some(PathAnswer::Status {
+                status: 503,
+                body: "db down".into(),
+            }),
+            100,
+        );
+        assert!(!o.passed && !o.waiting);
+        assert_eq!(o.detail, "HTTP 503: db down");
+        let o = path_outcome(Some(PathAnswer::Error("socket hang up".into())), 100);
+        assert_eq!((o.passed, o.detail.as_str()), (false, "socket hang up"));
+        let o = path_outcome(Some(PathAnswer::Waiting), 100);
+        assert!(!o.passed && o.waiting);
+        let o = path_outcome(None, 1500);
+        assert!(!o.passed && !o.waiting);
+        assert_eq!(o.detail, "no answer within 1500 ms");
     }
 }

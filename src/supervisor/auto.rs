@@ -187,7 +187,10 @@ impl Supervisor {
             ids: Some(ids),
         };
         let mut report = Report::default();
-        if let Err(e) = self.reload_locked(&sel, None, &mut report, reason).await {
+        if let Err(e) = self
+            .reload_locked(&sel, None, &mut report, reason, None)
+            .await
+        {
             tracing::warn!(app = name, "{e}");
         }
         for n in report.notices {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -22,6 +22,7 @@ use crate::cluster::balance::Policy;
 use crate::cluster::channel::{self, Channel, ChannelEvent, Outgoing};
 use crate::cluster::distribute::WorkerLoad;
 use crate::cluster::listeners::ListenerPool;
+use crate::cluster::message::{health_check_request, next_check_id, PathAnswer};
 use crate::logs::capture::{capture, Format, Target};
 use crate::logs::{LogPaths, Stream};
 use crate::process::pidfd::Pidfd;
@@ -158,6 +159,25 @@ pub(crate) struct Spawned {
     /// The task serving the IPC channel, ended with the process handle.
     pub channel_task: Option<JoinHandle<()>>,
     pub tree: Box<dyn ProcessTree>,
+}
+
+/// Sends messages to one process over its IPC channel.
+#[derive(Clone)]
+pub(crate) struct Messenger(mpsc::UnboundedSender<Outgoing>);
+
+impl Messenger {
+    /// Asks the preload for the health check of `path` (see
+    /// `preload/health.js`); None once the channel is gone. The receiver
+    /// gets the answer, or an error if the channel ends first.
+    pub fn ask_check(&self, path: &str, timeout_ms: u64) -> Option<oneshot::Receiver<PathAnswer>> {
+        let id = next_check_id();
+        let (reply, answer) = oneshot::channel();
+        let msg = health_check_request(id, path, timeout_ms);
+        self.0
+            .send(Outgoing::HealthCheck { id, msg, reply })
+            .ok()
+            .map(|()| answer)
+    }
 }
 
 pub(crate) struct RunningProcess {
@@ -459,6 +479,12 @@ impl RunningProcess {
         self.outgoing
             .as_ref()
             .is_some_and(|o| o.send(Outgoing::Message(msg)).is_ok())
+    }
+
+    /// A handle on the IPC channel that a task apart from the slot can
+    /// hold (a health check's schedule); None without a channel.
+    pub fn messenger(&self) -> Option<Messenger> {
+        self.outgoing.clone().map(Messenger)
     }
 
     /// A line for the process's stdin (`pmr send`); never waits.

@@ -14,6 +14,7 @@ use super::fanout::{bounded, merge, AppDone, Lock, Step, APP_CONCURRENCY};
 use super::registry::{App, SlotHandle, SlotRef};
 use super::replies::gather;
 use super::slot::SlotCommand;
+use super::stops_first::{StopsFirst, STOPS_FIRST_WAIT};
 use super::target::Selected;
 use super::{Report, RestartReason, Status, Supervisor};
 use crate::cluster::listeners::ListenerPool;
@@ -196,6 +197,7 @@ impl Supervisor {
                             s.0.ask(|reply| SlotCommand::Restart {
                                 spec: None,
                                 reason: RestartReason::User,
+                                stops_first: None,
                                 reply,
                             })
                         } else {
@@ -235,11 +237,12 @@ impl Supervisor {
     ) -> Result<Report> {
         let sel = self.reg().select(targets)?;
         let env = caller_env.as_ref();
+        let stops = &self.stops_first(&sel, |_| true);
         Ok(self
             .each_app(sel, "restarted", Lock::Wait, |s| async move {
                 self.set_watch_off(&s.app, false);
                 let spec = self.updated_spec(&s.app, env);
-                self.restart_locked(&s, spec, RestartReason::User)
+                self.restart_locked(&s, spec, RestartReason::User, Some(stops))
                     .await
                     .into()
             })
@@ -247,12 +250,15 @@ impl Supervisor {
     }
 
     /// Stops and starts the selected instances all at once, with `new_spec`
-    /// if given; the caller holds the app's operation lock.
+    /// if given; the caller holds the app's operation lock. With
+    /// `stops_first`, the new processes also wait for the old ones of the
+    /// operation's other apps.
     pub(super) async fn restart_locked(
         &self,
         s: &Selected,
         new_spec: Option<Arc<AppSpec>>,
         reason: RestartReason,
+        stops_first: Option<&Arc<StopsFirst>>,
     ) -> Result<()> {
         let pending: Vec<_> = self
             .slot_refs(s)
@@ -261,6 +267,7 @@ impl Supervisor {
                 sl.0.ask(|reply| SlotCommand::Restart {
                     spec: new_spec.clone(),
                     reason,
+                    stops_first: stops_first.cloned(),
                     reply,
                 })
             })
@@ -268,6 +275,21 @@ impl Supervisor {
         let res = gather(pending).await;
         self.adopt_spec(&s.app, new_spec);
         res
+    }
+
+    /// The barrier of a restart of the selected instances of the apps that
+    /// `restarts` picks (by their definition).
+    pub(super) fn stops_first(
+        &self,
+        sel: &[Selected],
+        restarts: impl Fn(&AppSpec) -> bool,
+    ) -> Arc<StopsFirst> {
+        let count = sel
+            .iter()
+            .filter(|s| self.reg().app(&s.app).is_some_and(|a| restarts(&a.spec)))
+            .map(|s| self.slot_refs(s).len())
+            .sum();
+        Arc::new(StopsFirst::new(count, STOPS_FIRST_WAIT))
     }
 
     pub async fn delete(&self, targets: &[String]) -> Result<Report> {

@@ -30,6 +30,7 @@ mod scopes;
 mod slot;
 pub mod state;
 mod stdin;
+mod stops_first;
 mod stream;
 pub(crate) mod target;
 mod watcher;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::fanout::{bounded, busy, merge, AppDone, Lock, Step, APP_CONCURRENCY};
 use super::replies::flatten;
 use super::slot::SlotCommand;
+use super::stops_first::StopsFirst;
 use super::target::Selected;
 use super::{Report, RestartReason, Supervisor};
 use crate::error::Result;
@@ -33,13 +34,15 @@ impl Supervisor {
     ) -> Result<Report> {
         let sel = self.reg().select(targets)?;
         let env = caller_env.as_ref();
+        // Fork-mode apps are restarted: their old processes stop first.
+        let stops = &self.stops_first(&sel, |spec| spec.exec_mode == ExecMode::Fork);
         Ok(self
             .each_app(sel, "reloaded", Lock::Try, |s| async move {
                 self.set_watch_off(&s.app, false);
                 let new_spec = self.updated_spec(&s.app, env);
                 let mut step = Report::default();
                 let done = self
-                    .reload_locked(&s, new_spec, &mut step, RestartReason::User)
+                    .reload_locked(&s, new_spec, &mut step, RestartReason::User, Some(stops))
                     .await;
                 Step {
                     result: done.err(),
@@ -183,11 +186,17 @@ impl Supervisor {
         let mut step = Report::default();
         let replaced = match how {
             Apply::Reload => {
-                self.reload_locked(&all, Some(new.clone()), &mut step, RestartReason::User)
-                    .await
+                self.reload_locked(
+                    &all,
+                    Some(new.clone()),
+                    &mut step,
+                    RestartReason::User,
+                    None,
+                )
+                .await
             }
             Apply::Restart => {
-                self.restart_locked(&all, Some(new.clone()), RestartReason::User)
+                self.restart_locked(&all, Some(new.clone()), RestartReason::User, None)
                     .await
             }
         };
@@ -211,6 +220,7 @@ impl Supervisor {
         new_spec: Option<Arc<AppSpec>>,
         report: &mut Report,
         reason: RestartReason,
+        stops_first: Option<&Arc<StopsFirst>>,
     ) -> Result<()> {
         let Some(mode) = self.reg().app(&s.app).map(|a| a.spec.exec_mode) else {
             return Ok(());
@@ -227,7 +237,8 @@ impl Supervisor {
                 "{} runs in fork mode, which cannot hand over a port: restarted instead of reloaded (brief downtime); {how}",
                 s.app
             ));
-            self.restart_locked(s, new_spec, reason).await?;
+            self.restart_locked(s, new_spec, reason, stops_first)
+                .await?;
         } else {
             for sl in &self.slot_refs(s) {
                 // The semaphore is never closed: no permit means none needed.

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use super::{Phase, Slot};
 use crate::clock::now_ms;
 use crate::cluster::channel::ChannelEvent;
-use crate::cluster::message::health_port_request;
-use crate::health::check::{self, Subject};
+use crate::cluster::message::PathAnswer;
+use crate::health::check::{self, AskPreload, Outcome, Subject};
 use crate::health::state::{loop_blocked, Verdict};
-use crate::health::task::{ProbeMsg, Probing};
+use crate::health::task::Probing;
 use crate::health::Probe;
 use crate::model::{HealthInfo, HealthStatus};
 use crate::policy::restart::Decision;
@@ -23,7 +23,7 @@ use crate::process::spawn::Credentials;
 use crate::spec::AppSpec;
 use crate::spec::ExecMode;
 use crate::supervisor::child::wait_for_exit;
-use crate::supervisor::child::RunningProcess;
+use crate::supervisor::child::{Messenger, RunningProcess};
 use crate::supervisor::state::{EventKind, RestartReason, Status};
 
 /// The event-loop watchdog looks this often at most, and at least every
@@ -43,8 +43,8 @@ pub(crate) struct Health {
     pid: Option<u32>,
 }
 
-/// Waits for the checks' next message; never, without checks.
-pub(super) async fn next_probe_msg(h: &mut Health) -> Option<ProbeMsg> {
+/// Waits for the checks' next result; never, without checks.
+pub(super) async fn next_probe_msg(h: &mut Health) -> Option<Outcome> {
     match h.probing.as_mut() {
         Some(p) => p.rx.recv().await,
         None => std::future::pending().await,
@@ -86,28 +86,14 @@ impl Slot {
         };
         let subject = self.subject(spec, new.pid);
         let client = crate::notify::http::Client::shared();
-        let mut port = None;
         let mut exit = new.exit_watch();
         loop {
-            if check.probe.http_path().is_some() && port.is_none() {
-                new.send(health_port_request());
-                let answer = async {
-                    while let Some(ev) = new.events.recv().await {
-                        match ev {
-                            ChannelEvent::HealthPort(p) => return p,
-                            ChannelEvent::Listening(a) => listening.push(a),
-                            _ => {}
-                        }
-                    }
-                    None
-                };
-                port = tokio::time::timeout(READY_RETRY, answer)
-                    .await
-                    .ok()
-                    .flatten();
-            }
+            let mut preload = Replacement {
+                p: &mut *new,
+                listening: &mut *listening,
+            };
             let o = tokio::select! {
-                o = check::run(check, &subject, port, &client) => o,
+                o = check::run(check, &subject, &mut preload, &client) => o,
                 _ = wait_for_exit(&mut exit) => return Err("the replacement exited before its health check passed".into()),
             };
             if o.passed {
@@ -147,6 +133,9 @@ impl Slot {
                 self.health.probing = Some(Probing::start(
                     Arc::new(check.clone()),
                     subject,
+                    ToPreload {
+                        messenger: p.messenger(),
+                    },
                     crate::notify::http::Client::shared(),
                     p.started,
                 ));
@@ -223,33 +212,8 @@ impl Slot {
         }
     }
 
-    /// The process just listened: an HTTP check of a path can ask for the
-    /// instance's own port now rather than at its next check.
-    pub(super) fn on_listening_for_health(&self, p: &RunningProcess) {
-        let wants =
-            self.health.probing.as_ref().is_some_and(|pr| {
-                pr.check.probe.http_path().is_some() && pr.port.borrow().is_none()
-            });
-        if wants {
-            p.send(health_port_request());
-        }
-    }
-
-    pub(super) fn on_health_port(&self, port: Option<u16>) {
-        if let Some(pr) = &self.health.probing {
-            pr.port.send_replace(port);
-        }
-    }
-
-    /// A message from the checks of the running process `p`.
-    pub(super) async fn on_probe_msg(&mut self, p: Box<RunningProcess>, msg: ProbeMsg) -> Phase {
-        let outcome = match msg {
-            ProbeMsg::NeedPort => {
-                p.send(health_port_request());
-                return Phase::Running(p);
-            }
-            ProbeMsg::Result(o) => o,
-        };
+    /// A result of the checks of the running process `p`.
+    pub(super) async fn on_probe_msg(&mut self, p: Box<RunningProcess>, outcome: Outcome) -> Phase {
         let Some(pr) = self.health.probing.as_mut() else {
             return Phase::Running(p);
         };
@@ -387,4 +351,58 @@ pub(super) enum Stuck {
     Answering,
     /// Its event loop has been blocked past `max_event_loop_lag`.
     LoopBlocked,
+}
+
+/// The preload of the process, reached over its IPC channel (the answer
+/// comes back straight from the channel's task).
+struct ToPreload {
+    messenger: Option<Messenger>,
+}
+
+impl AskPreload for ToPreload {
+    async fn ask(&mut self, path: &str, timeout: Duration) -> Option<PathAnswer> {
+        let Some(m) = &self.messenger else {
+            return Some(PathAnswer::Waiting);
+        };
+        let Some(answer) = m.ask_check(path, timeout.as_millis() as u64) else {
+            return Some(PathAnswer::Error(
+                "the IPC channel to the instance is closed".into(),
+            ));
+        };
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(a)) => Some(a),
+            Ok(Err(_)) => Some(PathAnswer::Error(
+                "the IPC channel to the instance closed".into(),
+            )),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A reload's replacement, asked directly: its events are read here while
+/// the reload waits (the slot's loop does not run for it yet), and the
+/// listening addresses that arrive meanwhile are kept.
+struct Replacement<'a> {
+    p: &'a mut RunningProcess,
+    listening: &'a mut Vec<String>,
+}
+
+impl AskPreload for Replacement<'_> {
+    async fn ask(&mut self, path: &str, timeout: Duration) -> Option<PathAnswer> {
+        let mut preload = ToPreload {
+            messenger: self.p.messenger(),
+        };
+        let events = async {
+            while let Some(ev) = self.p.events.recv().await {
+                if let ChannelEvent::Listening(a) = ev {
+                    self.listening.push(a);
+                }
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            a = preload.ask(path, timeout) => a,
+            () = events => None,
+        }
+    }
 }

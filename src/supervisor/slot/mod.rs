@@ -18,6 +18,7 @@ use super::child::{wait_for_exit, Launch, ProcessExit, RunningProcess};
 use super::state::{
     Event, EventKind, ExitRecord, InstanceState, NodeMetrics, RestartReason, Status,
 };
+use super::stops_first::StopsFirst;
 use super::Shared;
 use crate::clock::now_ms;
 use crate::cluster::channel::ChannelEvent;
@@ -38,6 +39,9 @@ pub(crate) enum SlotCommand {
     Restart {
         spec: Option<Arc<AppSpec>>,
         reason: RestartReason,
+        /// The operation's other old processes, when it restarts many at
+        /// once: this slot's new process waits for them.
+        stops_first: Option<Arc<StopsFirst>>,
         reply: oneshot::Sender<Result<()>>,
     },
     Reload {
@@ -416,9 +420,7 @@ impl Slot {
                 self.listens = true;
                 self.st().listening.push(address.clone());
                 self.emit(EventKind::Listening { address });
-                self.on_listening_for_health(p);
             }
-            ChannelEvent::HealthPort(port) => self.on_health_port(port),
             ChannelEvent::Ready => {
                 if self.st().status == Status::Launching {
                     self.set_status(Status::Online);
@@ -486,6 +488,7 @@ impl Slot {
             SlotCommand::Restart {
                 spec,
                 reason,
+                stops_first,
                 reply,
             } => {
                 // A restart counts whether or not a process was running (a
@@ -497,6 +500,9 @@ impl Slot {
                 let hold = self.pool.as_ref().map(|p| p.acquire());
                 if let Phase::Running(p) = phase {
                     self.stop_process(p).await;
+                }
+                if let Some(s) = stops_first {
+                    s.stopped().await;
                 }
                 if counts {
                     self.count_restart(reason);
