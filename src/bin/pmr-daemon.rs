@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    pmr::process::priority::boost_daemon(std::os::unix::process::parent_id());
     pmr::memory::one_arena();
     let opts = DaemonOptions {
         home,

@@ -45,11 +45,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("pmr-daemon".into())
         .spawn(move || {
-            let result = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("pmr-worker")
-                .enable_all()
-                .build()
+            let result = runtime()
                 .map_err(|e| Error::io("cannot start the daemon's runtime", e))
                 .and_then(|rt| rt.block_on(run(opts.clone(), rx)));
             if let Err(e) = &result {
@@ -64,15 +60,28 @@ pub fn spawn(
     Ok(tx)
 }
 
+/// How long a thread of the blocking pool stays once idle. The spawns of
+/// a many-app operation each wait for their child's exec on a thread of
+/// their own (see `OsSpawner`), up to one per app; tokio's default keeps
+/// them 10 s, with their stacks and malloc caches resident, although the
+/// pool needs one thread a second (the metrics tick) once the burst is
+/// over.
+const IDLE_THREAD_KEPT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The daemon's runtime: two workers, as the daemon does little at a time.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pmr-worker")
+        .thread_keep_alive(IDLE_THREAD_KEPT)
+        .enable_all()
+        .build()
+}
+
 /// Runs a daemon as a process of its own (the `pmr-daemon` binary): no
 /// Node host, so the runtime owns the process's signals.
 pub fn run_standalone(opts: DaemonOptions) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("pmr-worker")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("cannot start the daemon's runtime", e))?;
+    let rt = runtime().map_err(|e| Error::io("cannot start the daemon's runtime", e))?;
     let report = opts.report_to_stdout;
     let result = rt.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod fds;
 pub mod group;
 pub mod pidfd;
+pub mod priority;
 pub mod scope;
 pub mod signal;
 pub mod spawn;

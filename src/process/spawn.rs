@@ -130,6 +130,13 @@ pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
+    if let Some(level) = super::priority::app_nice() {
+        // SAFETY: runs between fork and exec; setpriority is a plain
+        // syscall, async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || super::priority::enter_app_nice(level));
+        }
+    }
     if let Some(fd) = &a.ipc {
         let raw = fd.as_raw_fd();
         // SAFETY: runs between fork and exec; dup2 and fcntl are
