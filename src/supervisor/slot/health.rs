@@ -26,10 +26,33 @@ use crate::supervisor::child::wait_for_exit;
 use crate::supervisor::child::{Messenger, RunningProcess};
 use crate::supervisor::state::{EventKind, RestartReason, Status};
 
-/// The event-loop watchdog looks this often at most, and at least every
-/// quarter of the limit.
-const WATCHDOG_MAX_TICK: Duration = Duration::from_millis(500);
+/// The event-loop watchdog looks every eighth of the limit, within these.
+const WATCHDOG_MAX_TICK: Duration = Duration::from_millis(250);
 const WATCHDOG_MIN_TICK: Duration = Duration::from_millis(100);
+fn watchdog_tick(limit_ms: u64) -> Duration {
+    Duration::from_millis(limit_ms / 8).clamp(WATCHDOG_MIN_TICK, WATCHDOG_MAX_TICK)
+}
+
+/// The fastest and the slowest pace a watched preload is asked to report at.
+const WATCHED_REPORT_MIN_MS: u64 = 100;
+const WATCHED_REPORT_MAX_MS: u64 = 500;
+
+/// How often the preload of an app reports, given the configured
+/// `metrics.interval` and the app's `max_event_loop_lag`: a blocked loop
+/// is seen once its report is overdue by more than the limit, so the
+/// report interval adds to the time to notice it. A watched app reports
+/// every quarter of its limit and at least every 500 ms (when that is
+/// more often than the setting), so that a loop blocked forever is noticed
+/// within the limit + 0.75 s (the report's pace and the watchdog's tick),
+/// not the limit + a whole second and more.
+pub(super) fn report_interval(metrics_interval_ms: u64, lag_limit_ms: Option<u64>) -> u64 {
+    match lag_limit_ms {
+        Some(l) => {
+            metrics_interval_ms.min((l / 4).clamp(WATCHED_REPORT_MIN_MS, WATCHED_REPORT_MAX_MS))
+        }
+        None => metrics_interval_ms,
+    }
+}
 
 /// The health part of a slot.
 #[derive(Default)]
@@ -113,7 +136,7 @@ impl Slot {
 
     /// The event-loop limit, where it can be watched: a Node.js app with
     /// pmr's preload (which sends the heartbeats).
-    fn lag_limit(&self) -> Option<u64> {
+    pub(super) fn lag_limit(&self) -> Option<u64> {
         self.spec
             .max_event_loop_lag_ms
             .filter(|_| self.spec.node && self.shared.node_preload.is_some())
@@ -148,9 +171,7 @@ impl Slot {
         match self.lag_limit() {
             Some(limit) => {
                 if self.health.watchdog_at.is_none() {
-                    let tick = Duration::from_millis(limit / 4)
-                        .clamp(WATCHDOG_MIN_TICK, WATCHDOG_MAX_TICK);
-                    self.health.watchdog_at = Some(Instant::now() + tick);
+                    self.health.watchdog_at = Some(Instant::now() + watchdog_tick(limit));
                 }
                 if self.spec.health_check.is_none() && self.st().health.is_none() {
                     self.publish_health();
@@ -253,8 +274,7 @@ impl Slot {
             self.health.watchdog_at = None;
             return Phase::Running(p);
         };
-        let tick = Duration::from_millis(limit / 4).clamp(WATCHDOG_MIN_TICK, WATCHDOG_MAX_TICK);
-        self.health.watchdog_at = Some(Instant::now() + tick);
+        self.health.watchdog_at = Some(Instant::now() + watchdog_tick(limit));
         let (lag, interval) = {
             let st = self.st();
             let interval = st
@@ -404,5 +424,23 @@ impl AskPreload for Replacement<'_> {
             a = preload.ask(path, timeout) => a,
             () = events => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watched_preload_reports_every_quarter_of_its_limit() {
+        assert_eq!(report_interval(1000, None), 1000);
+        assert_eq!(report_interval(1000, Some(2000)), 500);
+        assert_eq!(report_interval(1000, Some(10_000)), 500);
+        assert_eq!(
+            report_interval(300, Some(10_000)),
+            300,
+            "the setting when it is faster"
+        );
+        assert_eq!(report_interval(1000, Some(200)), WATCHED_REPORT_MIN_MS);
     }
 }

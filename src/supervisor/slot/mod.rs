@@ -454,11 +454,15 @@ impl Slot {
                     heap_total: r.heap_total,
                     active_handles: r.handles,
                 };
-                let interval = self.shared.settings.borrow().metrics.interval_ms;
+                let interval = health::report_interval(
+                    self.shared.settings.borrow().metrics.interval_ms,
+                    self.lag_limit(),
+                );
                 self.st().node = Some((metrics, Instant::now().into_std(), r.interval_ms));
                 self.heartbeat();
                 // The preload starts at its default pace: tell it the
-                // configured one (and any later change) when they differ.
+                // configured one, or a watched app's faster one (and any
+                // later change), when they differ.
                 if r.interval_ms != interval {
                     p.send(crate::cluster::message::metrics_interval(interval));
                 }
