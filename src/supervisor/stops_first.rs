@@ -55,21 +55,17 @@ mod tests {
         let wait = Duration::from_millis(500);
         let stops = Arc::new(StopsFirst::new(3, wait));
         let t0 = Instant::now();
-        let early = tokio::spawn({
+        // One old process stopping; the task ends when its new one may start.
+        let stop = || {
             let s = stops.clone();
-            async move {
+            tokio::spawn(async move {
                 s.stopped().await;
                 t0.elapsed()
-            }
-        });
+            })
+        };
+        let early = stop();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let second = tokio::spawn({
-            let s = stops.clone();
-            async move {
-                s.stopped().await;
-                t0.elapsed()
-            }
-        });
+        let second = stop();
         tokio::time::sleep(Duration::from_millis(100)).await;
         stops.stopped().await;
         // The last stop releases both waiting ones at once.
