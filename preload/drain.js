@@ -332,11 +332,30 @@ function stickyWorker (listenCalled, onConnection) {
         const result = setupWorker.call(this, io, ...more)
         const server = io && io.httpServer
         if (server) setImmediate(() => askForPort(server))
+        reportJoins(io)
         return result
       }
       exports[wrapped] = true
     }
     return exports
+  }
+  // setupWorker reports each Engine.IO session at its handshake; its
+  // client is reached by a broadcast only once it has joined a namespace,
+  // a round trip later. pmr's reload waits for replaced workers' clients to
+  // be back, and so needs to hear of the join too (once per session).
+  const joinReported = Symbol('pmr.joined')
+  const onJoin = (socket) => {
+    const conn = socket && socket.conn
+    if (!conn || conn[joinReported] || !process.connected) return
+    conn[joinReported] = true
+    try {
+      process.send({ cmd: 'NODE_PMR', act: 'joined', sid: conn.id }, () => {})
+    } catch {}
+  }
+  const reportJoins = (io) => {
+    if (!io || typeof io.on !== 'function') return
+    if (io._nsps instanceof Map) for (const nsp of io._nsps.values()) nsp.on('connection', onJoin)
+    io.on('new_namespace', (nsp) => nsp.on('connection', onJoin))
   }
   const askForPort = (server) => {
     if (server[listenCalled] || !process.connected) return

@@ -170,6 +170,11 @@ impl Channel {
         }
     }
 
+    /// What the app's pool knows this worker by (its sessions, the relay).
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
     /// The worker's connection figures, for the slot to publish.
     pub fn load(&self) -> Arc<WorkerLoad> {
         self.load.clone()
@@ -329,6 +334,12 @@ impl Channel {
                 None
             }
             WorkerMessage::StickyPrimary { port } => self.serve_sticky(port),
+            WorkerMessage::SessionJoined { sid } => {
+                if let Some(pool) = &self.pool {
+                    pool.sessions.joined(&sid, self.token);
+                }
+                None
+            }
             WorkerMessage::Online => Some(ChannelEvent::Online),
             WorkerMessage::Listening { address } => Some(ChannelEvent::Listening(address)),
             WorkerMessage::ExitedAfterDisconnect => Some(ChannelEvent::ExitedAfterDisconnect),

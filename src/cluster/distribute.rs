@@ -5,7 +5,7 @@
 //! each one goes to a worker's IPC channel (Node's `newconn`), and one that
 //! a worker refuses or never acknowledges comes back here for another.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +16,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, Notify};
 
 use super::balance::{client_hash, Balancer, Candidate, Hint, Policy};
+use super::sessions::{Lookup, Sessions};
 use super::sticky;
 
 /// An accepted connection on its way to a worker.
@@ -59,108 +60,6 @@ impl WorkerLoad {
     /// The preload's batched count of connections that ended.
     pub fn add_closed(&self, n: u64) {
         self.closed.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// Which worker holds which Engine.IO session, as `@socket.io/sticky`'s
-/// `setupWorker` reports it (one map per app: a worker may listen on several
-/// sockets).
-#[derive(Default)]
-pub struct Sessions {
-    owners: Mutex<Owners>,
-    /// A session was reported: a request waiting for its session looks again.
-    changed: Notify,
-}
-
-#[derive(Default)]
-struct Owners {
-    live: HashMap<String, u64>,
-    /// Sessions that ended or whose worker went: a request naming one is
-    /// routed at once (its worker will refuse it and the client starts a
-    /// new session) instead of waiting for a report that never comes.
-    ended: HashSet<String>,
-    /// Some worker of the app reports its sessions (the app uses setupWorker).
-    reported: bool,
-    /// A wait found no report at all: the app does not use setupWorker, so
-    /// later requests do not wait.
-    silent: bool,
-}
-
-/// Past this many ended sessions remembered, the memory starts again (a
-/// forgotten one costs one bounded wait).
-const MAX_ENDED: usize = 65_536;
-
-impl Owners {
-    fn end(&mut self, sid: String) {
-        if self.ended.len() >= MAX_ENDED {
-            self.ended.clear();
-        }
-        self.ended.insert(sid);
-    }
-}
-
-/// What a request naming a session should do now.
-#[derive(Debug, PartialEq, Eq)]
-enum Lookup {
-    Owner(u64),
-    /// Not reported yet, and a report is worth waiting for.
-    Wait,
-    /// No report will come: route by the other hints.
-    Unknown,
-}
-
-impl Sessions {
-    fn lock(&self) -> MutexGuard<'_, Owners> {
-        self.owners.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn opened(&self, sid: String, worker: u64) {
-        {
-            let mut o = self.lock();
-            o.reported = true;
-            o.ended.remove(&sid);
-            o.live.insert(sid, worker);
-        }
-        self.changed.notify_waiters();
-    }
-
-    pub fn closed(&self, sid: &str) {
-        let mut o = self.lock();
-        if o.live.remove(sid).is_some() {
-            o.end(sid.to_owned());
-        }
-    }
-
-    /// A worker went: its sessions went with it.
-    pub fn forget_worker(&self, worker: u64) {
-        let mut o = self.lock();
-        let gone: Vec<String> = o
-            .live
-            .iter()
-            .filter(|(_, w)| **w == worker)
-            .map(|(s, _)| s.clone())
-            .collect();
-        for sid in gone {
-            o.live.remove(&sid);
-            o.end(sid);
-        }
-    }
-
-    fn lookup(&self, sid: &str) -> Lookup {
-        let o = self.lock();
-        match o.live.get(sid) {
-            Some(w) => Lookup::Owner(*w),
-            None if o.ended.contains(sid) || (o.silent && !o.reported) => Lookup::Unknown,
-            None => Lookup::Wait,
-        }
-    }
-
-    /// A wait ended without the session's report.
-    fn waited_in_vain(&self) {
-        let mut o = self.lock();
-        if !o.reported {
-            o.silent = true;
-        }
     }
 }
 
@@ -593,41 +492,6 @@ async fn first_line(fd: &AsyncFd<Socket>) -> sticky::Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_session_is_waited_for_until_reported_then_owned() {
-        let s = Sessions::default();
-        // Before any report: worth waiting for (the first client's report
-        // may trail its next request).
-        assert_eq!(s.lookup("a"), Lookup::Wait);
-        s.opened("a".into(), 7);
-        assert_eq!(s.lookup("a"), Lookup::Owner(7));
-        assert_eq!(s.lookup("b"), Lookup::Wait);
-    }
-
-    #[test]
-    fn ended_sessions_and_gone_workers_are_not_waited_for() {
-        let s = Sessions::default();
-        s.opened("a".into(), 1);
-        s.opened("b".into(), 2);
-        s.closed("a");
-        assert_eq!(s.lookup("a"), Lookup::Unknown);
-        s.forget_worker(2);
-        assert_eq!(s.lookup("b"), Lookup::Unknown);
-        // A session id seen again (a new report) is owned again.
-        s.opened("b".into(), 3);
-        assert_eq!(s.lookup("b"), Lookup::Owner(3));
-    }
-
-    #[test]
-    fn an_app_that_never_reports_stops_waiting_after_one_wait() {
-        let s = Sessions::default();
-        s.waited_in_vain();
-        assert_eq!(s.lookup("x"), Lookup::Unknown);
-        // Once it reports, unknown sessions are worth a wait again.
-        s.opened("y".into(), 1);
-        assert_eq!(s.lookup("x"), Lookup::Wait);
-    }
 
     #[tokio::test]
     async fn a_report_wakes_the_waiting_request() {

@@ -14,8 +14,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::task::JoinHandle;
 
 use super::balance::Policy;
-use super::distribute::{Distributor, Sessions};
+use super::distribute::Distributor;
 use super::message::ServerQuery;
+use super::sessions::Sessions;
 
 enum Kind {
     Tcp(Socket),

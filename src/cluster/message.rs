@@ -30,6 +30,8 @@ pub enum WorkerMessage {
     ConnAck { seq: u64, accepted: bool },
     /// The preload's batched count of this worker's connections that ended.
     ConnsClosed(u64),
+    /// The client of this Engine.IO session joined a Socket.IO namespace.
+    SessionJoined { sid: String },
     /// The app called `@socket.io/sticky`'s `setupWorker` and never
     /// `listen()`: the supervisor is to serve this port for it.
     StickyPrimary { port: u16 },
@@ -177,6 +179,18 @@ fn pmr_message(v: &Value) -> WorkerMessage {
         }
         Some("conns") => {
             return WorkerMessage::ConnsClosed(v.get("closed").and_then(Value::as_u64).unwrap_or(0))
+        }
+        Some("joined") => {
+            return match v
+                .get("sid")
+                .and_then(Value::as_str)
+                .filter(|s| crate::cluster::sticky::is_session_id(s.as_bytes()))
+            {
+                Some(sid) => WorkerMessage::SessionJoined {
+                    sid: sid.to_owned(),
+                },
+                None => WorkerMessage::OtherInternal,
+            }
         }
         Some("sticky") => {
             return match v
@@ -371,6 +385,30 @@ pub fn encode(v: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_joins_name_a_valid_session() {
+        let m =
+            parse(br#"{"cmd":"NODE_PMR","act":"joined","sid":"Zx-_0123456789abcdeF"}"#).unwrap();
+        assert_eq!(
+            m,
+            WorkerMessage::SessionJoined {
+                sid: "Zx-_0123456789abcdeF".into()
+            }
+        );
+        for bad in [
+            r#"{"cmd":"NODE_PMR","act":"joined"}"#,
+            r#"{"cmd":"NODE_PMR","act":"joined","sid":""}"#,
+            r#"{"cmd":"NODE_PMR","act":"joined","sid":"a b"}"#,
+            r#"{"cmd":"NODE_PMR","act":"joined","sid":7}"#,
+        ] {
+            assert_eq!(
+                parse(bad.as_bytes()).unwrap(),
+                WorkerMessage::OtherInternal,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn sticky_primary_requests_and_handoffs() {

@@ -13,4 +13,5 @@ pub mod distribute;
 pub mod listeners;
 pub mod message;
 pub mod relay;
+pub mod sessions;
 pub mod sticky;

@@ -22,6 +22,14 @@ pub enum Route {
 /// Longest session id taken (Engine.IO's are 20 characters).
 const MAX_SID: usize = 64;
 
+/// What an Engine.IO session id may be (base64url characters, bounded).
+pub fn is_session_id(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= MAX_SID
+        && v.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
 pub fn route(bytes: &[u8]) -> Route {
     let Some(end) = bytes.iter().position(|b| *b == b'\n') else {
         return Route::Incomplete;
@@ -45,11 +53,7 @@ pub fn route(bytes: &[u8]) -> Route {
         if let Some(v) = pair.strip_prefix(b"EIO=") {
             eio = !v.is_empty();
         } else if let Some(v) = pair.strip_prefix(b"sid=") {
-            let ok = !v.is_empty()
-                && v.len() <= MAX_SID
-                && v.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-');
-            sid = ok.then(|| String::from_utf8_lossy(v).into_owned());
+            sid = is_session_id(v).then(|| String::from_utf8_lossy(v).into_owned());
         }
     }
     match (eio, sid) {

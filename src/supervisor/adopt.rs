@@ -164,9 +164,11 @@ fn adopt(l: &Launch<'_>, a: Adoptee) -> io::Result<RunningProcess> {
         let _ = ev_tx.send(ChannelEvent::Ready);
     }
     let mut load = None;
+    let mut worker = None;
     let (outgoing, channel_task) = match a.ipc {
         Some(fd) => {
             let mut ch = Channel::new(fd, l.pool.cloned(), ev_tx)?;
+            worker = Some(ch.token());
             if l.spec.exec_mode == ExecMode::Cluster {
                 ch.rejoin();
                 load = l
@@ -192,6 +194,7 @@ fn adopt(l: &Launch<'_>, a: Adoptee) -> io::Result<RunningProcess> {
         }),
     });
     p.load = load;
+    p.worker = worker;
     p.carried = Some(Carried {
         restarts: a.restarts,
         reasons: a.reasons,

@@ -193,6 +193,8 @@ pub(crate) struct RunningProcess {
     pub listened: bool,
     /// Its connections, when the supervisor hands them out.
     pub load: Option<Arc<WorkerLoad>>,
+    /// What its app's pool knows it by (a cluster worker's channel token).
+    pub worker: Option<u64>,
     /// Every process of this one's tree.
     tree: Box<dyn ProcessTree>,
     /// Its stdin, for `pmr send` (none for a fake child).
@@ -311,6 +313,7 @@ impl RunningProcess {
             exited_after_disconnect: false,
             listened: false,
             load: None,
+            worker: None,
             tree: s.tree,
             stdin: None,
             carried: None,
@@ -431,9 +434,11 @@ impl RunningProcess {
 
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let mut load = None;
+        let mut worker = None;
         let (outgoing, channel_task) = match ours {
             Some(fd) => {
                 let ch = Channel::new(fd, l.pool.cloned(), ev_tx)?;
+                worker = Some(ch.token());
                 // A shared socket's connections never pass through pmr.
                 let balanced = l.pool.is_some_and(|p| p.policy() != Policy::Shared);
                 load = balanced.then(|| ch.load());
@@ -456,6 +461,7 @@ impl RunningProcess {
             }),
         });
         p.load = load;
+        p.worker = worker;
         p.stdin = spawned.stdin.map(StdinPipe::new);
         Ok(p)
     }

@@ -16,6 +16,12 @@ use crate::spec::{AppSpec, ExecMode};
 use crate::supervisor::child::{wait_for_exit, RunningProcess};
 use crate::supervisor::state::{EventKind, MemoryExceeded, ReloadStep, RestartReason, Status};
 
+/// How long a hand-over waits for the clients of the replaced worker to
+/// start their Engine.IO sessions again elsewhere. Socket.IO clients retry
+/// after 0.5-1.5 s by default (`reconnectionDelay` 1 s, randomized by half),
+/// then handshake; clients that went for good cost this much once.
+const SESSIONS_BACK_WAIT: Duration = Duration::from_secs(3);
+
 /// What makes a replacement process count as ready during a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Readiness {
@@ -189,15 +195,42 @@ impl Slot {
             detail: Some(pids.clone()),
         });
         let mut old = old;
+        // The Engine.IO sessions it holds, before they end with it.
+        let sessions = self.pool.as_ref().zip(old.worker).and_then(|(pool, gone)| {
+            let (live, held) = pool.sessions.count(gone);
+            (held > 0).then(|| (pool.sessions.clone(), gone, live, held))
+        });
         let exit = old.stop(&self.spec).await;
         let how = match (exit.signal_name(), exit.code) {
             (Some(s), _) => format!("killed by {s}"),
             (None, Some(c)) => format!("exited with code {c}"),
             (None, None) => "exited".into(),
         };
+        let mut detail = format!("old pid {} {how}, new pid {}", old.pid, new.pid);
+        // Its clients reconnect to the other workers: the hand-over is done
+        // when they have (or the bound passes, or the replacement exits), so
+        // that the next instance's turn, and the reload's end, find every
+        // client connected and reached by a broadcast.
+        if let Some((sessions, gone, live, held)) = sessions {
+            let since = Instant::now();
+            let back = tokio::select! {
+                back = sessions.back_elsewhere(gone, live, SESSIONS_BACK_WAIT) => back,
+                _ = wait_for_exit(&mut new_exit) => false,
+            };
+            let ms = since.elapsed().as_millis();
+            detail.push_str(&if back {
+                format!(
+                    "; the {held} Engine.IO sessions it held were back on other workers in {ms} ms"
+                )
+            } else {
+                let (now, still) = sessions.count(gone);
+                let away = live.saturating_sub(now - still);
+                format!("; {away} of the {held} Engine.IO sessions it held not back after {ms} ms")
+            });
+        }
         self.emit(EventKind::Reload {
             step: ReloadStep::OldExited,
-            detail: Some(format!("old pid {} {how}, new pid {}", old.pid, new.pid)),
+            detail: Some(detail),
         });
         (Phase::Running(Box::new(new)), Ok(()))
     }
