@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, Notify};
 
@@ -278,8 +278,8 @@ impl Distributor {
             };
             // Take what the backlog holds while workers can take it.
             while self.can_accept() {
-                match ready.try_io(|l| l.get_ref().accept()) {
-                    Ok(Ok((socket, peer))) => self.arrived(socket, &peer),
+                match ready.try_io(|l| accept_nonblocking(l.get_ref())) {
+                    Ok(Ok(socket)) => self.arrived(socket),
                     Ok(Err(e)) => {
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -291,15 +291,7 @@ impl Distributor {
         }
     }
 
-    fn arrived(self: &Arc<Self>, socket: Socket, peer: &SockAddr) {
-        // The flag belongs to the open file, which the worker shares: libuv
-        // expects a non-blocking socket and does not set it on one it
-        // receives (and peeking below needs it too).
-        if let Err(e) = socket.set_nonblocking(true) {
-            tracing::warn!("dropped a connection: {e}");
-            return;
-        }
-        let ip = peer.as_socket().map(|a| a.ip());
+    fn arrived(self: &Arc<Self>, socket: Socket) {
         if self.policy != Policy::Sticky {
             return self.submit(Conn {
                 socket,
@@ -307,6 +299,11 @@ impl Distributor {
                 first: None,
             });
         }
+        let ip = socket
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.ip());
         if self.peeking.fetch_add(1, Ordering::Relaxed) >= MAX_PEEKING {
             self.peeking.fetch_sub(1, Ordering::Relaxed);
             if self.primary {
@@ -445,6 +442,20 @@ impl Distributor {
             }
         }
     }
+}
+
+/// Accepts one connection, non-blocking and close-on-exec from the start
+/// (one syscall, where `accept` and then `set_nonblocking` took three). The
+/// flag belongs to the open file, which the worker shares: libuv expects a
+/// non-blocking socket and does not set it on one it receives, and peeking
+/// needs it too.
+fn accept_nonblocking(listener: &Socket) -> std::io::Result<Socket> {
+    let fd = nix::sys::socket::accept4(
+        listener,
+        nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(Socket::from(fd))
 }
 
 /// Registers a socket we own with the reactor.
