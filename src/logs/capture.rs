@@ -233,18 +233,16 @@ impl Target {
 
 /// Copies `pipe` to the target until EOF; the unfinished last line is kept.
 pub async fn capture<R: AsyncRead + Unpin>(mut pipe: R, target: Target) {
-    // Reserved, not zeroed: a read fills only what it reads, so the pages
-    // of an app that prints little are never touched. A zeroed buffer
-    // (calloc) was touched in full whenever the allocator handed back a
-    // block an exited process's pipe had freed: 64 KiB of RSS per pipe of
-    // every replaced process (+5 MB over `restart all` of 60 apps).
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut splitter = LineSplitter::default();
     let mut mid_line = false;
     loop {
-        buf.clear();
+        // Waits for output holding one byte, not a buffer: a read buffer
+        // held through the wait was 64 KiB of heap per pipe of every
+        // process, and after a restart of many apps the old and the new
+        // pipes' buffers left the heap that much higher for good.
+        let mut first = [0u8; 1];
         let read = if splitter.has_partial() {
-            match tokio::time::timeout(PARTIAL_LINE_WAIT, pipe.read_buf(&mut buf)).await {
+            match tokio::time::timeout(PARTIAL_LINE_WAIT, pipe.read(&mut first)).await {
                 Ok(r) => r,
                 Err(_) => {
                     target.emit(&splitter.take_partial(), &mut mid_line);
@@ -252,20 +250,49 @@ pub async fn capture<R: AsyncRead + Unpin>(mut pipe: R, target: Target) {
                 }
             }
         } else {
-            pipe.read_buf(&mut buf).await
+            pipe.read(&mut first).await
         };
-        let n = match read {
+        match read {
             Ok(0) => break,
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
+        }
+        // Reserved, not zeroed: a read fills only what it reads, so the
+        // pages of an app that prints little are never touched.
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        buf.push(first[0]);
+        // The rest of what is there now, without waiting for more.
+        let eof = match read_ready(&mut pipe, &mut buf) {
+            Some(Ok(0)) => true,
+            Some(Err(e)) => e.kind() != std::io::ErrorKind::Interrupted,
+            _ => false,
         };
-        let split = splitter.push(&buf[..n]);
+        let split = splitter.push(&buf);
+        drop(buf);
         target.emit(&split.lines, &mut mid_line);
         target.emit(&split.overflow, &mut mid_line);
+        if eof {
+            break;
+        }
     }
     if let Some(rest) = splitter.finish() {
         target.emit(&rest, &mut mid_line);
+    }
+}
+
+/// One read into `buf`'s spare room if the pipe has something now; None
+/// when it has nothing yet (the next wait registers for it).
+fn read_ready<R: AsyncRead + Unpin>(
+    pipe: &mut R,
+    buf: &mut Vec<u8>,
+) -> Option<std::io::Result<usize>> {
+    use std::future::Future;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let read = std::pin::pin!(pipe.read_buf(buf));
+    match read.poll(&mut cx) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
     }
 }
 
