@@ -94,7 +94,7 @@ module.exports = {
         const away = all.flatMap((s) => s.away)
         Object.assign(d, {
           reload_code: r.code,
-          reload_ms: r.ms,
+          reload_ms: Math.round(r.ms),
           back_after_reload: back,
           reconnect_max_ms: away.length ? Math.max(...away) : null,
           reconnect_p50_ms: away.length ? u.median(away) : null,
@@ -104,7 +104,7 @@ module.exports = {
           broadcasts_after_reload: tags.length,
           first_broadcast_after_reload_ms: Date.now() - done,
         })
-        log(`    reload (${r.ms} ms): ${back}/${n} back, away max ${d.reconnect_max_ms} ms (p50 ${d.reconnect_p50_ms}), ${stats.failed} failed handshakes, ${missed} of ${tags.length * n} deliveries after the reload missed`)
+        log(`    reload (${Math.round(r.ms)} ms): ${back}/${n} back, away max ${d.reconnect_max_ms} ms (p50 ${d.reconnect_p50_ms}), ${stats.failed} failed handshakes, ${missed} of ${tags.length * n} deliveries after the reload missed`)
       }
       for (const s of all) s.close()
       data[t.key] = d
