@@ -79,13 +79,18 @@ impl Tally {
 const MAX_ENDED: usize = 65_536;
 
 impl Owners {
-    fn end(&mut self, sid: String) {
-        if let Some(s) = self.live.remove(&sid) {
+    /// Takes a session out of `live` and of the counts.
+    fn drop_live(&mut self, sid: &str) {
+        if let Some(s) = self.live.remove(sid) {
             self.sessions.sub(s.worker);
             if s.joined {
                 self.joined.sub(s.worker);
             }
         }
+    }
+
+    fn end(&mut self, sid: String) {
+        self.drop_live(&sid);
         if self.ended.len() >= MAX_ENDED {
             self.ended.clear();
         }
@@ -121,9 +126,8 @@ impl Sessions {
         {
             let mut o = self.lock();
             o.reported = true;
-            if o.live.contains_key(&sid) {
-                o.end(sid.clone());
-            }
+            // Reported again (by another worker, say): counted once.
+            o.drop_live(&sid);
             o.ended.remove(&sid);
             o.live.insert(
                 sid,
