@@ -127,6 +127,16 @@ impl AppCgroup {
         Ok(())
     }
 
+    /// The cgroup's directory, for clone3(CLONE_INTO_CGROUP).
+    pub fn open_dir(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&self.dir)?;
+        Ok(dir.into())
+    }
+
     pub fn procs_path(&self) -> &CString {
         &self.procs
     }

@@ -3,6 +3,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod cgroup;
+#[cfg(target_os = "linux")]
+mod clone_into;
 pub mod fds;
 pub mod group;
 pub mod pidfd;

@@ -3,12 +3,15 @@
 //! pipes the supervisor reads, and optionally Node's IPC channel on fd 3.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::Stdio;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
 
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::net::unix::pipe;
+use tokio::process::Command;
 
 /// The fd number Node expects its IPC channel on (`NODE_CHANNEL_FD=3`).
 pub const IPC_FD: i32 = 3;
@@ -22,8 +25,9 @@ pub struct SpawnArgs<'a> {
     pub ipc: Option<OwnedFd>,
     /// Run as this user instead of the daemon's.
     pub credentials: Option<&'a Credentials>,
-    /// `cgroup.procs` of the cgroup the process starts in.
-    pub cgroup_procs: Option<&'a std::ffi::CString>,
+    /// The cgroup the process starts in.
+    #[cfg(target_os = "linux")]
+    pub cgroup: Option<&'a super::cgroup::AppCgroup>,
 }
 
 /// Who an app runs as, resolved before fork (name lookups allocate and
@@ -109,17 +113,36 @@ fn drop_privileges(c: &Credentials) -> io::Result<()> {
     Ok(())
 }
 
+/// Resolves to the process's exit status once it has exited (and been
+/// reaped).
+pub type ExitFuture = Pin<Box<dyn Future<Output = io::Result<ExitStatus>> + Send>>;
+
 pub struct Spawned {
-    pub child: Child,
     pub pid: u32,
+    pub exit: ExitFuture,
     /// PM2 gives fork-mode apps a stdin pipe too; an app that never reads
     /// it is not affected.
-    pub stdin: Option<ChildStdin>,
-    pub stdout: ChildStdout,
-    pub stderr: ChildStderr,
+    pub stdin: Option<pipe::Sender>,
+    pub stdout: pipe::Receiver,
+    pub stderr: pipe::Receiver,
 }
 
 pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
+    #[cfg(target_os = "linux")]
+    if let Some(cg) = a.cgroup {
+        let dir = cg.open_dir()?;
+        if let Some(s) = super::clone_into::spawn(&a, std::os::fd::AsFd::as_fd(&dir))? {
+            // Our copy of the worker's end closes here; the worker holds the only one.
+            drop(a.ipc);
+            return Ok(s);
+        }
+    }
+    forked(a)
+}
+
+/// fork, then exec: where a process cannot be cloned into its cgroup, the
+/// child moves itself there before exec.
+fn forked(a: SpawnArgs<'_>) -> io::Result<Spawned> {
     let mut cmd = Command::new(a.program);
     cmd.args(a.args)
         .current_dir(a.cwd)
@@ -146,8 +169,8 @@ pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
         }
     }
     #[cfg(target_os = "linux")]
-    if let Some(procs) = a.cgroup_procs {
-        let procs = procs.clone();
+    if let Some(cg) = a.cgroup {
+        let procs = cg.procs_path().clone();
         // SAFETY: open/write/close on a path built before fork. Entering
         // the cgroup before exec means nothing the app starts escapes it.
         unsafe {
@@ -167,26 +190,22 @@ pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("the process exited before its pid was read"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("stdout pipe missing"))?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| io::Error::other("stderr pipe missing"))?;
-    let stdin = child.stdin.take();
+    let missing = |what: &str| io::Error::other(format!("{what} pipe missing"));
+    let stdout = child.stdout.take().ok_or_else(|| missing("stdout"))?;
+    let stderr = child.stderr.take().ok_or_else(|| missing("stderr"))?;
+    let stdin = child.stdin.take().ok_or_else(|| missing("stdin"))?;
     Ok(Spawned {
-        child,
         pid,
-        stdin,
-        stdout,
-        stderr,
+        exit: Box::pin(async move { child.wait().await }),
+        stdin: Some(pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?),
+        stdout: pipe::Receiver::from_owned_fd(stdout.into_owned_fd()?)?,
+        stderr: pipe::Receiver::from_owned_fd(stderr.into_owned_fd()?)?,
     })
 }
 
-/// Runs in the forked child: raw libc calls only (no allocation, no locks).
-fn place_at_fd3(raw: i32) -> io::Result<()> {
+/// Runs in the child between fork and exec: raw libc calls only (no
+/// allocation, no locks).
+pub(super) fn place_at_fd3(raw: i32) -> io::Result<()> {
     // SAFETY: plain syscalls on descriptor numbers; dup2 onto itself would
     // keep FD_CLOEXEC, so that case clears the flag instead.
     let rc = unsafe {
@@ -200,4 +219,53 @@ fn place_at_fd3(raw: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// The fallback where clone3 into a cgroup is refused (seccomp, old
+    /// kernels): this machine takes the clone path, so it is run directly.
+    #[tokio::test]
+    async fn a_forked_process_moves_into_its_cgroup_before_exec() {
+        let Some(root) = super::super::cgroup::CgroupRoot::detect() else {
+            eprintln!("no cgroup v2 here: the move into a cgroup not checked");
+            return;
+        };
+        let cg = root
+            .create(&format!("fork-test-{}", std::process::id()))
+            .unwrap();
+        let env = BTreeMap::new();
+        let args = vec![
+            "-c".to_string(),
+            "cat /proc/self/cgroup; exit 3".to_string(),
+        ];
+        let mut s = forked(SpawnArgs {
+            program: Path::new("/bin/sh"),
+            args: &args,
+            cwd: Path::new("/"),
+            env: &env,
+            ipc: None,
+            credentials: None,
+            cgroup: Some(&cg),
+        })
+        .unwrap();
+        let mut out = String::new();
+        s.stdout.read_to_string(&mut out).await.unwrap();
+        assert_eq!(s.exit.await.unwrap().code(), Some(3));
+        let name = cg
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("0::") && l.ends_with(&format!("/{name}"))),
+            "not in its cgroup: {out}"
+        );
+        cg.remove().unwrap();
+    }
 }

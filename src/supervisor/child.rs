@@ -372,10 +372,6 @@ impl RunningProcess {
                 .map_err(|e| tracing::warn!("no cgroup for {name}: {e}"))
                 .ok()
         });
-        #[cfg(target_os = "linux")]
-        let cgroup_procs = cgroup.as_ref().map(|c| c.procs_path().clone());
-        #[cfg(not(target_os = "linux"))]
-        let cgroup_procs = None;
         let spawned = spawn(SpawnArgs {
             program: &program,
             args: &args,
@@ -383,7 +379,8 @@ impl RunningProcess {
             env: &env,
             ipc: theirs,
             credentials: credentials.as_ref(),
-            cgroup_procs: cgroup_procs.as_ref(),
+            #[cfg(target_os = "linux")]
+            cgroup: cgroup.as_ref(),
         })
         .inspect_err(|_| {
             // No process will ever own it: nothing else would remove it.
@@ -412,10 +409,10 @@ impl RunningProcess {
         start_capture(&l, spawned.stdout, spawned.stderr);
 
         let (exit_tx, exit_rx) = watch::channel(None);
-        let mut child = spawned.child;
         let pid = spawned.pid;
+        let exited = spawned.exit;
         tokio::spawn(async move {
-            let exit = match child.wait().await {
+            let exit = match exited.await {
                 Ok(st) => ProcessExit {
                     code: st.code(),
                     signal: st.signal(),
