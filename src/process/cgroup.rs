@@ -162,10 +162,13 @@ impl AppCgroup {
     /// Whether `pid` belongs to this cgroup (checked after opening a pidfd
     /// on it, so the answer is about that very process).
     pub fn contains(&self, pid: u32) -> bool {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-            return false;
-        };
-        let Some(own) = own_path(&text) else {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|text| self.named_in(&text))
+    }
+
+    /// Whether a `/proc/<pid>/cgroup` text puts its process in this cgroup.
+    pub fn named_in(&self, proc_cgroup: &str) -> bool {
+        let Some(own) = own_path(proc_cgroup) else {
             return false;
         };
         let name = self

@@ -122,19 +122,29 @@ pub struct Spawned {
     pub exit: ExitFuture,
     /// PM2 gives fork-mode apps a stdin pipe too; an app that never reads
     /// it is not affected.
-    pub stdin: Option<pipe::Sender>,
+    pub stdin: pipe::Sender,
     pub stdout: pipe::Receiver,
     pub stderr: pipe::Receiver,
 }
 
+/// Set once clone3 into a cgroup was refused: the sandbox will not change,
+/// so later spawns fork at once.
+#[cfg(target_os = "linux")]
+static NO_CLONE_INTO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn spawn(a: SpawnArgs<'_>) -> io::Result<Spawned> {
     #[cfg(target_os = "linux")]
-    if let Some(cg) = a.cgroup {
+    use std::sync::atomic::Ordering;
+    #[cfg(target_os = "linux")]
+    if let Some(cg) = a.cgroup.filter(|_| !NO_CLONE_INTO.load(Ordering::Relaxed)) {
         let dir = cg.open_dir()?;
-        if let Some(s) = super::clone_into::spawn(&a, std::os::fd::AsFd::as_fd(&dir))? {
-            // Our copy of the worker's end closes here; the worker holds the only one.
-            drop(a.ipc);
-            return Ok(s);
+        match super::clone_into::spawn(&a, std::os::fd::AsFd::as_fd(&dir))? {
+            Some(s) => {
+                // Our copy of the worker's end closes here; the worker holds the only one.
+                drop(a.ipc);
+                return Ok(s);
+            }
+            None => NO_CLONE_INTO.store(true, Ordering::Relaxed),
         }
     }
     forked(a)
@@ -197,7 +207,7 @@ fn forked(a: SpawnArgs<'_>) -> io::Result<Spawned> {
     Ok(Spawned {
         pid,
         exit: Box::pin(async move { child.wait().await }),
-        stdin: Some(pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?),
+        stdin: pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?,
         stdout: pipe::Receiver::from_owned_fd(stdout.into_owned_fd()?)?,
         stderr: pipe::Receiver::from_owned_fd(stderr.into_owned_fd()?)?,
     })
@@ -255,17 +265,7 @@ mod tests {
         let mut out = String::new();
         s.stdout.read_to_string(&mut out).await.unwrap();
         assert_eq!(s.exit.await.unwrap().code(), Some(3));
-        let name = cg
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with("0::") && l.ends_with(&format!("/{name}"))),
-            "not in its cgroup: {out}"
-        );
+        assert!(cg.named_in(&out), "not in its cgroup: {out}");
         cg.remove().unwrap();
     }
 }

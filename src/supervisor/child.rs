@@ -459,7 +459,7 @@ impl RunningProcess {
         });
         p.load = load;
         p.worker = worker;
-        p.stdin = spawned.stdin.map(StdinPipe::new);
+        p.stdin = Some(StdinPipe::new(spawned.stdin));
         Ok(p)
     }
 
