@@ -68,16 +68,53 @@ async function spread (home, port, workers) {
   assert.equal(accepted, 90)
 }
 
-for (const n of [2, 4]) {
-  test(`round-robin (the default) spreads keep-alive connections over -i ${n}`, withHome(async (home) => {
+/** The inodes of the TCP sockets listening on `port` (from /proc/net). */
+function listeners (port) {
+  const inodes = new Set()
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(f, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/)
+      // local address "IP:PORT" in hex, state 0A = LISTEN, inode in column 10.
+      if (cols.length > 9 && cols[3] === '0A' && parseInt(cols[1].split(':')[1], 16) === port) inodes.add(cols[9])
+    }
+  }
+  return inodes
+}
+
+/** Which of `inodes` process `pid` holds open. */
+function held (pid, inodes) {
+  return fs.readdirSync(`/proc/${pid}/fd`)
+    .map((fd) => { try { return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) } catch { return '' } })
+    .map((l) => /^socket:\[(\d+)\]$/.exec(l))
+    .filter((m) => m && inodes.has(m[1]))
+    .map((m) => m[1])
+}
+
+// Round-robin is steered by the kernel where it loads pmr's program (root
+// here): each worker accepts from a socket of its own. PMR_REUSEPORT=off
+// in the daemon's environment keeps to the supervisor's accept-and-hand-over.
+for (const [n, by] of [[2, 'kernel'], [4, 'kernel'], [2, 'pmr']]) {
+  test(`round-robin (the default, by ${by}) spreads keep-alive connections over -i ${n}`, withHome(async (home) => {
     const port = await freePort()
-    home.ok(['start', APP, '--name', 'web', '-i', String(n)], { env: { PORT: String(port) } })
+    const env = { PORT: String(port), ...(by === 'pmr' ? { PMR_REUSEPORT: 'off' } : {}) }
+    home.ok(['start', APP, '--name', 'web', '-i', String(n)], { env })
     const workers = await online(home, 'web', n)
     await waitFor('listening', () => rows(home, 'web').every((x) => x.listening.length > 0))
     await spread(home, port, workers)
     const desc = home.ok(['describe', 'web']).stdout
-    assert.match(desc, /balancing +│ round-robin/)
+    const row = by === 'kernel' ? 'round-robin, by the kernel \\(a socket per worker\\)' : 'round-robin, by pmr'
+    assert.match(desc, new RegExp(`balancing +│ ${row}`))
     assert.match(desc, /connections +│ 0 open, \d+ accepted/)
+    const sockets = listeners(port)
+    const own = workers.map((w) => held(w.pid, sockets))
+    if (by === 'kernel') {
+      // One each, all different; the daemon keeps them all.
+      assert.ok(own.every((s) => s.length === 1), JSON.stringify(own))
+      assert.equal(new Set(own.flat()).size, n)
+      assert.equal(sockets.size, n)
+    } else {
+      assert.ok(own.every((s) => s.length === 0), 'workers hold no listening socket: pmr hands connections over')
+    }
   }))
 }
 

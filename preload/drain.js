@@ -261,36 +261,44 @@ if (isMainThread && typeof process.send === 'function') {
 
   schedule(interval)
 
-  // Connections that ended, for pmr's least-connections policy and the
-  // open counts in `describe`: pmr counts what it hands a worker, the
-  // worker says what closed, in batches (one message per burst, never one
-  // per connection), on an unref'd timer.
+  // Connections that began and ended, for pmr's least-connections policy
+  // and the counts in `describe`: pmr counts what it hands a worker, the
+  // worker says what it accepted (a kernel-steered socket's connections
+  // never pass through pmr) and what closed, in batches (one message per
+  // burst, never one per connection), on an unref'd timer.
   // (Node removes NODE_UNIQUE_ID from the environment before preloads run.)
   if (require('node:cluster').isWorker) {
     const net = require('node:net')
     const FLUSH_MS = 20
     const counted = Symbol('pmr.counted')
+    let opened = 0
     let closed = 0
     let flush = null
-    const sendClosed = () => {
+    const sendCounts = () => {
       flush = null
-      const n = closed
+      const counts = { cmd: 'NODE_PMR', act: 'conns', opened, closed }
+      opened = 0
       closed = 0
-      if (n === 0 || !process.connected) return
+      if (!process.connected) return
       try {
-        process.send({ cmd: 'NODE_PMR', act: 'conns', closed: n }, noop)
+        process.send(counts, noop)
       } catch {}
+    }
+    const later = () => {
+      if (flush === null) {
+        flush = setTimeout(sendCounts, FLUSH_MS)
+        flush.unref()
+      }
     }
     const onClose = function () {
       openSockets.delete(this)
       closed++
-      if (flush === null) {
-        flush = setTimeout(sendClosed, FLUSH_MS)
-        flush.unref()
-      }
+      later()
     }
     const onConnection = (socket) => {
       openSockets.add(socket)
+      opened++
+      later()
       socket.once('close', onClose)
     }
     const listen = net.Server.prototype.listen

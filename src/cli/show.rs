@@ -262,7 +262,12 @@ pub(super) fn describe(ctx: &Ctx<'_>, targets: Vec<String>) -> Result<()> {
             kv("sockets held by pmr", d.sockets.join(", "));
         }
         if i.mode == crate::spec::ExecMode::Cluster {
-            kv("balancing", d.spec.lb.to_string());
+            let by = match d.spec.lb {
+                _ if d.kernel_steered => ", by the kernel (a socket per worker)",
+                crate::spec::LoadBalance::Shared => "",
+                _ => ", by pmr",
+            };
+            kv("balancing", format!("{}{by}", d.spec.lb));
         }
         if let Some(c) = &i.connections {
             kv(

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::distribute::{Distributor, Handoff, WorkerLoad};
 use super::listeners::{Joined, ListenerPool};
 use super::message::{self, NodeReport, PathAnswer, WorkerMessage};
+use super::steered::SteeredGroup;
 use crate::protocol::{Frame, LineFramer};
 
 /// Node's own limit for one IPC message is far larger, but nothing a worker
@@ -117,6 +118,8 @@ pub struct Channel {
     load: Arc<WorkerLoad>,
     /// The balanced sockets this worker listens on, by key.
     joined: HashMap<String, Arc<Distributor>>,
+    /// The kernel-steered addresses it listens on, by key.
+    steered: HashMap<String, Arc<SteeredGroup>>,
     conns_tx: mpsc::UnboundedSender<Handoff>,
     conns_rx: mpsc::UnboundedReceiver<Handoff>,
     /// Connections handed over (or queued to be), by the seq of their
@@ -152,6 +155,7 @@ impl Channel {
             token,
             load: Arc::default(),
             joined: HashMap::new(),
+            steered: HashMap::new(),
             conns_tx,
             conns_rx,
             unacked: HashMap::new(),
@@ -161,12 +165,18 @@ impl Channel {
     }
 
     /// A worker adopted from a dead daemon already listens on every
-    /// balanced socket of its app: it gets their connections again.
-    pub fn rejoin(&mut self) {
+    /// balanced socket of its app, and on a steered slot: it gets their
+    /// connections again. `pid` is the worker's (which slots it holds).
+    pub fn rejoin(&mut self, pid: u32) {
         let Some(pool) = &self.pool else { return };
         for dist in pool.distributors() {
             dist.join(self.token, self.conns_tx.clone(), self.load.clone());
             self.joined.insert(dist.key().to_owned(), dist);
+        }
+        let held = super::steered::sockets_of(pid);
+        for group in pool.steered_groups() {
+            group.rejoin(self.token, self.conns_tx.clone(), self.load.clone(), &held);
+            self.steered.insert(group.key().to_owned(), group);
         }
     }
 
@@ -266,13 +276,15 @@ impl Channel {
                     None => Err(nix::errno::Errno::ENOTSUP as i32),
                 };
                 match answer {
-                    Ok(Joined::Shared(fd)) => {
-                        self.handles.push_back((
-                            message::handle_reply(&q, self.seq),
-                            Pending::Listener(fd),
-                        ));
-                        self.send_next_handle().await?;
-                        None
+                    Ok(Joined::Shared(fd)) => self.give_listener(&q, fd).await?,
+                    Ok(Joined::Steered(group)) => {
+                        match group.join(self.token, self.conns_tx.clone(), self.load.clone()) {
+                            Ok(fd) => {
+                                self.steered.insert(q.key(), group);
+                                self.give_listener(&q, fd).await?
+                            }
+                            Err(errno) => self.refuse_listener(&q, errno).await?,
+                        }
                     }
                     Ok(Joined::Balanced { dist, sockname }) => {
                         self.write_all(
@@ -284,17 +296,7 @@ impl Channel {
                         self.joined.insert(q.key(), dist);
                         None
                     }
-                    Err(errno) => {
-                        self.write_all(
-                            &message::encode(&message::error_reply(&q, errno, self.seq)),
-                            None,
-                        )
-                        .await?;
-                        Some(ChannelEvent::BindFailed {
-                            address: q.describe(),
-                            errno,
-                        })
-                    }
+                    Err(errno) => self.refuse_listener(&q, errno).await?,
                 }
             }
             WorkerMessage::HandleAck => {
@@ -329,8 +331,8 @@ impl Channel {
                 }
                 None
             }
-            WorkerMessage::ConnsClosed(n) => {
-                self.load.add_closed(n);
+            WorkerMessage::Conns { opened, closed } => {
+                self.load.add_reported(opened, closed);
                 None
             }
             WorkerMessage::StickyPrimary { port } => self.serve_sticky(port),
@@ -354,6 +356,9 @@ impl Channel {
                 if let Some(d) = self.joined.remove(&key) {
                     d.leave(self.token);
                 }
+                if let Some(g) = self.steered.remove(&key) {
+                    g.leave(self.token);
+                }
                 None
             }
             WorkerMessage::OtherInternal => None,
@@ -371,6 +376,36 @@ impl Channel {
             let _ = self.events.send(e);
         }
         Ok(())
+    }
+
+    /// Answers `queryServer` with a listening socket the worker accepts
+    /// from itself.
+    async fn give_listener(
+        &mut self,
+        q: &message::ServerQuery,
+        fd: OwnedFd,
+    ) -> io::Result<Option<ChannelEvent>> {
+        self.handles
+            .push_back((message::handle_reply(q, self.seq), Pending::Listener(fd)));
+        self.send_next_handle().await?;
+        Ok(None)
+    }
+
+    /// Answers `queryServer` with the errno its `listen()` fails with.
+    async fn refuse_listener(
+        &mut self,
+        q: &message::ServerQuery,
+        errno: i32,
+    ) -> io::Result<Option<ChannelEvent>> {
+        self.write_all(
+            &message::encode(&message::error_reply(q, errno, self.seq)),
+            None,
+        )
+        .await?;
+        Ok(Some(ChannelEvent::BindFailed {
+            address: q.describe(),
+            errno,
+        }))
     }
 
     /// `@socket.io/sticky`'s `setupWorker` telling the primary which
@@ -425,6 +460,9 @@ impl Channel {
     fn stop_connections(&mut self) {
         for (_, d) in self.joined.drain() {
             d.leave(self.token);
+        }
+        for (_, g) in self.steered.drain() {
+            g.leave(self.token);
         }
         let queued: Vec<u64> = self
             .handles

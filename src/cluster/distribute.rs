@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,30 +36,39 @@ pub struct Handoff {
 
 /// One worker's connection figures, shared by every socket it listens on
 /// and read by `describe`, `jlist`, monit and the metrics.
+///
+/// Two counts of the connections it began with: those it acknowledged
+/// here, known at once, and those its preload reports in batches, which
+/// trail but also include the ones it accepted itself (a kernel-steered
+/// socket). Each is a count of the same growing set, so the larger is the
+/// better figure.
 #[derive(Debug, Default)]
 pub struct WorkerLoad {
-    accepted: AtomicU64,
+    acked: AtomicU64,
+    reported: AtomicU64,
     closed: AtomicU64,
 }
 
 impl WorkerLoad {
-    pub fn accepted(self: &Arc<Self>) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
+    pub fn accepted(&self) -> u64 {
+        self.acked
+            .load(Ordering::Relaxed)
+            .max(self.reported.load(Ordering::Relaxed))
     }
 
     pub fn open(&self) -> u64 {
-        self.accepted
-            .load(Ordering::Relaxed)
+        self.accepted()
             .saturating_sub(self.closed.load(Ordering::Relaxed))
     }
 
     pub fn add_accepted(&self) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.acked.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The preload's batched count of connections that ended.
-    pub fn add_closed(&self, n: u64) {
-        self.closed.fetch_add(n, Ordering::Relaxed);
+    /// The preload's batched counts of connections that began and ended.
+    pub fn add_reported(&self, opened: u64, closed: u64) {
+        self.reported.fetch_add(opened, Ordering::Relaxed);
+        self.closed.fetch_add(closed, Ordering::Relaxed);
     }
 }
 
@@ -90,6 +99,8 @@ pub struct Distributor {
     /// listen (`@socket.io/sticky`'s setupMaster contract): it reads each
     /// connection's first bytes and sends them with the connection.
     primary: bool,
+    /// Accepting is left to a worker (a kernel-steered slot it holds).
+    paused: AtomicBool,
 }
 
 /// How long and how much of a sticky connection's first request is read
@@ -124,6 +135,7 @@ impl Distributor {
             wake: Notify::new(),
             peeking: AtomicUsize::new(0),
             primary: false,
+            paused: AtomicBool::new(false),
         })
     }
 
@@ -138,6 +150,7 @@ impl Distributor {
             wake: Notify::new(),
             peeking: AtomicUsize::new(0),
             primary: true,
+            paused: AtomicBool::new(false),
         })
     }
 
@@ -253,8 +266,17 @@ impl Distributor {
         }
     }
 
+    /// Stops (or resumes) accepting; connections handed out are unaffected.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
     /// Accept only while the connection would go to a worker at once.
     fn can_accept(&self) -> bool {
+        if self.paused.load(Ordering::Relaxed) {
+            return false;
+        }
         let st = self.lock();
         st.held.is_empty()
             && st

@@ -17,6 +17,7 @@ use super::balance::Policy;
 use super::distribute::Distributor;
 use super::message::ServerQuery;
 use super::sessions::Sessions;
+use super::steered::{parse_slot_key, Claim, Keep, SteeredGroup};
 
 enum Kind {
     Tcp(Socket),
@@ -41,6 +42,9 @@ pub enum Joined {
         dist: Arc<Distributor>,
         sockname: Option<Value>,
     },
+    /// It accepts from a socket of its own in this group, which the kernel
+    /// steers connections to in turn (`round-robin`, see `steered`).
+    Steered(Arc<SteeredGroup>),
 }
 
 impl Listener {
@@ -98,6 +102,8 @@ impl Drop for Listener {
 #[derive(Default)]
 struct Inner {
     sockets: HashMap<String, Listener>,
+    /// The kernel-steered addresses (`round-robin` where the kernel allows).
+    steered: HashMap<String, Arc<SteeredGroup>>,
     active: usize,
 }
 
@@ -129,6 +135,7 @@ impl Drop for ActiveGuard {
         inner.active = inner.active.saturating_sub(1);
         if inner.active == 0 {
             inner.sockets.clear();
+            inner.steered.clear();
         }
     }
 }
@@ -165,9 +172,12 @@ impl ListenerPool {
     pub fn join(&self, query: &ServerQuery) -> Result<Joined, i32> {
         let key = query.key();
         let mut inner = self.lock();
+        if self.steers(query) {
+            return self.steered(&mut inner, query, key);
+        }
         if !inner.sockets.contains_key(&key) {
             let mut l = Listener {
-                kind: bind(query).map_err(errno)?,
+                kind: bind(query, false).map_err(errno)?,
                 balanced: None,
                 kept_as: None,
             };
@@ -191,6 +201,85 @@ impl ListenerPool {
         }
     }
 
+    /// Whether the kernel distributes this address's connections: a TCP
+    /// address of a `round-robin` app, where the kernel loads the program.
+    fn steers(&self, q: &ServerQuery) -> bool {
+        self.policy == Policy::RoundRobin
+            && !q.is_path()
+            && q.fd.is_none()
+            && super::reuseport::available()
+    }
+
+    /// The group of a steered address, made on first use, and a slot of it
+    /// for the worker.
+    fn steered(&self, inner: &mut Inner, q: &ServerQuery, key: String) -> Result<Joined, i32> {
+        let group = match inner.steered.get(&key) {
+            Some(g) => g.clone(),
+            None => {
+                // Claimed before listening, so the socket never joins
+                // another app's group (a `listen(0)` gets a fresh port).
+                let wanted = requested(q).map_err(errno)?;
+                let early = (wanted.port() != 0)
+                    .then(|| Claim::take(wanted))
+                    .transpose()
+                    .map_err(errno)?;
+                let first = match bind(q, true).map_err(errno)? {
+                    Kind::Tcp(s) => s,
+                    Kind::Unix(..) => return Err(EINVAL),
+                };
+                let claim = match early {
+                    Some(c) => c,
+                    None => Claim::take(local_addr(&first).map_err(errno)?).map_err(errno)?,
+                };
+                let g = self
+                    .new_group(key.clone(), first, None, claim, q.ipv6_only, q.backlog)
+                    .map_err(errno)?;
+                inner.steered.insert(key, g.clone());
+                g
+            }
+        };
+        Ok(Joined::Steered(group))
+    }
+
+    fn new_group(
+        &self,
+        key: String,
+        first: Socket,
+        kept_as: Option<String>,
+        claim: Claim,
+        v6_only: bool,
+        backlog: i32,
+    ) -> io::Result<Arc<SteeredGroup>> {
+        let bind = Box::new(move |addr: SocketAddr| {
+            let s = bind_tcp(addr, v6_only, true)?;
+            s.listen(backlog)?;
+            Ok(s)
+        });
+        SteeredGroup::new(
+            key,
+            first,
+            kept_as,
+            claim,
+            self.sessions.clone(),
+            bind,
+            self.keeper(),
+        )
+    }
+
+    /// How a new socket is given to the daemon's keeper, so that it
+    /// outlives this daemon with its backlog (see `adopt`): by its name.
+    fn keeper(&self) -> Keep {
+        let owner = self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Box::new(move |name: &str, fd: std::os::fd::BorrowedFd<'_>| {
+            let app = owner
+                .as_ref()
+                .filter(|_| crate::keeper::client::attached())?;
+            let tag = crate::keeper::client::tags::listen(app, name);
+            crate::keeper::client::keep(&tag, fd);
+            Some(tag)
+        })
+    }
+
     /// The socket the supervisor serves itself for workers that call
     /// `@socket.io/sticky`'s `setupWorker` and never `listen()` (the setup
     /// of the Socket.IO docs for `@socket.io/pm2`, whose daemon listens in
@@ -211,7 +300,7 @@ impl ListenerPool {
                 backlog: 511,
             };
             let mut l = Listener {
-                kind: bind(&q).map_err(errno)?,
+                kind: bind(&q, false).map_err(errno)?,
                 balanced: None,
                 kept_as: None,
             };
@@ -259,12 +348,7 @@ impl ListenerPool {
     /// Gives the daemon's keeper a duplicate of a socket just bound, so
     /// that it outlives this daemon with its backlog (see `adopt`).
     fn keep(&self, key: &str, l: &mut Listener) {
-        let owner = self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(app) = owner.filter(|_| crate::keeper::client::attached()) {
-            let tag = crate::keeper::client::tags::listen(&app, key);
-            crate::keeper::client::keep(&tag, l.fd());
-            l.kept_as = Some(tag);
-        }
+        l.kept_as = self.keeper()(key, l.fd());
     }
 
     /// Names the app whose sockets these are (for the daemon's keeper).
@@ -276,11 +360,24 @@ impl ListenerPool {
     /// keeper kept it open, with its backlog), instead of binding anew.
     pub fn adopt(&self, key: String, tag: String, fd: OwnedFd) -> io::Result<()> {
         let mut inner = self.lock();
+        let s = Socket::from(fd);
+        s.set_nonblocking(true)?;
+        if let Some((address, _slot)) = parse_slot_key(&key) {
+            return match inner.steered.get(address) {
+                Some(g) => g.adopt(s, tag),
+                None => {
+                    let v6_only = s.only_v6().unwrap_or(false);
+                    let claim = Claim::take(local_addr(&s)?)?;
+                    let g =
+                        self.new_group(address.to_owned(), s, Some(tag), claim, v6_only, 511)?;
+                    inner.steered.insert(address.to_owned(), g);
+                    Ok(())
+                }
+            };
+        }
         if inner.sockets.contains_key(&key) {
             return Ok(());
         }
-        let s = Socket::from(fd);
-        s.set_nonblocking(true)?;
         let kind = match s.local_addr()?.as_pathname().map(|p| p.to_path_buf()) {
             Some(path) => Kind::Unix(s, path),
             None => Kind::Tcp(s),
@@ -305,12 +402,42 @@ impl ListenerPool {
             .collect()
     }
 
+    /// The steered addresses, for a worker adopted from a previous daemon.
+    pub fn steered_groups(&self) -> Vec<Arc<SteeredGroup>> {
+        self.lock().steered.values().cloned().collect()
+    }
+
+    /// Whether the kernel steers any of the app's addresses.
+    pub fn steers_any(&self) -> bool {
+        !self.lock().steered.is_empty()
+    }
+
     /// The addresses currently bound, for `describe`.
     pub fn addresses(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.lock().sockets.values().map(Listener::local).collect();
+        let inner = self.lock();
+        let mut v: Vec<String> = inner.sockets.values().map(Listener::local).collect();
+        v.extend(inner.steered.values().map(|g| g.local()));
         v.sort();
         v
     }
+}
+
+fn local_addr(s: &Socket) -> io::Result<SocketAddr> {
+    s.local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::from_raw_os_error(EINVAL))
+}
+
+/// The TCP address a query asks for (the unspecified one for "any").
+fn requested(q: &ServerQuery) -> io::Result<SocketAddr> {
+    let port = u16::try_from(q.port).map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
+    let ip = match &q.address {
+        None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        Some(a) => a
+            .parse()
+            .map_err(|_| io::Error::from_raw_os_error(EINVAL))?,
+    };
+    Ok(SocketAddr::new(ip, port))
 }
 
 fn errno(e: io::Error) -> i32 {
@@ -329,7 +456,9 @@ fn new_socket(domain: Domain, protocol: Option<Protocol>) -> io::Result<Socket> 
     Ok(s)
 }
 
-fn bind(q: &ServerQuery) -> io::Result<Kind> {
+/// Binds the query's address; `reuse_port` for the first socket of a
+/// steered group, which the others join.
+fn bind(q: &ServerQuery, reuse_port: bool) -> io::Result<Kind> {
     if q.is_path() {
         let path = PathBuf::from(q.address.clone().unwrap_or_default());
         let s = new_socket(Domain::UNIX, None)?;
@@ -343,18 +472,20 @@ fn bind(q: &ServerQuery) -> io::Result<Kind> {
         None => bind_tcp(
             SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
             false,
+            reuse_port,
         )
         .or_else(|_| {
             bind_tcp(
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
                 false,
+                reuse_port,
             )
         }),
         Some(a) => {
             let ip: IpAddr = a
                 .parse()
                 .map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
-            bind_tcp(SocketAddr::new(ip, port), q.ipv6_only)
+            bind_tcp(SocketAddr::new(ip, port), q.ipv6_only, reuse_port)
         }
     }
     .and_then(|s| {
@@ -363,9 +494,12 @@ fn bind(q: &ServerQuery) -> io::Result<Kind> {
     })
 }
 
-fn bind_tcp(addr: SocketAddr, v6_only: bool) -> io::Result<Socket> {
+fn bind_tcp(addr: SocketAddr, v6_only: bool, reuse_port: bool) -> io::Result<Socket> {
     let s = new_socket(Domain::for_address(addr), Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         s.set_only_v6(v6_only)?;
     }
@@ -380,7 +514,7 @@ mod tests {
     fn shared(pool: &ListenerPool, q: &ServerQuery) -> Result<OwnedFd, i32> {
         match pool.join(q)? {
             Joined::Shared(fd) => Ok(fd),
-            Joined::Balanced { .. } => panic!("a shared pool balanced"),
+            Joined::Balanced { .. } | Joined::Steered(_) => panic!("a shared pool balanced"),
         }
     }
 

@@ -28,8 +28,9 @@ pub enum WorkerMessage {
     HealthResult { id: u64, answer: PathAnswer },
     /// The worker's answer to a connection we handed it (`newconn`).
     ConnAck { seq: u64, accepted: bool },
-    /// The preload's batched count of this worker's connections that ended.
-    ConnsClosed(u64),
+    /// The preload's batched counts of this worker's connections that began
+    /// and that ended since its last report.
+    Conns { opened: u64, closed: u64 },
     /// The client of this Engine.IO session joined a Socket.IO namespace.
     SessionJoined { sid: String },
     /// The app called `@socket.io/sticky`'s `setupWorker` and never
@@ -178,7 +179,11 @@ fn pmr_message(v: &Value) -> WorkerMessage {
             }
         }
         Some("conns") => {
-            return WorkerMessage::ConnsClosed(v.get("closed").and_then(Value::as_u64).unwrap_or(0))
+            let count = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+            return WorkerMessage::Conns {
+                opened: count("opened"),
+                closed: count("closed"),
+            };
         }
         Some("joined") => {
             return match v
@@ -598,7 +603,17 @@ mod tests {
         );
         assert_eq!(
             parse(br#"{"cmd":"NODE_PMR","act":"conns","closed":4}"#).unwrap(),
-            WorkerMessage::ConnsClosed(4)
+            WorkerMessage::Conns {
+                opened: 0,
+                closed: 4
+            }
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_PMR","act":"conns","opened":9,"closed":4}"#).unwrap(),
+            WorkerMessage::Conns {
+                opened: 9,
+                closed: 4
+            }
         );
     }
 

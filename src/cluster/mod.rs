@@ -13,5 +13,7 @@ pub mod distribute;
 pub mod listeners;
 pub mod message;
 pub mod relay;
+pub mod reuseport;
 pub mod sessions;
+pub mod steered;
 pub mod sticky;

@@ -260,6 +260,10 @@ pub struct Description {
     pub spec: AppSpec,
     pub history: Vec<Event>,
     pub sockets: Vec<String>,
+    /// The kernel spreads the connections of these sockets over a socket
+    /// per worker (`round-robin` where the kernel allows it).
+    #[serde(default)]
+    pub kernel_steered: bool,
     /// Why the app's `watch` paths are not watched, when they should be.
     #[serde(default)]
     pub watch_error: Option<String>,

@@ -387,6 +387,7 @@ mod tests {
             spec: spec(),
             history: vec![],
             sockets: vec![],
+            kernel_steered: false,
             watch_error: None,
         }
     }

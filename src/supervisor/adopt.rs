@@ -170,7 +170,7 @@ fn adopt(l: &Launch<'_>, a: Adoptee) -> io::Result<RunningProcess> {
             let mut ch = Channel::new(fd, l.pool.cloned(), ev_tx)?;
             worker = Some(ch.token());
             if l.spec.exec_mode == ExecMode::Cluster {
-                ch.rejoin();
+                ch.rejoin(a.pid);
                 load = l
                     .pool
                     .is_some_and(|p| p.policy() != crate::cluster::balance::Policy::Shared)

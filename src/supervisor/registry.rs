@@ -317,6 +317,7 @@ impl Supervisor {
                     spec: (*app.spec).clone(),
                     history: slot.st().history.iter().cloned().collect(),
                     sockets: app.pool.as_ref().map(|p| p.addresses()).unwrap_or_default(),
+                    kernel_steered: app.pool.as_ref().is_some_and(|p| p.steers_any()),
                     watch_error: app.auto.watch_error.clone(),
                 });
             }

@@ -1,0 +1,456 @@
+//! One listen address of a round-robin app served by the kernel: a socket
+//! per worker (a slot), steered in turn by the reuseport program, so that
+//! workers accept their own connections and the supervisor costs nothing
+//! per connection.
+//!
+//! The supervisor keeps every slot's socket. A slot whose worker is gone
+//! (crashed, replaced, scaled away) leaves the turn at once; what already
+//! waits in its backlog is accepted here and handed to a live worker
+//! (Node's `newconn`, as in the supervisor's own round-robin), and the next
+//! worker to listen takes the slot over. With no worker at all, connections
+//! wait in the backlogs.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use socket2::Socket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::balance::Policy;
+use super::distribute::{Distributor, Handoff, WorkerLoad};
+use super::reuseport::{Steering, MAX_SOCKETS};
+use super::sessions::Sessions;
+
+struct Slot {
+    socket: Socket,
+    /// The workers that accept from it (two during a reload's hand-over).
+    holders: BTreeSet<u64>,
+    /// Serves its backlog while it has no holder.
+    drain: Arc<Distributor>,
+    task: JoinHandle<()>,
+    /// Its name in the daemon's keeper, which holds a duplicate.
+    kept_as: Option<String>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(tag) = self.kept_as.take() {
+            crate::keeper::client::forget_and_wait(&tag);
+        }
+    }
+}
+
+struct Member {
+    tx: mpsc::UnboundedSender<Handoff>,
+    load: Arc<WorkerLoad>,
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Slot>,
+    members: BTreeMap<u64, Member>,
+    /// The number the next new slot is kept under (adopted slots keep
+    /// theirs, so numbers are never reused).
+    next_slot: usize,
+}
+
+/// The steered addresses of this daemon. Their sockets let any socket of
+/// the same user join them (SO_REUSEPORT), so a second app on the same
+/// port is refused here, as the kernel would refuse it without the option.
+static CLAIMED: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+
+/// An address held by one steered group, released with it.
+pub struct Claim(SocketAddr);
+
+impl Claim {
+    pub fn take(addr: SocketAddr) -> io::Result<Claim> {
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        if claimed.iter().any(|a| overlaps(a, &addr)) {
+            return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
+        }
+        claimed.push(addr);
+        Ok(Claim(addr))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = claimed.iter().position(|a| *a == self.0) {
+            claimed.swap_remove(i);
+        }
+    }
+}
+
+/// Whether two addresses would conflict without SO_REUSEPORT.
+fn overlaps(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Binds one more socket of the group (SO_REUSEPORT, listening).
+pub type Bind = Box<dyn Fn(SocketAddr) -> io::Result<Socket> + Send + Sync>;
+/// Gives the keeper a duplicate of a new slot's socket, under a name.
+pub type Keep = Box<dyn Fn(&str, BorrowedFd<'_>) -> Option<String> + Send + Sync>;
+
+pub struct SteeredGroup {
+    /// Node's key for the address, which every `newconn` names.
+    key: String,
+    addr: SocketAddr,
+    steering: Steering,
+    sessions: Arc<Sessions>,
+    bind: Bind,
+    keep: Keep,
+    state: Mutex<State>,
+    _claim: Claim,
+}
+
+/// A slot's name in the keeper's tags: the address's key and the slot.
+pub fn slot_key(key: &str, slot: usize) -> String {
+    format!("{key}{SLOT_MARK}{slot}")
+}
+
+/// The address's key and the slot of a name made by `slot_key`.
+pub fn parse_slot_key(name: &str) -> Option<(&str, usize)> {
+    let (key, slot) = name.rsplit_once(SLOT_MARK)?;
+    Some((key, slot.parse().ok()?))
+}
+
+const SLOT_MARK: &str = "#slot";
+
+/// The slot number of a keeper tag made from `slot_key`.
+fn slot_of_tag(tag: &str) -> Option<usize> {
+    parse_slot_key(tag).map(|(_, n)| n)
+}
+
+impl SteeredGroup {
+    /// A group whose first socket, `first`, is bound already (the port of
+    /// a `listen(0)` is chosen by then) and its address claimed; `kept_as`
+    /// when it is a previous daemon's slot.
+    pub fn new(
+        key: String,
+        first: Socket,
+        kept_as: Option<String>,
+        claim: Claim,
+        sessions: Arc<Sessions>,
+        bind: Bind,
+        keep: Keep,
+    ) -> io::Result<Arc<Self>> {
+        let steering = Steering::load()?;
+        let addr = claim.0;
+        let group = Arc::new(SteeredGroup {
+            key,
+            addr,
+            steering,
+            sessions,
+            bind,
+            keep,
+            state: Mutex::default(),
+            _claim: claim,
+        });
+        let slot = kept_as.as_deref().and_then(slot_of_tag);
+        group.add_slot(&mut group.lock(), first, kept_as.zip(slot))?;
+        Ok(group)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Each change leaves the state whole before anything can panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn local(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Takes over a slot a previous daemon bound (the keeper kept it, with
+    /// its backlog). Its worker, if alive, is not known: the slot is served
+    /// here until a worker takes it (both accepting from it loses nothing).
+    pub fn adopt(&self, socket: Socket, kept_as: String) -> io::Result<()> {
+        let mut st = self.lock();
+        let slot = slot_of_tag(&kept_as);
+        self.add_slot(&mut st, socket, slot.map(|n| (kept_as, n)))?;
+        self.publish(&st);
+        Ok(())
+    }
+
+    /// Adds a socket to the group; `kept` names a previous daemon's slot
+    /// (its keeper tag and number), else the keeper gets it under a new one.
+    fn add_slot(
+        &self,
+        st: &mut State,
+        socket: Socket,
+        kept: Option<(String, usize)>,
+    ) -> io::Result<usize> {
+        if st.slots.len() >= MAX_SOCKETS as usize {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
+        self.steering.attach(socket.as_fd())?;
+        let drain = Distributor::new(self.key.clone(), Policy::RoundRobin, self.sessions.clone());
+        for (token, m) in &st.members {
+            drain.join(*token, m.tx.clone(), m.load.clone());
+        }
+        let task = drain.spawn(socket.try_clone()?)?;
+        let number = match &kept {
+            Some((_, n)) => *n,
+            None => st.next_slot,
+        };
+        st.next_slot = st.next_slot.max(number + 1);
+        let kept_as = match kept {
+            Some((tag, _)) => Some(tag),
+            None => (self.keep)(&slot_key(&self.key, number), socket.as_fd()),
+        };
+        let index = st.slots.len();
+        st.slots.push(Slot {
+            socket,
+            holders: BTreeSet::new(),
+            drain,
+            task,
+            kept_as,
+        });
+        Ok(index)
+    }
+
+    /// A worker listens: it gets a slot of its own (a free one, else a new
+    /// one) to accept from, and the backlogs of free slots are handed to
+    /// it too. The error is the OS errno, which the worker sees as its own.
+    pub fn join(
+        &self,
+        token: u64,
+        tx: mpsc::UnboundedSender<Handoff>,
+        load: Arc<WorkerLoad>,
+    ) -> Result<OwnedFd, i32> {
+        let mut st = self.lock();
+        let index = match st.slots.iter().position(|s| s.holders.is_empty()) {
+            Some(i) => i,
+            None => {
+                let socket = (self.bind)(self.addr).map_err(errno)?;
+                self.add_slot(&mut st, socket, None).map_err(errno)?
+            }
+        };
+        let fd = st.slots[index]
+            .socket
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(errno)?;
+        self.add_member(&mut st, token, tx, load);
+        let slot = &mut st.slots[index];
+        slot.holders.insert(token);
+        slot.drain.pause(true);
+        self.publish(&st);
+        Ok(fd)
+    }
+
+    /// A worker adopted from a previous daemon: it accepts from the slots
+    /// whose sockets it holds (`held`, by inode) and takes handed
+    /// connections.
+    pub fn rejoin(
+        &self,
+        token: u64,
+        tx: mpsc::UnboundedSender<Handoff>,
+        load: Arc<WorkerLoad>,
+        held: &HashSet<u64>,
+    ) {
+        let mut st = self.lock();
+        self.add_member(&mut st, token, tx, load);
+        for s in &mut st.slots {
+            if inode(s.socket.as_fd()).is_some_and(|i| held.contains(&i)) {
+                s.holders.insert(token);
+                s.drain.pause(true);
+            }
+        }
+        self.publish(&st);
+    }
+
+    fn add_member(
+        &self,
+        st: &mut State,
+        token: u64,
+        tx: mpsc::UnboundedSender<Handoff>,
+        load: Arc<WorkerLoad>,
+    ) {
+        for s in &st.slots {
+            s.drain.join(token, tx.clone(), load.clone());
+        }
+        st.members.insert(token, Member { tx, load });
+    }
+
+    /// The worker closed its server, is stopping, or is gone: its slot
+    /// leaves the turn now, and what waits there goes to the others.
+    pub fn leave(&self, token: u64) {
+        let mut st = self.lock();
+        st.members.remove(&token);
+        for s in &mut st.slots {
+            s.drain.leave(token);
+            if s.holders.remove(&token) && s.holders.is_empty() {
+                s.drain.pause(false);
+            }
+        }
+        self.publish(&st);
+    }
+
+    /// Puts the slots that have a worker in turn.
+    fn publish(&self, st: &State) {
+        let live: Vec<BorrowedFd<'_>> = st
+            .slots
+            .iter()
+            .filter(|s| !s.holders.is_empty())
+            .map(|s| s.socket.as_fd())
+            .collect();
+        if let Err(e) = self.steering.publish(&live) {
+            // The previous turn stays; free slots are still served here.
+            tracing::error!(key = %self.key, "cannot update the connection turn: {e}");
+        }
+    }
+
+    /// Slots and how many have a worker.
+    #[cfg(test)]
+    fn slots(&self) -> (usize, usize) {
+        let st = self.lock();
+        let held = st.slots.iter().filter(|s| !s.holders.is_empty()).count();
+        (st.slots.len(), held)
+    }
+}
+
+/// The inodes of the sockets process `pid` holds open (what its
+/// `/proc/<pid>/fd` links name `socket:[inode]`); empty if unreadable.
+pub fn sockets_of(pid: u32) -> HashSet<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return HashSet::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn inode(fd: BorrowedFd<'_>) -> Option<u64> {
+    nix::sys::stat::fstat(fd).ok().map(|s| s.st_ino)
+}
+
+fn errno(e: io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EINVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_s_sockets_are_found_by_inode() {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ino = inode(s.as_fd()).unwrap();
+        assert!(sockets_of(std::process::id()).contains(&ino));
+        drop(s);
+        assert!(!sockets_of(std::process::id()).contains(&ino));
+    }
+
+    fn group() -> Option<Arc<SteeredGroup>> {
+        if Steering::load().is_err() {
+            eprintln!("skipped: this kernel refuses the steering program");
+            return None;
+        }
+        let bind: Bind = Box::new(|addr| {
+            let s = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            s.set_reuse_port(true)?;
+            s.set_nonblocking(true)?;
+            s.bind(&addr.into())?;
+            s.listen(64)?;
+            Ok(s)
+        });
+        let first = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap().as_socket().unwrap();
+        let claim = Claim::take(addr).unwrap();
+        let keep: Keep = Box::new(|_, _| None);
+        Some(SteeredGroup::new("k".into(), first, None, claim, Arc::default(), bind, keep).unwrap())
+    }
+
+    fn worker() -> (
+        mpsc::UnboundedSender<Handoff>,
+        mpsc::UnboundedReceiver<Handoff>,
+        Arc<WorkerLoad>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (tx, rx, Arc::default())
+    }
+
+    fn inode_of(fd: &OwnedFd) -> u64 {
+        inode(fd.as_fd()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_worker_gets_its_own_slot_and_a_free_slot_s_backlog_goes_to_the_others() {
+        let Some(g) = group() else { return };
+        let (a_tx, _a_rx, a_load) = worker();
+        let (b_tx, mut b_rx, b_load) = worker();
+        let a = g.join(1, a_tx, a_load).unwrap();
+        let b = g.join(2, b_tx, b_load).unwrap();
+        assert_ne!(inode_of(&a), inode_of(&b));
+        assert_eq!(g.slots(), (2, 2));
+        // A second app cannot take the port (the kernel would let it join).
+        assert_eq!(
+            Claim::take(g.addr).err().and_then(|e| e.raw_os_error()),
+            Some(libc::EADDRINUSE)
+        );
+
+        // Worker 1 goes: new connections reach worker 2's socket only, and
+        // nothing waits unserved in worker 1's.
+        g.leave(1);
+        assert_eq!(g.slots(), (2, 1));
+        let clients: Vec<std::net::TcpStream> = (0..4)
+            .map(|_| std::net::TcpStream::connect(g.addr).unwrap())
+            .collect();
+        let b_sock = Socket::from(b);
+        let mut direct = 0;
+        while b_sock.accept().is_ok() {
+            direct += 1;
+        }
+        assert_eq!(direct, 4, "all in turn to the live worker");
+
+        // A connection already in the free slot's backlog (here: made
+        // while no slot was in turn, so the kernel hashed it) is handed to
+        // the live worker.
+        g.leave(2);
+        let _more: Vec<std::net::TcpStream> = (0..6)
+            .map(|_| std::net::TcpStream::connect(g.addr).unwrap())
+            .collect();
+        let (c_tx, mut c_rx, c_load) = worker();
+        let c = Socket::from(g.join(3, c_tx, c_load).unwrap());
+        let mut got = 0;
+        while c.accept().is_ok() {
+            got += 1;
+        }
+        while got < 6 {
+            let h = tokio::time::timeout(std::time::Duration::from_secs(5), c_rx.recv())
+                .await
+                .expect("a handed connection")
+                .unwrap();
+            assert_eq!(h.from.key(), "k");
+            got += 1;
+        }
+        assert!(b_rx.try_recv().is_err(), "nothing for a worker that left");
+        assert_eq!(g.slots(), (2, 1));
+        drop(clients);
+    }
+
+    #[test]
+    fn slot_keys_round_trip_even_when_the_key_has_the_mark_s_characters() {
+        let k = slot_key("::1:3000:6:undefined:0", 3);
+        assert_eq!(parse_slot_key(&k), Some(("::1:3000:6:undefined:0", 3)));
+        assert_eq!(parse_slot_key("null:3000:4:undefined:0"), None);
+        assert_eq!(parse_slot_key("a#slotx"), None);
+    }
+}
