@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -99,8 +99,6 @@ pub struct Distributor {
     /// listen (`@socket.io/sticky`'s setupMaster contract): it reads each
     /// connection's first bytes and sends them with the connection.
     primary: bool,
-    /// Accepting is left to a worker (a kernel-steered slot it holds).
-    paused: AtomicBool,
 }
 
 /// How long and how much of a sticky connection's first request is read
@@ -135,7 +133,6 @@ impl Distributor {
             wake: Notify::new(),
             peeking: AtomicUsize::new(0),
             primary: false,
-            paused: AtomicBool::new(false),
         })
     }
 
@@ -150,7 +147,6 @@ impl Distributor {
             wake: Notify::new(),
             peeking: AtomicUsize::new(0),
             primary: true,
-            paused: AtomicBool::new(false),
         })
     }
 
@@ -266,17 +262,8 @@ impl Distributor {
         }
     }
 
-    /// Stops (or resumes) accepting; connections handed out are unaffected.
-    pub fn pause(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Relaxed);
-        self.wake.notify_one();
-    }
-
     /// Accept only while the connection would go to a worker at once.
     fn can_accept(&self) -> bool {
-        if self.paused.load(Ordering::Relaxed) {
-            return false;
-        }
         let st = self.lock();
         st.held.is_empty()
             && st

@@ -29,16 +29,43 @@ struct Slot {
     socket: Socket,
     /// The workers that accept from it (two during a reload's hand-over).
     holders: BTreeSet<u64>,
-    /// Serves its backlog while it has no holder.
+    /// Hands on its backlog while it has no holder.
     drain: Arc<Distributor>,
-    task: JoinHandle<()>,
+    /// The drain's accept loop, only while the slot has no holder: a
+    /// socket watched here would wake the supervisor for every connection
+    /// its worker accepts.
+    task: Option<JoinHandle<()>>,
     /// Its name in the daemon's keeper, which holds a duplicate.
     kept_as: Option<String>,
 }
 
+impl Slot {
+    /// Watches the socket (and hands on its connections) exactly while no
+    /// worker accepts from it.
+    fn drain_if_free(&mut self) {
+        if !self.holders.is_empty() {
+            return self.stop_draining();
+        }
+        if self.task.is_some() {
+            return;
+        }
+        match self.socket.try_clone().and_then(|s| self.drain.spawn(s)) {
+            Ok(t) => self.task = Some(t),
+            // Its backlog waits for the next worker to take the slot.
+            Err(e) => tracing::error!(key = %self.drain.key(), "cannot watch a free socket: {e}"),
+        }
+    }
+
+    fn stop_draining(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop_draining();
         if let Some(tag) = self.kept_as.take() {
             crate::keeper::client::forget_and_wait(&tag);
         }
@@ -197,7 +224,9 @@ impl SteeredGroup {
         for (token, m) in &st.members {
             drain.join(*token, m.tx.clone(), m.load.clone());
         }
-        let task = drain.spawn(socket.try_clone()?)?;
+        // A previous daemon's slot may have connections waiting and no
+        // worker known to hold it; a new one is for the worker joining.
+        let adopted = kept.is_some();
         let number = match &kept {
             Some((_, n)) => *n,
             None => st.next_slot,
@@ -212,9 +241,12 @@ impl SteeredGroup {
             socket,
             holders: BTreeSet::new(),
             drain,
-            task,
+            task: None,
             kept_as,
         });
+        if adopted {
+            st.slots[index].drain_if_free();
+        }
         Ok(index)
     }
 
@@ -243,7 +275,7 @@ impl SteeredGroup {
         self.add_member(&mut st, token, tx, load);
         let slot = &mut st.slots[index];
         slot.holders.insert(token);
-        slot.drain.pause(true);
+        slot.drain_if_free();
         self.publish(&st);
         Ok(fd)
     }
@@ -263,7 +295,7 @@ impl SteeredGroup {
         for s in &mut st.slots {
             if inode(s.socket.as_fd()).is_some_and(|i| held.contains(&i)) {
                 s.holders.insert(token);
-                s.drain.pause(true);
+                s.drain_if_free();
             }
         }
         self.publish(&st);
@@ -289,8 +321,8 @@ impl SteeredGroup {
         st.members.remove(&token);
         for s in &mut st.slots {
             s.drain.leave(token);
-            if s.holders.remove(&token) && s.holders.is_empty() {
-                s.drain.pause(false);
+            if s.holders.remove(&token) {
+                s.drain_if_free();
             }
         }
         self.publish(&st);
