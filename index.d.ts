@@ -293,6 +293,8 @@ export interface Description {
   history: PmrEvent[]
   /** Sockets pmr holds for the app (cluster mode). */
   sockets: string[]
+  /** The kernel spreads the app's connections over a socket per worker (`round-robin` where pmr may load its eBPF program); false: pmr hands them over, or `shared`. */
+  kernel_steered: boolean
   /** Why the app's `watch` paths are not watched although they should be (e.g. the inotify limit). */
   watch_error: string | null
 }
