@@ -466,27 +466,17 @@ fn bind(q: &ServerQuery, reuse_port: bool) -> io::Result<Kind> {
         s.listen(q.backlog)?;
         return Ok(Kind::Unix(s, path));
     }
-    let port = u16::try_from(q.port).map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
+    let addr = requested(q)?;
     match &q.address {
         // Like Node's primary: dual-stack on "::", falling back to IPv4.
-        None => bind_tcp(
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-            false,
-            reuse_port,
-        )
-        .or_else(|_| {
+        None => bind_tcp(addr, false, reuse_port).or_else(|_| {
             bind_tcp(
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port()),
                 false,
                 reuse_port,
             )
         }),
-        Some(a) => {
-            let ip: IpAddr = a
-                .parse()
-                .map_err(|_| io::Error::from_raw_os_error(EINVAL))?;
-            bind_tcp(SocketAddr::new(ip, port), q.ipv6_only, reuse_port)
-        }
+        Some(_) => bind_tcp(addr, q.ipv6_only, reuse_port),
     }
     .and_then(|s| {
         s.listen(q.backlog)?;
