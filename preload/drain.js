@@ -301,15 +301,21 @@ if (isMainThread && typeof process.send === 'function') {
       later()
       socket.once('close', onClose)
     }
+    const listening = new Set()
     const listen = net.Server.prototype.listen
     net.Server.prototype.listen = function (...args) {
       if (!this[counted]) {
         this[counted] = true
         this.on('connection', onConnection)
+        this.on('close', () => listening.delete(this))
       }
+      listening.add(this)
       return listen.apply(this, args)
     }
     stickyWorker(counted, onConnection)
+    process.on('internalMessage', (msg, handle) => {
+      if (msg && msg.cmd === 'NODE_PMR' && msg.act === 'overflow' && handle) shareOverflow(msg.key, handle, listening)
+    })
   }
 
   process.on('internalMessage', (msg) => {
@@ -376,6 +382,42 @@ function stickyWorker (listenCalled, onConnection) {
       process.send({ cmd: 'NODE_PMR', act: 'sticky', port }, () => {})
     } catch {}
   }
+}
+
+// A kernel-steered address (round-robin) has, beside each worker's own
+// socket, one that every worker accepts from: the kernel puts connections
+// there while they arrive faster than turns are worth (see pmr's
+// src/cluster/reuseport.rs), so that a worker with nothing to do never
+// waits while the other's queue holds connections. pmr sends it after the
+// server's own socket; it feeds that server's connection handler, closes
+// with the server's socket (a draining worker takes no more from it), and
+// pmr counts the worker as accepting from it only once told so here.
+function shareOverflow (key, handle, listening) {
+  const addressOf = (h) => {
+    const out = {}
+    return h && typeof h.getsockname === 'function' && h.getsockname(out) === 0 ? `${out.address}|${out.port}` : null
+  }
+  const wanted = addressOf(handle)
+  let server = null
+  for (const s of listening) if (s._handle && addressOf(s._handle) === wanted) server = s
+  const own = server && server._handle
+  if (!wanted || !own || typeof handle.listen !== 'function' || handle.listen(511) !== 0) {
+    handle.close()
+    return
+  }
+  handle.onconnection = (err, client) => {
+    const h = server._handle
+    if (h && typeof h.onconnection === 'function') h.onconnection(err, client)
+    else if (client) client.close()
+  }
+  const close = own.close
+  own.close = function (...args) {
+    handle.close()
+    return close.apply(this, args)
+  }
+  try {
+    process.send({ cmd: 'NODE_PMR', act: 'overflow', key }, () => {})
+  } catch {}
 }
 
 // A cluster worker whose IPC channel closes without a `disconnect` from

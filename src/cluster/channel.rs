@@ -75,7 +75,8 @@ pub enum Outgoing {
 
 /// A descriptor waiting for its turn on the channel.
 enum Pending {
-    /// A listening socket (shared mode), closed here once sent.
+    /// A listening socket (shared mode, a steered slot, the overflow
+    /// socket), closed here once sent.
     Listener(OwnedFd),
     /// The connection of the `newconn` with this seq, kept until acknowledged.
     Conn(u64),
@@ -279,9 +280,17 @@ impl Channel {
                     Ok(Joined::Shared(fd)) => self.give_listener(&q, fd).await?,
                     Ok(Joined::Steered(group)) => {
                         match group.join(self.token, self.conns_tx.clone(), self.load.clone()) {
-                            Ok(fd) => {
+                            Ok(sockets) => {
                                 self.steered.insert(q.key(), group);
-                                self.give_listener(&q, fd).await?
+                                let event = self.give_listener(&q, sockets.own).await?;
+                                if let Some(fd) = sockets.overflow {
+                                    self.handles.push_back((
+                                        message::overflow_handle(&q.key()),
+                                        Pending::Listener(fd),
+                                    ));
+                                    self.send_next_handle().await?;
+                                }
+                                event
                             }
                             Err(errno) => self.refuse_listener(&q, errno).await?,
                         }
@@ -349,6 +358,12 @@ impl Channel {
             WorkerMessage::HealthResult { id, answer } => {
                 if let Some(reply) = self.checks.remove(&id) {
                     let _ = reply.send(answer);
+                }
+                None
+            }
+            WorkerMessage::OverflowHeld { key } => {
+                if let Some(g) = self.steered.get(&key) {
+                    g.hold_overflow(self.token);
                 }
                 None
             }

@@ -17,7 +17,7 @@ use super::balance::Policy;
 use super::distribute::Distributor;
 use super::message::ServerQuery;
 use super::sessions::Sessions;
-use super::steered::{parse_slot_key, Claim, Keep, SteeredGroup};
+use super::steered::{parse_slot_key, Claim, Keep, SlotName, SteeredGroup};
 
 enum Kind {
     Tcp(Socket),
@@ -362,9 +362,13 @@ impl ListenerPool {
         let mut inner = self.lock();
         let s = Socket::from(fd);
         s.set_nonblocking(true)?;
-        if let Some((address, _slot)) = parse_slot_key(&key) {
+        if let Some((address, slot)) = parse_slot_key(&key) {
             return match inner.steered.get(address) {
                 Some(g) => g.adopt(s, tag),
+                // A group starts from a worker's slot (they come first).
+                None if slot == SlotName::Overflow => Err(io::Error::other(
+                    "an overflow socket whose address has no slot",
+                )),
                 None => {
                     let v6_only = s.only_v6().unwrap_or(false);
                     let claim = Claim::take(local_addr(&s)?)?;

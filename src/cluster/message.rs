@@ -31,6 +31,8 @@ pub enum WorkerMessage {
     /// The preload's batched counts of this worker's connections that began
     /// and that ended since its last report.
     Conns { opened: u64, closed: u64 },
+    /// The worker accepts from the overflow socket of this steered key.
+    OverflowHeld { key: String },
     /// The client of this Engine.IO session joined a Socket.IO namespace.
     SessionJoined { sid: String },
     /// The app called `@socket.io/sticky`'s `setupWorker` and never
@@ -185,6 +187,14 @@ fn pmr_message(v: &Value) -> WorkerMessage {
                 closed: count("closed"),
             };
         }
+        Some("overflow") => {
+            return match v.get("key").and_then(Value::as_str) {
+                Some(key) => WorkerMessage::OverflowHeld {
+                    key: key.to_owned(),
+                },
+                None => WorkerMessage::OtherInternal,
+            }
+        }
         Some("joined") => {
             return match v
                 .get("sid")
@@ -317,6 +327,17 @@ pub fn round_robin_reply(query: &ServerQuery, sockname: Option<Value>, seq: u64)
         o.insert("sockname".into(), s);
     }
     v
+}
+
+/// A steered address's overflow socket (see `reuseport`), which the worker's
+/// preload accepts from beside its own and then confirms with an
+/// `overflow` message of the same key; its descriptor travels with it.
+pub fn overflow_handle(key: &str) -> Value {
+    json!({
+        "cmd": "NODE_HANDLE",
+        "type": "net.Native",
+        "msg": { "cmd": "NODE_PMR", "act": "overflow", "key": key },
+    })
 }
 
 /// One accepted connection for a worker; its descriptor travels with it and
@@ -599,6 +620,12 @@ mod tests {
             WorkerMessage::ConnAck {
                 seq: 8,
                 accepted: false
+            }
+        );
+        assert_eq!(
+            parse(br#"{"cmd":"NODE_PMR","act":"overflow","key":"null:80:4:undefined:0"}"#).unwrap(),
+            WorkerMessage::OverflowHeld {
+                key: "null:80:4:undefined:0".into()
             }
         );
         assert_eq!(

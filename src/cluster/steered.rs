@@ -9,6 +9,10 @@
 //! (Node's `newconn`, as in the supervisor's own round-robin), and the next
 //! worker to listen takes the slot over. With no worker at all, connections
 //! wait in the backlogs.
+//!
+//! The group's overflow socket (see `reuseport`) is a slot of its own that
+//! every worker accepts from once it says it does; the program uses it
+//! only while at least one worker does.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
@@ -80,6 +84,9 @@ struct Member {
 #[derive(Default)]
 struct State {
     slots: Vec<Slot>,
+    /// Bound when the first worker joins; its holders are the workers
+    /// that said they accept from it.
+    overflow: Option<Slot>,
     members: BTreeMap<u64, Member>,
     /// The number the next new slot is kept under (adopted slots keep
     /// theirs, so numbers are never reused).
@@ -136,22 +143,44 @@ pub struct SteeredGroup {
     _claim: Claim,
 }
 
+/// Which socket of a group a keeper tag names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotName {
+    /// A worker's own, by number.
+    Turn(usize),
+    Overflow,
+}
+
 /// A slot's name in the keeper's tags: the address's key and the slot.
-pub fn slot_key(key: &str, slot: usize) -> String {
-    format!("{key}{SLOT_MARK}{slot}")
+pub fn slot_key(key: &str, slot: SlotName) -> String {
+    match slot {
+        SlotName::Turn(n) => format!("{key}{SLOT_MARK}{n}"),
+        SlotName::Overflow => format!("{key}{OVERFLOW_MARK}"),
+    }
 }
 
 /// The address's key and the slot of a name made by `slot_key`.
-pub fn parse_slot_key(name: &str) -> Option<(&str, usize)> {
+pub fn parse_slot_key(name: &str) -> Option<(&str, SlotName)> {
+    if let Some(key) = name.strip_suffix(OVERFLOW_MARK) {
+        return Some((key, SlotName::Overflow));
+    }
     let (key, slot) = name.rsplit_once(SLOT_MARK)?;
-    Some((key, slot.parse().ok()?))
+    Some((key, SlotName::Turn(slot.parse().ok()?)))
 }
 
 const SLOT_MARK: &str = "#slot";
+const OVERFLOW_MARK: &str = "#overflow";
 
-/// The slot number of a keeper tag made from `slot_key`.
-fn slot_of_tag(tag: &str) -> Option<usize> {
+/// The slot of a keeper tag made from `slot_key`.
+fn slot_of_tag(tag: &str) -> Option<SlotName> {
     parse_slot_key(tag).map(|(_, n)| n)
+}
+
+/// What a joining worker accepts from: its own slot's socket, and the
+/// overflow socket (None where it could not be bound).
+pub struct JoinedSockets {
+    pub own: OwnedFd,
+    pub overflow: Option<OwnedFd>,
 }
 
 impl SteeredGroup {
@@ -179,7 +208,10 @@ impl SteeredGroup {
             state: Mutex::default(),
             _claim: claim,
         });
-        let slot = kept_as.as_deref().and_then(slot_of_tag);
+        let slot = match kept_as.as_deref().and_then(slot_of_tag) {
+            Some(SlotName::Turn(n)) => Some(n),
+            _ => None,
+        };
         group.add_slot(&mut group.lock(), first, kept_as.zip(slot))?;
         Ok(group)
     }
@@ -202,10 +234,79 @@ impl SteeredGroup {
     /// here until a worker takes it (both accepting from it loses nothing).
     pub fn adopt(&self, socket: Socket, kept_as: String) -> io::Result<()> {
         let mut st = self.lock();
-        let slot = slot_of_tag(&kept_as);
-        self.add_slot(&mut st, socket, slot.map(|n| (kept_as, n)))?;
+        match slot_of_tag(&kept_as) {
+            Some(SlotName::Overflow) => self.set_overflow_slot(&mut st, socket, Some(kept_as))?,
+            slot => {
+                let slot = match slot {
+                    Some(SlotName::Turn(n)) => Some((kept_as, n)),
+                    _ => None,
+                };
+                self.add_slot(&mut st, socket, slot)?;
+            }
+        }
         self.publish(&st);
         Ok(())
+    }
+
+    /// A new slot with the members as its drain's workers (it is served
+    /// here until a worker holds it).
+    fn new_slot(&self, st: &State, socket: Socket, kept_as: Option<String>) -> Slot {
+        let drain = Distributor::new(self.key.clone(), Policy::RoundRobin, self.sessions.clone());
+        for (token, m) in &st.members {
+            drain.join(*token, m.tx.clone(), m.load.clone());
+        }
+        Slot {
+            socket,
+            holders: BTreeSet::new(),
+            drain,
+            task: None,
+            kept_as,
+        }
+    }
+
+    /// Makes `socket` the group's overflow socket, held by no worker yet
+    /// (a previous daemon's, with what waits in it, or a new one).
+    fn set_overflow_slot(
+        &self,
+        st: &mut State,
+        socket: Socket,
+        kept_as: Option<String>,
+    ) -> io::Result<()> {
+        self.steering.attach(socket.as_fd())?;
+        let kept_as = kept_as
+            .or_else(|| (self.keep)(&slot_key(&self.key, SlotName::Overflow), socket.as_fd()));
+        let mut slot = self.new_slot(st, socket, kept_as);
+        slot.drain_if_free();
+        st.overflow = Some(slot);
+        Ok(())
+    }
+
+    /// The overflow socket, bound on first use; None (logged) where the
+    /// group works without one.
+    fn overflow_for_worker(&self, st: &mut State) -> Option<OwnedFd> {
+        if st.overflow.is_none() {
+            let made = (self.bind)(self.addr).and_then(|s| self.set_overflow_slot(st, s, None));
+            if let Err(e) = made {
+                tracing::warn!(key = %self.key, "no overflow socket, turns only: {e}");
+                return None;
+            }
+        }
+        let slot = st.overflow.as_ref()?;
+        slot.socket.as_fd().try_clone_to_owned().ok()
+    }
+
+    /// The worker says it accepts from the overflow socket: floods may go
+    /// there from now on.
+    pub fn hold_overflow(&self, token: u64) {
+        let mut st = self.lock();
+        if !st.members.contains_key(&token) {
+            return;
+        }
+        if let Some(slot) = st.overflow.as_mut() {
+            slot.holders.insert(token);
+            slot.drain_if_free();
+        }
+        self.publish(&st);
     }
 
     /// Adds a socket to the group; `kept` names a previous daemon's slot
@@ -220,10 +321,6 @@ impl SteeredGroup {
             return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
         }
         self.steering.attach(socket.as_fd())?;
-        let drain = Distributor::new(self.key.clone(), Policy::RoundRobin, self.sessions.clone());
-        for (token, m) in &st.members {
-            drain.join(*token, m.tx.clone(), m.load.clone());
-        }
         // A previous daemon's slot may have connections waiting and no
         // worker known to hold it; a new one is for the worker joining.
         let adopted = kept.is_some();
@@ -234,16 +331,11 @@ impl SteeredGroup {
         st.next_slot = st.next_slot.max(number + 1);
         let kept_as = match kept {
             Some((tag, _)) => Some(tag),
-            None => (self.keep)(&slot_key(&self.key, number), socket.as_fd()),
+            None => (self.keep)(&slot_key(&self.key, SlotName::Turn(number)), socket.as_fd()),
         };
         let index = st.slots.len();
-        st.slots.push(Slot {
-            socket,
-            holders: BTreeSet::new(),
-            drain,
-            task: None,
-            kept_as,
-        });
+        let slot = self.new_slot(st, socket, kept_as);
+        st.slots.push(slot);
         if adopted {
             st.slots[index].drain_if_free();
         }
@@ -251,14 +343,15 @@ impl SteeredGroup {
     }
 
     /// A worker listens: it gets a slot of its own (a free one, else a new
-    /// one) to accept from, and the backlogs of free slots are handed to
-    /// it too. The error is the OS errno, which the worker sees as its own.
+    /// one) to accept from, the overflow socket, and the backlogs of free
+    /// slots are handed to it too. The error is the OS errno, which the
+    /// worker sees as its own.
     pub fn join(
         &self,
         token: u64,
         tx: mpsc::UnboundedSender<Handoff>,
         load: Arc<WorkerLoad>,
-    ) -> Result<OwnedFd, i32> {
+    ) -> Result<JoinedSockets, i32> {
         let mut st = self.lock();
         let index = match st.slots.iter().position(|s| s.holders.is_empty()) {
             Some(i) => i,
@@ -272,12 +365,13 @@ impl SteeredGroup {
             .as_fd()
             .try_clone_to_owned()
             .map_err(errno)?;
+        let overflow = self.overflow_for_worker(&mut st);
         self.add_member(&mut st, token, tx, load);
         let slot = &mut st.slots[index];
         slot.holders.insert(token);
         slot.drain_if_free();
         self.publish(&st);
-        Ok(fd)
+        Ok(JoinedSockets { own: fd, overflow })
     }
 
     /// A worker adopted from a previous daemon: it accepts from the slots
@@ -292,7 +386,10 @@ impl SteeredGroup {
     ) {
         let mut st = self.lock();
         self.add_member(&mut st, token, tx, load);
-        for s in &mut st.slots {
+        let State {
+            slots, overflow, ..
+        } = &mut *st;
+        for s in slots.iter_mut().chain(overflow.as_mut()) {
             if inode(s.socket.as_fd()).is_some_and(|i| held.contains(&i)) {
                 s.holders.insert(token);
                 s.drain_if_free();
@@ -308,7 +405,7 @@ impl SteeredGroup {
         tx: mpsc::UnboundedSender<Handoff>,
         load: Arc<WorkerLoad>,
     ) {
-        for s in &st.slots {
+        for s in st.slots.iter().chain(st.overflow.as_ref()) {
             s.drain.join(token, tx.clone(), load.clone());
         }
         st.members.insert(token, Member { tx, load });
@@ -319,7 +416,10 @@ impl SteeredGroup {
     pub fn leave(&self, token: u64) {
         let mut st = self.lock();
         st.members.remove(&token);
-        for s in &mut st.slots {
+        let State {
+            slots, overflow, ..
+        } = &mut *st;
+        for s in slots.iter_mut().chain(overflow.as_mut()) {
             s.drain.leave(token);
             if s.holders.remove(&token) {
                 s.drain_if_free();
@@ -328,17 +428,23 @@ impl SteeredGroup {
         self.publish(&st);
     }
 
-    /// Puts the slots that have a worker in turn.
+    /// Puts the slots that have a worker in turn, and the overflow socket
+    /// in use while a worker accepts from it.
     fn publish(&self, st: &State) {
+        let held = |s: &&Slot| !s.holders.is_empty();
         let live: Vec<BorrowedFd<'_>> = st
             .slots
             .iter()
-            .filter(|s| !s.holders.is_empty())
+            .filter(held)
             .map(|s| s.socket.as_fd())
             .collect();
         if let Err(e) = self.steering.publish(&live) {
             // The previous turn stays; free slots are still served here.
             tracing::error!(key = %self.key, "cannot update the connection turn: {e}");
+        }
+        let overflow = st.overflow.as_ref().filter(held).map(|s| s.socket.as_fd());
+        if let Err(e) = self.steering.set_overflow(overflow) {
+            tracing::error!(key = %self.key, "cannot update the overflow socket: {e}");
         }
     }
 
@@ -428,8 +534,8 @@ mod tests {
         let Some(g) = group() else { return };
         let (a_tx, _a_rx, a_load) = worker();
         let (b_tx, mut b_rx, b_load) = worker();
-        let a = g.join(1, a_tx, a_load).unwrap();
-        let b = g.join(2, b_tx, b_load).unwrap();
+        let a = g.join(1, a_tx, a_load).unwrap().own;
+        let b = g.join(2, b_tx, b_load).unwrap().own;
         assert_ne!(inode_of(&a), inode_of(&b));
         assert_eq!(g.slots(), (2, 2));
         // A second app cannot take the port (the kernel would let it join).
@@ -460,7 +566,7 @@ mod tests {
             .map(|_| std::net::TcpStream::connect(g.addr).unwrap())
             .collect();
         let (c_tx, mut c_rx, c_load) = worker();
-        let c = Socket::from(g.join(3, c_tx, c_load).unwrap());
+        let c = Socket::from(g.join(3, c_tx, c_load).unwrap().own);
         let mut got = 0;
         while c.accept().is_ok() {
             got += 1;
@@ -480,8 +586,16 @@ mod tests {
 
     #[test]
     fn slot_keys_round_trip_even_when_the_key_has_the_mark_s_characters() {
-        let k = slot_key("::1:3000:6:undefined:0", 3);
-        assert_eq!(parse_slot_key(&k), Some(("::1:3000:6:undefined:0", 3)));
+        let k = slot_key("::1:3000:6:undefined:0", SlotName::Turn(3));
+        assert_eq!(
+            parse_slot_key(&k),
+            Some(("::1:3000:6:undefined:0", SlotName::Turn(3)))
+        );
+        let o = slot_key("::1:3000:6:undefined:0", SlotName::Overflow);
+        assert_eq!(
+            parse_slot_key(&o),
+            Some(("::1:3000:6:undefined:0", SlotName::Overflow))
+        );
         assert_eq!(parse_slot_key("null:3000:4:undefined:0"), None);
         assert_eq!(parse_slot_key("a#slotx"), None);
     }

@@ -91,8 +91,16 @@ impl Spawner for AdoptingSpawner {
         if let Some(pool) = l.pool {
             pool.set_owner(&l.spec.name);
             // New workers must get the very socket the old ones listen on.
-            let kept = lock(&self.adoptions.listeners).remove(&l.spec.name);
-            for k in kept.into_iter().flatten() {
+            let mut kept = lock(&self.adoptions.listeners)
+                .remove(&l.spec.name)
+                .unwrap_or_default();
+            // A steered address's group is made from a worker's slot; its
+            // overflow socket joins it after.
+            kept.sort_by_key(|k| {
+                crate::cluster::steered::parse_slot_key(&k.key)
+                    .is_some_and(|(_, s)| s == crate::cluster::steered::SlotName::Overflow)
+            });
+            for k in kept {
                 if let Err(e) = pool.adopt(k.key, k.tag, k.fd) {
                     tracing::warn!(app = %l.spec.name, "cannot take over a listening socket: {e}");
                 }
