@@ -299,7 +299,8 @@ if (isMainThread && typeof process.send === 'function') {
       openSockets.add(socket)
       opened++
       later()
-      socket.once('close', onClose)
+      // 'close' comes once: no `once` wrapper per connection.
+      socket.on('close', onClose)
     }
     const listening = new Set()
     const listen = net.Server.prototype.listen
@@ -405,10 +406,18 @@ function shareOverflow (key, handle, listening) {
     handle.close()
     return
   }
-  handle.onconnection = (err, client) => {
-    const h = server._handle
-    if (h && typeof h.onconnection === 'function') h.onconnection(err, client)
-    else if (client) client.close()
+  // Node's own handler, which finds its server on the handle (as on the
+  // server's own socket): no extra call per connection.
+  const owner = Object.getOwnPropertySymbols(own).find((s) => s.description === 'owner_symbol')
+  if (owner && typeof own.onconnection === 'function') {
+    handle[owner] = server
+    handle.onconnection = own.onconnection
+  } else {
+    handle.onconnection = (err, client) => {
+      const h = server._handle
+      if (h && typeof h.onconnection === 'function') h.onconnection(err, client)
+      else if (client) client.close()
+    }
   }
   const close = own.close
   own.close = function (...args) {
