@@ -23,10 +23,6 @@
 
 const { isMainThread } = require('node:worker_threads')
 
-// A cluster worker's open connections (filled by the connection counts at
-// the end of this file), for the drain to find upgraded ones.
-const openSockets = new Set()
-
 if (isMainThread && !process.env.PMR_NO_DRAIN) {
   const net = require('node:net')
   const http = require('node:http')
@@ -149,8 +145,12 @@ if (isMainThread && !process.env.PMR_NO_DRAIN) {
       const res = socket._httpMessage
       if (res && !res.headersSent) res.shouldKeepAlive = false
     }
-    for (const socket of openSockets) {
-      if (socket.server instanceof http.Server && !socket.parser && !socket._httpMessage && !socket.destroyed) {
+    // A cluster worker's upgraded connections: its server-side sockets that
+    // no HTTP parser serves any more. Looked up now, among the process's
+    // handles, so that no connection pays for being tracked before.
+    const handles = require('node:cluster').isWorker && typeof process._getActiveHandles === 'function' ? process._getActiveHandles() : []
+    for (const socket of handles) {
+      if (socket instanceof net.Socket && socket.server instanceof http.Server && !socket.parser && !socket._httpMessage && !socket.destroyed) {
         upgraded.add(socket)
         track(socket, now)
       }
@@ -265,44 +265,66 @@ if (isMainThread && typeof process.send === 'function') {
   // and the counts in `describe`: pmr counts what it hands a worker, the
   // worker says what it accepted (a kernel-steered socket's connections
   // never pass through pmr) and what closed, in batches (one message per
-  // burst, never one per connection), on an unref'd timer.
+  // burst, never one per connection), on an unref'd timer. Closes are read
+  // off Node's own count of each server's connections, every 100 ms while
+  // some are open: a listener on every connection cost 5 % of the
+  // requests a worker serves over short connections.
   // (Node removes NODE_UNIQUE_ID from the environment before preloads run.)
   if (require('node:cluster').isWorker) {
     const net = require('node:net')
     const FLUSH_MS = 20
+    // While connections are open, how often their closes are looked for.
+    const POLL_MS = 100
     const counted = Symbol('pmr.counted')
-    let opened = 0
-    let closed = 0
+    // The servers that called listen(): Node counts each one's open
+    // connections (`_connections`), so a connection costs one increment
+    // here and no listener of its own.
+    const listening = new Set()
+    let accepted = 0
+    // Connections setupWorker emits on a server that never listened, which
+    // Node does not count: counted here as they close.
+    let handedOpen = 0
+    let sentOpened = 0
+    let sentClosed = 0
     let flush = null
+    const openNow = () => {
+      let n = handedOpen
+      for (const s of listening) n += s._connections || 0
+      return n
+    }
     const sendCounts = () => {
       flush = null
-      const counts = { cmd: 'NODE_PMR', act: 'conns', opened, closed }
-      opened = 0
-      closed = 0
-      if (!process.connected) return
+      const open = openNow()
+      const closedTotal = Math.max(sentClosed, accepted - open)
+      const counts = { cmd: 'NODE_PMR', act: 'conns', opened: accepted - sentOpened, closed: closedTotal - sentClosed }
+      sentOpened = accepted
+      sentClosed = closedTotal
+      if (open > 0) later(POLL_MS)
+      if ((counts.opened === 0 && counts.closed === 0) || !process.connected) return
       try {
         process.send(counts, noop)
       } catch {}
     }
-    const later = () => {
+    const later = (ms = FLUSH_MS) => {
       if (flush === null) {
-        flush = setTimeout(sendCounts, FLUSH_MS)
+        flush = setTimeout(sendCounts, ms)
         flush.unref()
       }
     }
-    const onClose = function () {
-      openSockets.delete(this)
-      closed++
+    const onConnection = () => {
+      accepted++
       later()
     }
-    const onConnection = (socket) => {
-      openSockets.add(socket)
-      opened++
+    const onHandedClose = () => {
+      handedOpen--
       later()
-      // 'close' comes once: no `once` wrapper per connection.
-      socket.on('close', onClose)
     }
-    const listening = new Set()
+    const onHanded = (socket) => {
+      accepted++
+      handedOpen++
+      socket.on('close', onHandedClose)
+      later()
+    }
     const listen = net.Server.prototype.listen
     net.Server.prototype.listen = function (...args) {
       if (!this[counted]) {
@@ -313,7 +335,7 @@ if (isMainThread && typeof process.send === 'function') {
       listening.add(this)
       return listen.apply(this, args)
     }
-    stickyWorker(counted, onConnection)
+    stickyWorker(counted, onHanded)
     process.on('internalMessage', (msg, handle) => {
       if (msg && msg.cmd === 'NODE_PMR' && msg.act === 'overflow' && handle) shareOverflow(msg.key, handle, listening)
     })
@@ -335,7 +357,7 @@ if (isMainThread && typeof process.send === 'function') {
 // pmr to serve the port the way @socket.io/pm2 does: the app's PORT, else
 // PM2_PORT, else 8080. Connections handed over this way are counted like
 // the others, and belong to the server for the drain.
-function stickyWorker (listenCalled, onConnection) {
+function stickyWorker (listenCalled, onHanded) {
   const Module = require('node:module')
   const load = Module._load
   const wrapped = Symbol('pmr.sticky')
@@ -376,7 +398,7 @@ function stickyWorker (listenCalled, onConnection) {
     if (server[listenCalled] || !process.connected) return
     server.on('connection', (socket) => {
       if (!socket.server) socket.server = server
-      onConnection(socket)
+      onHanded(socket)
     })
     const port = [process.env.PORT, process.env.PM2_PORT].map(Number).find((p) => Number.isInteger(p) && p > 0 && p < 65536) || 8080
     try {
