@@ -6,7 +6,7 @@ const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { alive, waitFor, freePort, load, withHome, online, receiver, ROOT } = require('./helpers')
+const { alive, waitFor, freePort, get, load, withHome, online, receiver, ROOT } = require('./helpers')
 
 const DAEMON = path.join(ROOT, 'pmr-daemon')
 
@@ -54,6 +54,17 @@ async function updatesInPlace (home, hook) {
   // Supervised as before: the adopted workers still get the connections.
   assert.ok(stats.pids.size >= 2)
   assert.deepEqual(hook.got.map((g) => g.body.event), [], 'no alert for an update')
+  // In turn again, by the new daemon's program: hashed, ten connections
+  // one after another would not alternate between the two workers.
+  if (/by the kernel/.test(home.ok(['describe', 'api']).stdout)) {
+    const seq = []
+    for (let i = 0; i < 10; i++) seq.push(JSON.parse((await get(port)).body).pid)
+    assert.ok(seq.every((p, i) => i === 0 || p !== seq[i - 1]), `in turn: ${seq}`)
+  }
+  // The new daemon's program took over the workers' sockets: not one
+  // failed write to its maps (the old maps are freed a moment late).
+  const log = fs.readFileSync(path.join(home.dir, 'pmr.log'), 'utf8')
+  assert.doesNotMatch(log, /cannot update the (connection turn|overflow socket)/)
 }
 
 test('a new binary that does not run, or fails at start, leaves the apps and a daemon of the old binary', withHome(async (home) => {

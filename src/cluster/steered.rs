@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use socket2::Socket;
 use tokio::sync::mpsc;
@@ -140,8 +142,16 @@ pub struct SteeredGroup {
     bind: Bind,
     keep: Keep,
     state: Mutex<State>,
+    /// Itself, for the retry of a publish the kernel refused for now.
+    me: Weak<SteeredGroup>,
+    /// A retry of the publish is under way.
+    retrying: AtomicBool,
     _claim: Claim,
 }
+
+/// How often, and how long, a publish refused with EBUSY is tried again.
+const BUSY_RETRY: Duration = Duration::from_millis(10);
+const BUSY_GIVE_UP: Duration = Duration::from_secs(5);
 
 /// Which socket of a group a keeper tag names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +208,7 @@ impl SteeredGroup {
     ) -> io::Result<Arc<Self>> {
         let steering = Steering::load()?;
         let addr = claim.0;
-        let group = Arc::new(SteeredGroup {
+        let group = Arc::new_cyclic(|me| SteeredGroup {
             key,
             addr,
             steering,
@@ -206,6 +216,8 @@ impl SteeredGroup {
             bind,
             keep,
             state: Mutex::default(),
+            me: me.clone(),
+            retrying: AtomicBool::new(false),
             _claim: claim,
         });
         let slot = match kept_as.as_deref().and_then(slot_of_tag) {
@@ -431,6 +443,52 @@ impl SteeredGroup {
     /// Puts the slots that have a worker in turn, and the overflow socket
     /// in use while a worker accepts from it.
     fn publish(&self, st: &State) {
+        let Err(e) = self.try_publish(st) else {
+            return;
+        };
+        // A socket is in one sockarray at a time, and a previous daemon's
+        // (its program still attached until ours replaced it) is freed by
+        // the kernel a moment after: until then ours cannot take the
+        // socket. Meanwhile connections are hashed over the workers.
+        if e.raw_os_error() == Some(libc::EBUSY) && !self.retrying.swap(true, Ordering::AcqRel) {
+            if let (Ok(rt), Some(me)) = (tokio::runtime::Handle::try_current(), self.me.upgrade()) {
+                rt.spawn(me.retry_publish());
+                return;
+            }
+            self.retrying.store(false, Ordering::Release);
+        }
+        if !self.retrying.load(Ordering::Acquire) {
+            // The previous turn stays; free slots are still served here.
+            tracing::error!(key = %self.key, "cannot update the connection turn: {e}");
+        }
+    }
+
+    async fn retry_publish(self: Arc<Self>) {
+        let started = tokio::time::Instant::now();
+        let outcome = loop {
+            tokio::time::sleep(BUSY_RETRY).await;
+            let st = self.lock();
+            match self.try_publish(&st) {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        && started.elapsed() < BUSY_GIVE_UP => {}
+                done => break done,
+            }
+        };
+        self.retrying.store(false, Ordering::Release);
+        match outcome {
+            Ok(()) => tracing::info!(
+                key = %self.key,
+                "connection turn in place after {} ms (the previous program's sockets were busy)",
+                started.elapsed().as_millis()
+            ),
+            Err(e) => tracing::error!(key = %self.key, "cannot update the connection turn: {e}"),
+        }
+    }
+
+    /// Writes the turn and the overflow entry; the first error, once both
+    /// were tried.
+    fn try_publish(&self, st: &State) -> io::Result<()> {
         let held = |s: &&Slot| !s.holders.is_empty();
         let live: Vec<BorrowedFd<'_>> = st
             .slots
@@ -438,14 +496,10 @@ impl SteeredGroup {
             .filter(held)
             .map(|s| s.socket.as_fd())
             .collect();
-        if let Err(e) = self.steering.publish(&live) {
-            // The previous turn stays; free slots are still served here.
-            tracing::error!(key = %self.key, "cannot update the connection turn: {e}");
-        }
+        let turn = self.steering.publish(&live);
         let overflow = st.overflow.as_ref().filter(held).map(|s| s.socket.as_fd());
-        if let Err(e) = self.steering.set_overflow(overflow) {
-            tracing::error!(key = %self.key, "cannot update the overflow socket: {e}");
-        }
+        let overflow = self.steering.set_overflow(overflow);
+        turn.and(overflow)
     }
 
     /// Slots and how many have a worker.
@@ -501,19 +555,34 @@ mod tests {
             eprintln!("skipped: this kernel refuses the steering program");
             return None;
         }
-        let bind: Bind = Box::new(|addr| {
-            let s = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-            s.set_reuse_port(true)?;
-            s.set_nonblocking(true)?;
-            s.bind(&addr.into())?;
-            s.listen(64)?;
-            Ok(s)
-        });
-        let first = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let first = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        Some(group_of(first, None))
+    }
+
+    fn listen(addr: SocketAddr) -> io::Result<Socket> {
+        let s = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(64)?;
+        Ok(s)
+    }
+
+    fn group_of(first: Socket, kept_as: Option<String>) -> Arc<SteeredGroup> {
         let addr = first.local_addr().unwrap().as_socket().unwrap();
         let claim = Claim::take(addr).unwrap();
         let keep: Keep = Box::new(|_, _| None);
-        Some(SteeredGroup::new("k".into(), first, None, claim, Arc::default(), bind, keep).unwrap())
+        let bind: Bind = Box::new(listen);
+        SteeredGroup::new(
+            "k".into(),
+            first,
+            kept_as,
+            claim,
+            Arc::default(),
+            bind,
+            keep,
+        )
+        .unwrap()
     }
 
     fn worker() -> (
@@ -582,6 +651,63 @@ mod tests {
         assert!(b_rx.try_recv().is_err(), "nothing for a worker that left");
         assert_eq!(g.slots(), (2, 1));
         drop(clients);
+    }
+
+    /// What `pmr update` meets: the previous daemon's sockarray still
+    /// holds the sockets (its program was attached until ours replaced it)
+    /// and the kernel frees it a moment later; until then every write of
+    /// ours is refused with EBUSY.
+    #[tokio::test]
+    async fn a_turn_refused_while_a_previous_program_holds_the_sockets_is_put_in_place_once_it_is_freed(
+    ) {
+        let Ok(previous) = Steering::load() else {
+            return eprintln!("skipped: this kernel refuses the steering program");
+        };
+        let a = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = a.local_addr().unwrap().as_socket().unwrap();
+        let b = listen(addr).unwrap();
+        previous.attach(a.as_fd()).unwrap();
+        previous.publish(&[a.as_fd(), b.as_fd()]).unwrap();
+
+        let g = group_of(
+            a.try_clone().unwrap(),
+            Some(slot_key("k", SlotName::Turn(0))),
+        );
+        g.adopt(b.try_clone().unwrap(), slot_key("k", SlotName::Turn(1)))
+            .unwrap();
+        for (token, s) in [(1, &a), (2, &b)] {
+            let (tx, _rx, load) = worker();
+            g.rejoin(token, tx, load, &HashSet::from([inode(s.as_fd()).unwrap()]));
+        }
+        assert!(
+            g.retrying.load(Ordering::Acquire),
+            "refused while the previous program holds them"
+        );
+
+        drop(previous);
+        let t0 = std::time::Instant::now();
+        while g.retrying.load(Ordering::Acquire) {
+            assert!(t0.elapsed() < BUSY_GIVE_UP, "still refused");
+            tokio::time::sleep(BUSY_RETRY).await;
+        }
+        // In turn: one after another, the connections alternate (hashed,
+        // twelve would not).
+        let mut order = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..12 {
+            clients.push(std::net::TcpStream::connect(addr).unwrap());
+            let took = loop {
+                if a.accept().is_ok() {
+                    break 'a';
+                }
+                if b.accept().is_ok() {
+                    break 'b';
+                }
+                tokio::task::yield_now().await;
+            };
+            order.push(took);
+        }
+        assert!(order.windows(2).all(|w| w[0] != w[1]), "{order:?}");
     }
 
     #[test]
