@@ -32,9 +32,13 @@ module.exports = {
       { key: 'node-rr', label: `Node cluster (round-robin)`, port: ports[2], runs: [] },
     ]
     for (const t of targets) await u.waitHttp(t.port)
-    log(`  ${rounds} interleaved rounds of autocannon -c ${connections} for ${duration} s`)
+    const warmup = quick ? 1 : 3
+    log(`  warm-up ${warmup} s each (the JIT compiles the handler), then ${rounds} interleaved rounds of autocannon -c ${connections} for ${duration} s, each round starting with the next target`)
+    for (const t of targets) await load.autocannon(scope, `http://127.0.0.1:${t.port}/`, { connections, duration: warmup })
     for (let r = 0; r < rounds; r++) {
-      for (const t of targets) t.runs.push(await load.autocannon(scope, `http://127.0.0.1:${t.port}/`, { connections, duration }))
+      // The host drifts within a round as well: no target always goes first.
+      const order = targets.map((_, i) => targets[(i + r) % targets.length])
+      for (const t of order) t.runs.push(await load.autocannon(scope, `http://127.0.0.1:${t.port}/`, { connections, duration }))
       log(`    round ${r + 1}: ${targets.map((t) => `${t.key} ${u.fmtNum(t.runs[r].rps, 0)}`).join(', ')}`)
     }
     const rps = Object.fromEntries(targets.map((t) => [t.key, t.runs.map((x) => x.rps)]))
