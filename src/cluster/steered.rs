@@ -123,6 +123,11 @@ impl Drop for Claim {
     }
 }
 
+/// The kernel refuses a sockarray write for now (see `publish`).
+fn is_busy(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EBUSY)
+}
+
 /// Whether two addresses would conflict without SO_REUSEPORT.
 fn overlaps(a: &SocketAddr, b: &SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
@@ -450,17 +455,17 @@ impl SteeredGroup {
         // (its program still attached until ours replaced it) is freed by
         // the kernel a moment after: until then ours cannot take the
         // socket. Meanwhile connections are hashed over the workers.
-        if e.raw_os_error() == Some(libc::EBUSY) && !self.retrying.swap(true, Ordering::AcqRel) {
+        if is_busy(&e) {
             if let (Ok(rt), Some(me)) = (tokio::runtime::Handle::try_current(), self.me.upgrade()) {
-                rt.spawn(me.retry_publish());
+                // One retry per group, which writes the state as it is then.
+                if !self.retrying.swap(true, Ordering::AcqRel) {
+                    rt.spawn(me.retry_publish());
+                }
                 return;
             }
-            self.retrying.store(false, Ordering::Release);
         }
-        if !self.retrying.load(Ordering::Acquire) {
-            // The previous turn stays; free slots are still served here.
-            tracing::error!(key = %self.key, "cannot update the connection turn: {e}");
-        }
+        // The previous turn stays; free slots are still served here.
+        tracing::error!(key = %self.key, "cannot update the connection turn: {e}");
     }
 
     async fn retry_publish(self: Arc<Self>) {
@@ -468,14 +473,14 @@ impl SteeredGroup {
         let outcome = loop {
             tokio::time::sleep(BUSY_RETRY).await;
             let st = self.lock();
-            match self.try_publish(&st) {
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EBUSY)
-                        && started.elapsed() < BUSY_GIVE_UP => {}
-                done => break done,
+            let done = self.try_publish(&st);
+            if !done.as_ref().is_err_and(is_busy) || started.elapsed() >= BUSY_GIVE_UP {
+                // Under the state's lock, as every publish is: one refused
+                // after this starts a retry of its own.
+                self.retrying.store(false, Ordering::Release);
+                break done;
             }
         };
-        self.retrying.store(false, Ordering::Release);
         match outcome {
             Ok(()) => tracing::info!(
                 key = %self.key,
